@@ -1,0 +1,64 @@
+/* cacmail.c: the `cacmail` command: dispatch to subcommands. */
+#include "cli.h"
+#include "cm-config.h"
+#include <locale.h>
+#include <stdio.h>
+
+typedef struct
+{
+  const char *name;
+  int (*run) (int argc, char **argv);
+  const char *summary;
+} Command;
+
+static const Command commands[] = {
+  { "certs", cmd_certs, "classify certificates and cards (offline)" },
+  { "pick", cmd_pick, "pick the login, signing and encryption certs for an address" },
+  { "demo", cmd_demo, "run the whole flow on a generated test PKI in a sandbox" },
+};
+
+static void
+print_help (FILE *f)
+{
+  fprintf (f, "Usage: cacmail COMMAND [OPTIONS] [ARGS]\n\n"
+              "Make CAC and PIV smart cards work for S/MIME mail.\n\nCommands:\n");
+  for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
+    fprintf (f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+  fprintf (f, "\nRun 'cacmail COMMAND --help' for a command's options; see cacmail(1).\n"
+              "Options:\n  --help     show this help\n  --version  show the version\n");
+}
+
+int
+main (int argc, char **argv)
+{
+  int rc;
+
+  setlocale (LC_ALL, "");
+  if (argc < 2)
+    {
+      print_help (stderr);
+      return CLI_EXIT_USAGE;
+    }
+  if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0
+      || strcmp (argv[1], "help") == 0)
+    {
+      print_help (stdout);
+      return CLI_EXIT_OK;
+    }
+  if (strcmp (argv[1], "--version") == 0)
+    {
+      printf ("cacmail %s\n", CM_VERSION);
+      return CLI_EXIT_OK;
+    }
+  for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
+    if (strcmp (argv[1], commands[i].name) == 0)
+      {
+        g_autoptr (GError) error = NULL;
+        if (!cm_init (&error))
+          return cli_fail (error);
+        rc = commands[i].run (argc - 1, argv + 1);
+        cm_shutdown ();
+        return rc;
+      }
+  return cli_usage ("unknown command '%s'", argv[1]);
+}

@@ -1,0 +1,47 @@
+/* cli.h: shared pieces of the cacmail command's subcommands. */
+#pragma once
+
+#include <cacmail.h>
+
+/* Exit codes (docs/cacmail.1). Problems found in the certificates do not change them. */
+enum
+{
+  CLI_EXIT_OK = 0,
+  CLI_EXIT_FAILED = 1,      /* anything else */
+  CLI_EXIT_USAGE = 2,       /* bad options or arguments */
+  CLI_EXIT_BAD_INPUT = 3,   /* unreadable or malformed input */
+  CLI_EXIT_ENVIRONMENT = 4, /* a service, module or database is missing or down */
+  CLI_EXIT_REFUSED = 5,     /* refused for safety */
+};
+
+typedef struct
+{
+  gboolean json;
+  char *at_text;
+  char **ca_files;
+  char **inputs;
+  gint64 at;
+} CliCommon;
+
+/* Print "cacmail: error: MESSAGE" (one line) and return the exit code for @error. */
+int cli_fail (GError *error);
+int cli_usage (const char *fmt, ...) G_GNUC_PRINTF (1, 2);
+
+/* Parse --at and load --ca files into a new trust store (NULL when no --ca). */
+gboolean cli_common_prepare (CliCommon *common, CmTrust **trust, GError **error);
+/* Load every INPUT into @inv. */
+gboolean cli_load_inputs (CmInventory *inv, char **inputs, GError **error);
+void cli_common_clear (CliCommon *common);
+
+/* Print a JSON node to stdout. */
+void cli_print_json (JsonNode *node);
+
+/* Human-readable output shared by certs, pick and demo. */
+void cli_print_cert_line (CmInventory *inv, CmCert *cert, gint64 at);
+void cli_print_picks (CmInventory *inv, CmPicks *picks);
+void cli_print_problem (const CmProblem *problem);
+char *cli_short_name (CmCert *cert); /* CN or subject; caller frees */
+
+int cmd_certs (int argc, char **argv);
+int cmd_pick (int argc, char **argv);
+int cmd_demo (int argc, char **argv);

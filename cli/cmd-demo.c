@@ -1,0 +1,186 @@
+/* cmd-demo.c: `cacmail demo`, the whole flow on a generated test PKI in a sandbox. Later
+ * capabilities (card reader, NSS, LDAP, Evolution) add their steps here. */
+#include "cli.h"
+#include "cm-config.h"
+#include <stdio.h>
+
+static char *
+find_make_pki (void)
+{
+  const char *env = g_getenv ("CACMAIL_MAKE_PKI");
+  const char *candidates[] = { CM_SOURCE_ROOT "/tests/pki/make-pki",
+                               CM_LIBEXECDIR "/cacmail/make-pki" };
+
+  if (env && *env)
+    return g_strdup (env);
+  for (gsize i = 0; i < G_N_ELEMENTS (candidates); i++)
+    if (g_file_test (candidates[i], G_FILE_TEST_IS_EXECUTABLE))
+      return g_strdup (candidates[i]);
+  return NULL;
+}
+
+static gboolean
+generate_pki (const char *dir, GError **error)
+{
+  g_autofree char *tool = find_make_pki ();
+  g_autofree char *out = NULL, *err = NULL;
+  const char *argv[] = { tool, dir, NULL };
+  int status = 0;
+
+  if (tool == NULL)
+    {
+      g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
+                   "the test PKI generator make-pki is not installed; set CACMAIL_MAKE_PKI or "
+                   "pass --pki DIR made by tests/pki/make-pki");
+      return FALSE;
+    }
+  if (!g_spawn_sync (NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, &err, &status,
+                     error)
+      || !g_spawn_check_wait_status (status, NULL))
+    {
+      g_autofree char *first = err ? g_strdup (g_strstrip (err)) : g_strdup ("");
+      char *nl = strchr (first, '\n');
+      if (nl)
+        *nl = '\0';
+      g_clear_error (error);
+      g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
+                   "%s failed (%s); run scripts/demo, which installs python3-cryptography",
+                   tool, first);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+load (CmInventory *inv, const char *pki, const char *const *rel, GError **error)
+{
+  for (; *rel; rel++)
+    {
+      g_autofree char *path = g_build_filename (pki, *rel, NULL);
+      if (!cm_inventory_add_path (inv, path, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+show_identities (CmInventory *inv, gint64 at)
+{
+  g_autoptr (GPtrArray) emails = cm_inventory_list_emails (inv);
+
+  for (guint i = 0; i < emails->len; i++)
+    {
+      g_autoptr (CmPicks) pk = cm_select_for_email (inv, g_ptr_array_index (emails, i), at, NULL);
+      printf ("\n");
+      cli_print_picks (inv, pk);
+    }
+}
+
+int
+cmd_demo (int argc, char **argv)
+{
+  g_autofree char *pki_opt = NULL, *at_text = NULL;
+  gboolean keep = FALSE;
+  GOptionEntry entries[] = {
+    { "pki", 0, 0, G_OPTION_ARG_FILENAME, &pki_opt,
+      "Use a test PKI made by tests/pki/make-pki instead of a fresh one", "DIR" },
+    { "at", 0, 0, G_OPTION_ARG_STRING, &at_text, "Run as of TIME (default now)", "TIME" },
+    { "keep", 0, 0, G_OPTION_ARG_NONE, &keep, "Keep the sandbox folder", NULL },
+    { NULL },
+  };
+  static const char *const dual[] = { "cards/contractor", "cards/reservist",
+                                      "previous/contractor-signing-old.crt",
+                                      "previous/contractor-encryption-old.crt",
+                                      "previous/reservist-signing-old.crt",
+                                      "previous/reservist-encryption-old.crt", NULL };
+  static const char *const shared[] = { "cards/contractor", "cards/reservist-same-email", NULL };
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("- run the flow on a test PKI");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CmInventory) inv = cm_inventory_new ();
+  g_autoptr (CmInventory) inv2 = cm_inventory_new ();
+  g_autofree char *sandbox = NULL;
+  const char *pki;
+  gint64 at = cm_time_now ();
+  int rc = CLI_EXIT_OK;
+
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  if (!g_option_context_parse (ctx, &argc, &argv, &error))
+    return cli_usage ("%s", error->message);
+  if (at_text && !cm_time_parse (at_text, &at, &error))
+    return cli_usage ("--at: %s", error->message);
+
+  if (pki_opt)
+    pki = pki_opt;
+  else
+    {
+      if ((sandbox = g_dir_make_tmp ("cacmail-demo-XXXXXX", &error)) == NULL)
+        return cli_fail (error);
+      printf ("[1/4] Generating a test PKI in %s\n"
+              "      (a DoD-like root, ID and EMAIL CAs; one person, EDIPI 1234567890, with a\n"
+              "      contractor card and a reservist card; last generation's expired certs)...\n",
+              sandbox);
+      fflush (stdout);
+      if (!generate_pki (sandbox, &error))
+        {
+          rc = cli_fail (error);
+          goto out;
+        }
+      pki = sandbox;
+    }
+
+  printf ("[2/4] Reading both persona cards and the previous certificates\n");
+  if (!load (inv, pki, dual, &error))
+    {
+      rc = cli_fail (error);
+      goto out;
+    }
+  {
+    GPtrArray *certs = cm_inventory_get_certs (inv);
+    GPtrArray *personas = cm_inventory_get_personas (inv);
+    printf ("      %u distinct certificates, %u personas:\n", certs->len, personas->len);
+    for (guint i = 0; i < certs->len; i++)
+      {
+        CmCert *c = g_ptr_array_index (certs, i);
+        CmPersona *p = cm_inventory_persona_of (inv, c);
+        g_autofree char *name = cli_short_name (c);
+        const char *slot = cm_slot_to_string (cm_cert_get_slot (c));
+        printf ("      %-16s %-6s %-30s persona %s%s\n", cm_role_to_string (cm_cert_get_role (c)),
+                slot ? slot : "file", name, p ? cm_persona_get_key (p) : "-",
+                cm_cert_is_valid_at (c, at) ? "" : "  (not valid now)");
+      }
+  }
+
+  printf ("\n[3/4] What to use for each mail identity, and why\n");
+  show_identities (inv, at);
+
+  printf ("\n[4/4] A mistake cacmail catches: the reservist card issued with the contractor's "
+          "address\n");
+  if (!load (inv2, pki, shared, &error))
+    {
+      rc = cli_fail (error);
+      goto out;
+    }
+  {
+    g_autoptr (GPtrArray) emails = cm_inventory_list_emails (inv2);
+    for (guint i = 0; i < emails->len; i++)
+      {
+        g_autoptr (CmPicks) pk = cm_select_for_email (inv2, g_ptr_array_index (emails, i), at,
+                                                      NULL);
+        if (cm_picks_get_problems (pk)->len == 0)
+          continue;
+        printf ("\n");
+        cli_print_picks (inv2, pk);
+      }
+  }
+  printf ("\nDemo finished.%s%s\n", keep && sandbox ? " Sandbox kept in " : "",
+          keep && sandbox ? sandbox : "");
+
+out:
+  if (sandbox && !keep)
+    {
+      const char *rm[] = { "rm", "-rf", "--", sandbox, NULL };
+      g_spawn_sync (NULL, (char **)rm, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL,
+                    NULL);
+    }
+  return rc;
+}

@@ -1,0 +1,273 @@
+/* cm-json.c: the stable JSON shapes, documented in docs/cacmail.schema.json. Field names are
+ * snake_case and never change meaning; new fields may be added. */
+#include "cm-private.h"
+
+static void
+add_strv (JsonBuilder *b, const char *name, const char *const *v)
+{
+  json_builder_set_member_name (b, name);
+  json_builder_begin_array (b);
+  for (; v && *v; v++)
+    json_builder_add_string_value (b, *v);
+  json_builder_end_array (b);
+}
+
+static void
+add_str_or_null (JsonBuilder *b, const char *name, const char *v)
+{
+  json_builder_set_member_name (b, name);
+  if (v)
+    json_builder_add_string_value (b, v);
+  else
+    json_builder_add_null_value (b);
+}
+
+static void
+add_time (JsonBuilder *b, const char *name, gint64 t)
+{
+  g_autofree char *s = cm_time_format (t);
+  json_builder_set_member_name (b, name);
+  json_builder_add_string_value (b, s);
+}
+
+static void
+add_fascn (JsonBuilder *b, const char *name, const CmFascn *f)
+{
+  json_builder_set_member_name (b, name);
+  if (f == NULL)
+    {
+      json_builder_add_null_value (b);
+      return;
+    }
+  json_builder_begin_object (b);
+  add_str_or_null (b, "agency_code", f->agency_code);
+  add_str_or_null (b, "system_code", f->system_code);
+  add_str_or_null (b, "credential_number", f->credential_number);
+  add_str_or_null (b, "cs", f->cs);
+  add_str_or_null (b, "ici", f->ici);
+  add_str_or_null (b, "pi", f->pi);
+  add_str_or_null (b, "oc", f->oc);
+  add_str_or_null (b, "oi", f->oi);
+  add_str_or_null (b, "poa", f->poa);
+  add_str_or_null (b, "hex", f->hex);
+  json_builder_end_object (b);
+}
+
+static void
+add_source (JsonBuilder *b, const CmSource *s)
+{
+  json_builder_begin_object (b);
+  add_str_or_null (b, "type", cm_source_kind_to_string (s->kind));
+  add_str_or_null (b, "path", s->path);
+  add_str_or_null (b, "slot", cm_slot_to_string (s->slot));
+  if (s->kind == CM_SOURCE_NSS)
+    {
+      add_str_or_null (b, "token", s->token);
+      add_str_or_null (b, "nickname", s->nickname);
+    }
+  json_builder_end_object (b);
+}
+
+static JsonNode *
+finish (JsonBuilder *b)
+{
+  return json_builder_get_root (b);
+}
+
+JsonNode *
+cm_json_cert (CmInventory *inv, CmCert *c, gint64 at)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  GPtrArray *sources = cm_cert_get_sources (c);
+  CmPersona *p = inv ? cm_inventory_persona_of (inv, c) : NULL;
+  const char *persona_id = p ? cm_persona_get_persona_id (p) : cm_cert_get_persona_id (c);
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "sources");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < sources->len; i++)
+    add_source (b, g_ptr_array_index (sources, i));
+  json_builder_end_array (b);
+  add_str_or_null (b, "subject", cm_cert_get_subject (c));
+  add_str_or_null (b, "issuer", cm_cert_get_issuer (c));
+  add_str_or_null (b, "serial", cm_cert_get_serial (c));
+  add_str_or_null (b, "sha256", cm_cert_get_sha256 (c));
+  add_time (b, "not_before", cm_cert_get_not_before (c));
+  add_time (b, "not_after", cm_cert_get_not_after (c));
+  json_builder_set_member_name (b, "valid_at");
+  json_builder_add_boolean_value (b, cm_cert_is_valid_at (c, at));
+  add_str_or_null (b, "role", cm_role_to_string (cm_cert_get_role (c)));
+  add_strv (b, "reasons", cm_cert_get_reasons (c));
+  add_strv (b, "emails", cm_cert_get_emails (c));
+  add_str_or_null (b, "upn", cm_cert_get_upn (c));
+  add_str_or_null (b, "edipi", cm_cert_get_edipi (c));
+  add_str_or_null (b, "persona_id", persona_id);
+  add_str_or_null (b, "persona", p ? cm_persona_get_key (p) : NULL);
+  add_fascn (b, "fascn", cm_cert_get_fascn (c));
+  add_str_or_null (b, "uuid", cm_cert_get_uuid (c));
+  add_strv (b, "ekus", cm_cert_get_ekus (c));
+  add_strv (b, "policies", cm_cert_get_policies (c));
+  json_builder_end_object (b);
+  return finish (b);
+}
+
+JsonNode *
+cm_json_card (CmInventory *inv, CmCard *card)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  const CmChuid *chuid = cm_card_get_chuid (card);
+  GPtrArray *certs = cm_card_get_certs (card);
+
+  json_builder_begin_object (b);
+  add_str_or_null (b, "label", cm_card_get_label (card));
+  add_str_or_null (b, "identity", cm_card_get_identity (card));
+  json_builder_set_member_name (b, "chuid");
+  if (chuid)
+    {
+      json_builder_begin_object (b);
+      add_fascn (b, "fascn", cm_chuid_get_fascn (chuid));
+      add_str_or_null (b, "guid", cm_chuid_get_guid (chuid));
+      add_str_or_null (b, "expiry", cm_chuid_get_expiry (chuid));
+      add_str_or_null (b, "cardholder_uuid", cm_chuid_get_cardholder_uuid (chuid));
+      json_builder_set_member_name (b, "signed");
+      json_builder_add_boolean_value (b, cm_chuid_has_signature (chuid));
+      json_builder_end_object (b);
+    }
+  else
+    json_builder_add_null_value (b);
+  json_builder_set_member_name (b, "certs");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < certs->len; i++)
+    {
+      CmCert *c = g_ptr_array_index (certs, i);
+      GPtrArray *sources = cm_cert_get_sources (c);
+      json_builder_begin_object (b);
+      for (guint j = 0; j < sources->len; j++)
+        {
+          CmSource *s = g_ptr_array_index (sources, j);
+          if (g_strcmp0 (s->path, cm_card_get_label (card)) == 0 && s->slot != CM_SLOT_NONE)
+            {
+              add_str_or_null (b, "slot", cm_slot_to_string (s->slot));
+              break;
+            }
+        }
+      add_str_or_null (b, "sha256", cm_cert_get_sha256 (c));
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  return finish (b);
+}
+
+JsonNode *
+cm_json_problem (const CmProblem *p)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  GPtrArray *certs = cm_problem_get_certs (p);
+
+  json_builder_begin_object (b);
+  add_str_or_null (b, "code", cm_problem_get_code (p));
+  add_str_or_null (b, "severity", cm_severity_to_string (cm_problem_get_severity (p)));
+  add_str_or_null (b, "message", cm_problem_get_message (p));
+  add_str_or_null (b, "hint", cm_problem_get_hint (p));
+  json_builder_set_member_name (b, "certs");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < certs->len; i++)
+    json_builder_add_string_value (b, g_ptr_array_index (certs, i));
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  return finish (b);
+}
+
+static void
+add_cert_ref (JsonBuilder *b, const char *name, CmCert *c)
+{
+  add_str_or_null (b, name, c ? cm_cert_get_sha256 (c) : NULL);
+}
+
+static void
+add_problems (JsonBuilder *b, GPtrArray *problems)
+{
+  json_builder_set_member_name (b, "problems");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < problems->len; i++)
+    json_builder_add_value (b, cm_json_problem (g_ptr_array_index (problems, i)));
+  json_builder_end_array (b);
+}
+
+JsonNode *
+cm_json_picks (CmPicks *pk)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  GPtrArray *dec = cm_picks_get_decrypt_only (pk);
+  GPtrArray *why = cm_picks_get_explanations (pk);
+  CmPersona *persona = cm_picks_get_persona (pk);
+
+  json_builder_begin_object (b);
+  add_str_or_null (b, "email", cm_picks_get_email (pk));
+  add_time (b, "at", cm_picks_get_at (pk));
+  add_str_or_null (b, "persona", persona ? cm_persona_get_key (persona) : NULL);
+  add_cert_ref (b, "login", cm_picks_get_login (pk));
+  add_cert_ref (b, "signing", cm_picks_get_signing (pk));
+  add_cert_ref (b, "encryption", cm_picks_get_encryption (pk));
+  json_builder_set_member_name (b, "decrypt_only");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < dec->len; i++)
+    json_builder_add_string_value (b, cm_cert_get_sha256 (g_ptr_array_index (dec, i)));
+  json_builder_end_array (b);
+  add_problems (b, cm_picks_get_problems (pk));
+  json_builder_set_member_name (b, "explanations");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < why->len; i++)
+    json_builder_add_string_value (b, g_ptr_array_index (why, i));
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  return finish (b);
+}
+
+JsonNode *
+cm_json_certs_report (CmInventory *inv, gint64 at, CmTrust *trust)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  GPtrArray *certs = cm_inventory_get_certs (inv);
+  GPtrArray *cards = cm_inventory_get_cards (inv);
+  g_autoptr (GPtrArray) problems = cm_select_check_inventory (inv, at, trust);
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "certs");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < certs->len; i++)
+    {
+      CmCert *c = g_ptr_array_index (certs, i);
+      JsonNode *n = cm_json_cert (inv, c, at);
+      if (trust)
+        {
+          CmChainStatus st = cm_trust_build_chain (trust, c, at, NULL);
+          json_object_set_string_member (json_node_get_object (n), "chain",
+                                         cm_chain_status_to_string (st));
+        }
+      json_builder_add_value (b, n);
+    }
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "cards");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < cards->len; i++)
+    json_builder_add_value (b, cm_json_card (inv, g_ptr_array_index (cards, i)));
+  json_builder_end_array (b);
+  add_problems (b, problems);
+  json_builder_end_object (b);
+  return finish (b);
+}
+
+char *
+cm_json_to_string (JsonNode *node)
+{
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  g_autofree char *text = NULL;
+
+  json_generator_set_pretty (gen, TRUE);
+  json_generator_set_indent (gen, 2);
+  json_generator_set_root (gen, node);
+  text = json_generator_to_data (gen, NULL);
+  return g_strconcat (text, "\n", NULL);
+}

@@ -1,0 +1,54 @@
+/* cm-select.h: what to use for one email identity at one time, and what is wrong. */
+#pragma once
+
+#include <glib.h>
+#include "cm-inventory.h"
+#include "cm-trust.h"
+
+G_BEGIN_DECLS
+
+typedef enum
+{
+  CM_SEVERITY_INFO,
+  CM_SEVERITY_WARNING,
+  CM_SEVERITY_ERROR,
+} CmSeverity;
+
+typedef struct _CmProblem CmProblem;
+typedef struct _CmPicks CmPicks;
+
+/* A problem: stable code (docs/problems.md), one-line message, and a hint saying what to do. */
+CmProblem *cm_problem_new (const char *code, CmSeverity severity, const char *message,
+                           const char *hint);
+void cm_problem_add_cert (CmProblem *problem, const char *sha256);
+void cm_problem_free (CmProblem *problem);
+const char *cm_problem_get_code (const CmProblem *problem);
+CmSeverity cm_problem_get_severity (const CmProblem *problem);
+const char *cm_problem_get_message (const CmProblem *problem);
+const char *cm_problem_get_hint (const CmProblem *problem);
+GPtrArray *cm_problem_get_certs (const CmProblem *problem); /* char* sha256 */
+const char *cm_severity_to_string (CmSeverity severity);      /* "info", "warning", "error" */
+
+/* Pick the login (PIV Auth), signing and encryption certs for @email at @at. @trust may be NULL
+ * (no chain check). Never fails: what is wrong is in the problems. Free with cm_picks_free. */
+CmPicks *cm_select_for_email (CmInventory *inv, const char *email, gint64 at, CmTrust *trust);
+
+/* Problems of the cards and certs themselves, independent of an email (CHUID mismatches,
+ * Card Auth certs, chain status...). Caller frees with g_ptr_array_unref (CmProblem*). */
+GPtrArray *cm_select_check_inventory (CmInventory *inv, gint64 at, CmTrust *trust);
+
+const char *cm_picks_get_email (CmPicks *picks);
+gint64 cm_picks_get_at (CmPicks *picks);
+CmCert *cm_picks_get_login (CmPicks *picks);      /* borrowed, or NULL */
+CmCert *cm_picks_get_signing (CmPicks *picks);    /* borrowed, or NULL */
+CmCert *cm_picks_get_encryption (CmPicks *picks); /* borrowed, or NULL */
+GPtrArray *cm_picks_get_decrypt_only (CmPicks *picks); /* CmCert*, newest notAfter first */
+GPtrArray *cm_picks_get_problems (CmPicks *picks);     /* CmProblem* */
+GPtrArray *cm_picks_get_explanations (CmPicks *picks); /* char*: why each pick was made */
+CmPersona *cm_picks_get_persona (CmPicks *picks);      /* the persona used, or NULL */
+void cm_picks_free (CmPicks *picks);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CmPicks, cm_picks_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CmProblem, cm_problem_free)
+
+G_END_DECLS
