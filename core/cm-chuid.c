@@ -36,6 +36,7 @@ cm_chuid_parse (const guint8 *data, gsize len, GError **error)
   CmDer cur = cm_der_init (data, len);
   CmDer outer;
   guint8 tag;
+  gboolean seen[256] = { FALSE };
 
   /* Strip the 53 container when it spans the whole buffer. */
   if (len > 0 && data[0] == 0x53)
@@ -61,6 +62,13 @@ cm_chuid_parse (const guint8 *data, gsize len, GError **error)
                        (gsize)(cur.p - data));
           return NULL;
         }
+      /* A repeated field makes the object ambiguous: which FASC-N is the card's? */
+      if (tag != 0xfe && seen[tag])
+        {
+          g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT, "CHUID has tag %02X twice", tag);
+          return NULL;
+        }
+      seen[tag] = TRUE;
       switch (tag)
         {
         case 0x30:

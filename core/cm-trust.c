@@ -34,6 +34,8 @@ cm_trust_free (CmTrust *t)
   g_free (t);
 }
 
+static gboolean is_self_signed (CmCert *c);
+
 static gboolean
 first_time (CmTrust *t, CmCert *cert)
 {
@@ -87,12 +89,22 @@ cm_trust_add_file (CmTrust *t, const char *path, GError **error)
   for (guint i = 0; i < certs->len; i++)
     {
       CmCert *c = g_ptr_array_index (certs, i);
-      if (cm_cert_is_self_issued (c))
+      if (is_self_signed (c))
         cm_trust_add_anchor (t, c);
       else
         cm_trust_add_intermediate (t, c);
     }
   return TRUE;
+}
+
+static gboolean signature_ok (CmCert *issuer, CmCert *child);
+
+/* A root: same name AND its own key signed it. Self-issued certs signed by another key are
+ * key-rollover cross-certificates (GSA's "xcert" Signing CAs): intermediates, not anchors. */
+static gboolean
+is_self_signed (CmCert *c)
+{
+  return cm_cert_is_self_issued (c) && signature_ok (c, c);
 }
 
 static gboolean
@@ -147,7 +159,7 @@ search (CmTrust *t, CmCert *cur, gint64 at, GPtrArray *path, CmChainStatus *wors
     return TRUE;
   if (path->len >= MAX_DEPTH)
     return FALSE;
-  if (cm_cert_is_self_issued (cur))
+  if (is_self_signed (cur))
     {
       note (worst, CM_CHAIN_UNTRUSTED_ROOT);
       return FALSE;

@@ -20,7 +20,7 @@ typedef struct _CmTrust CmTrust;
 CmTrust *cm_trust_new (void);
 void cm_trust_free (CmTrust *trust);
 
-/* Load CA certificates from a PEM or DER file. Self-issued ones become trust anchors, the others
+/* Load CA certificates from a PEM or DER file. Self-signed ones become trust anchors, the others
  * intermediates available for path building. Error names the file (CM_ERROR_BAD_INPUT). */
 gboolean cm_trust_add_file (CmTrust *trust, const char *path, GError **error);
 void cm_trust_add_anchor (CmTrust *trust, CmCert *cert);

@@ -1,0 +1,92 @@
+"""Shared helpers for cacmail's integration tests (TAP output, real CLI, temp dirs only)."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+SOURCE = os.environ.get("CACMAIL_SOURCE_ROOT") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("CACMAIL_BUILD_ROOT") or os.path.join(SOURCE, "build")
+CACMAIL = os.path.join(BUILD, "cli", "cacmail")
+GSA = os.environ.get("CACMAIL_GSA_DIR") or os.path.join(SOURCE, "..", "shared", "testdata",
+                                                          "gsa-piv-cards")
+GSA_CARDS = os.path.join(GSA, "cards")
+SKIP = 77
+
+
+def skip(why):
+    print(f"1..0 # SKIP {why}")
+    sys.exit(SKIP)
+
+
+def need(tool):
+    if shutil.which(tool) is None:
+        skip(f"{tool} is not installed (scripts/test installs it)")
+
+
+class Tap:
+    """Minimal TAP producer: every check is one test point, failures are listed at the end."""
+
+    def __init__(self):
+        self.n = 0
+        self.failed = []
+
+    def ok(self, cond, name, detail=None):
+        self.n += 1
+        if cond:
+            print(f"ok {self.n} - {name}")
+        else:
+            print(f"not ok {self.n} - {name}")
+            if detail is not None:
+                for line in str(detail).splitlines():
+                    print(f"#   {line}")
+            self.failed.append(name)
+        sys.stdout.flush()
+        return cond
+
+    def eq(self, got, want, name):
+        return self.ok(got == want, name, f"got:  {got!r}\nwant: {want!r}")
+
+    def done(self):
+        print(f"1..{self.n}")
+        sys.exit(1 if self.failed else 0)
+
+
+def run(*args, check=True, env=None):
+    """Run the real CLI; returns CompletedProcess with text output."""
+    p = subprocess.run([CACMAIL, *args], capture_output=True, text=True, env=env)
+    if check and p.returncode != 0:
+        raise AssertionError(f"cacmail {' '.join(args)} exited {p.returncode}: {p.stderr}")
+    return p
+
+
+def run_json(*args):
+    return json.loads(run(*args, "--json").stdout)
+
+
+def make_pki(tmp):
+    out = os.path.join(tmp, "pki")
+    subprocess.run([os.path.join(SOURCE, "tests", "pki", "make-pki"), out], check=True,
+                   capture_output=True)
+    with open(os.path.join(out, "manifest.json")) as f:
+        return out, json.load(f)
+
+
+def tmpdir():
+    return tempfile.TemporaryDirectory(prefix="cacmail-test-")
+
+
+def gsa_cards():
+    return sorted(d for d in os.listdir(GSA_CARDS) if os.path.isdir(os.path.join(GSA_CARDS, d)))
+
+
+def read_properties(path):
+    props = {}
+    with open(path) as f:
+        for line in f:
+            if "=" in line:
+                k, v = line.rstrip("\n").split("=", 1)
+                props[k] = v
+    return props
