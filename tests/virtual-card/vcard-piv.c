@@ -161,6 +161,28 @@ alg_is_rsa (int alg)
 static void
 general_authenticate (VcCard *card, const VcApdu *apdu, VcBuf *out)
 {
+  if (apdu->p2 == 0x9B)
+    {
+      /* card management key: only the first step, a challenge 7C { 81 00 } -> 7C { 81 rnd },
+       * which OpenSC uses as GET CHALLENGE; the mutual authentication is not emulated */
+      static const uint8_t ask[] = { 0x7C, 0x02, 0x81, 0x00 };
+      size_t n = apdu->p1 == 0x00 || apdu->p1 == 0x03 ? 8 : 16;
+      if (apdu->p1 != 0x00 && apdu->p1 != 0x03 && apdu->p1 != 0x08 && apdu->p1 != 0x0A
+          && apdu->p1 != 0x0C)
+        {
+          VC_SW (out, 0x6A86);
+          return;
+        }
+      if (apdu->lc != sizeof ask || memcmp (apdu->data, ask, sizeof ask) != 0)
+        {
+          VC_SW (out, 0x6A80);
+          return;
+        }
+      uint8_t resp[4 + 16] = { 0x7C, (uint8_t) (n + 2), 0x81, (uint8_t) n };
+      vc_crypto_random (resp + 4, n);
+      vc_card_answer (card, apdu, resp, 4 + n, out);
+      return;
+    }
   const VcSlot *slot = vc_folder_piv_slot (card->folder, apdu->p2);
   if (!slot || !slot->key)
     {
