@@ -1,0 +1,35 @@
+#!/usr/bin/python3
+"""The command itself: help, version, the demo end to end in its sandbox."""
+import os
+import re
+
+from cmtest import Tap, run
+
+t = Tap()
+p = run("--help")
+for cmd in ("certs", "pick", "demo"):
+    t.ok(cmd in p.stdout, f"--help lists {cmd}")
+p = run("--version")
+t.ok(re.match(r"^cacmail \d+\.\d+\.\d+$", p.stdout.strip()), "--version prints the version",
+     p.stdout)
+for cmd in ("certs", "pick", "demo"):
+    p = run(cmd, "--help")
+    t.ok("--at" in p.stdout, f"{cmd} --help documents --at")
+p = run(check=False)
+t.eq(p.returncode, 2, "no command: usage error")
+
+p = run("demo", "--at", "2026-06-01")
+out = p.stdout
+t.ok("[4/4]" in out and "Demo finished." in out, "demo runs all its steps", out[-2000:])
+for email in ("john.q.doe.ctr@mail.mil", "john.q.doe.mil@mail.mil"):
+    block = out.split(email + " (at", 1)
+    t.ok(len(block) == 2, f"demo shows the picks for {email}")
+t.ok(out.count("login:       DOE.JOHN.QUINCY.1234567890") >= 2,
+     "demo picks a login cert for each persona")
+t.ok("email-shared-by-personas" in out and "fix:" in out,
+     "demo shows the shared-email problem with its fix")
+t.ok(re.search(r"decrypt only: DOE\.JOHN\.QUINCY\.1234567890, until 2025-08-31", out),
+     "demo keeps the expired encryption cert as decrypt-only")
+sandbox = re.search(r"Generating a test PKI in (\S+)", out).group(1)
+t.ok(not os.path.exists(sandbox), "demo removes its sandbox")
+t.done()
