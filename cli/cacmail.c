@@ -14,6 +14,7 @@ typedef struct
 static const Command commands[] = {
   { "certs", cmd_certs, "classify certificates and cards (offline)" },
   { "pick", cmd_pick, "pick the login, signing and encryption certs for an address" },
+  { "status", cmd_status, "readers, cards, personas, certs and picks (PC/SC)" },
   { "demo", cmd_demo, "run the whole flow on a generated test PKI in a sandbox" },
 };
 

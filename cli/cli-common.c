@@ -188,7 +188,7 @@ cli_print_picks (CmInventory *inv, CmPicks *pk)
     printf ("  why:\n");
   for (guint i = 0; i < why->len; i++)
     printf ("    - %s\n", (char *)g_ptr_array_index (why, i));
-  printf ("  problems: %s\n", problems->len ? "" : "none");
+  printf ("  problems:%s\n", problems->len ? "" : " none");
   for (guint i = 0; i < problems->len; i++)
     cli_print_problem (g_ptr_array_index (problems, i));
   (void)inv;

@@ -45,3 +45,4 @@ char *cli_short_name (CmCert *cert); /* CN or subject; caller frees */
 int cmd_certs (int argc, char **argv);
 int cmd_pick (int argc, char **argv);
 int cmd_demo (int argc, char **argv);
+int cmd_status (int argc, char **argv);

@@ -10,6 +10,7 @@
 #include "cm-trust.h"
 #include "cm-select.h"
 #include "cm-json.h"
+#include "cm-card.h"
 
 G_BEGIN_DECLS
 

@@ -133,8 +133,9 @@ cm_card_folder_read (const char *dir, GError **error)
   if (cf->chuid == NULL && g_hash_table_size (cf->slot_certs) == 0)
     {
       g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-                   "%s: is a directory but not a card folder (no '3 - ...crt' or '8 - CHUID' "
-                   "file); give certificate files or a card folder (docs/card-folder.md)",
+                   "%s: is a directory but not a card folder (no '8 - CHUID' file and no .crt "
+                   "file named with an object prefix such as '3 - '); give certificate files "
+                   "or a card folder (docs/card-folder.md)",
                    dir);
       goto fail;
     }

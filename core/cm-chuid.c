@@ -11,6 +11,15 @@ struct _CmChuid
   gboolean has_signature;
 };
 
+static gboolean
+cm_is_digits (const guint8 *p, gsize n)
+{
+  for (gsize i = 0; i < n; i++)
+    if (!g_ascii_isdigit (p[i]))
+      return FALSE;
+  return TRUE;
+}
+
 static char *
 uuid_string (CmDer v)
 {
@@ -89,7 +98,7 @@ cm_chuid_parse (const guint8 *data, gsize len, GError **error)
             chuid->guid = uuid_string (v);
           break;
         case 0x35:
-          if (v.len != 8 || !g_ascii_isdigit (v.p[0]))
+          if (v.len != 8 || !cm_is_digits (v.p, v.len))
             {
               g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
                            "CHUID expiry is not YYYYMMDD");

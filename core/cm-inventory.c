@@ -131,8 +131,8 @@ cm_inventory_add_der (CmInventory *inv, GBytes *der, const CmSource *source, GEr
 }
 
 gboolean
-cm_inventory_add_card (CmInventory *inv, const char *label, CmChuid *chuid,
-                       GHashTable *slot_certs, GError **error)
+cm_inventory_add_card (CmInventory *inv, CmSourceKind kind, const char *label,
+                       CmChuid *chuid, GHashTable *slot_certs, GError **error)
 {
   g_autoptr (GPtrArray) decoded = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_cert_unref);
   g_autoptr (GArray) slots = g_array_new (FALSE, FALSE, sizeof (CmSlot));
@@ -166,7 +166,7 @@ cm_inventory_add_card (CmInventory *inv, const char *label, CmChuid *chuid,
     {
       CmCert *c = g_ptr_array_index (decoded, i);
       CmSlot slot = g_array_index (slots, CmSlot, i);
-      g_autoptr (CmSource) src = cm_source_new (CM_SOURCE_CARD_FOLDER, label, slot);
+      g_autoptr (CmSource) src = cm_source_new (kind, label, slot);
       insert_cert (inv, c, src);
       g_hash_table_insert (card->slots, GUINT_TO_POINTER (slot),
                            g_strdup (cm_cert_get_sha256 (c)));
@@ -195,15 +195,15 @@ cm_inventory_add_path (CmInventory *inv, const char *path, GError **error)
       if (!cm_card_folder_probe (path))
         {
           g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-                       "%s: is a directory but not a card folder (no '3 - ...crt' or "
-                       "'8 - CHUID' file); give certificate files or a card folder "
-                       "(docs/card-folder.md)",
+                       "%s: is a directory but not a card folder (no '8 - CHUID' file and no "
+                       ".crt file named with an object prefix such as '3 - '); give "
+                       "certificate files or a card folder (docs/card-folder.md)",
                        path);
           return FALSE;
         }
       if ((cf = cm_card_folder_read (path, error)) == NULL)
         return FALSE;
-      ok = cm_inventory_add_card (inv, path, g_steal_pointer (&cf->chuid), cf->slot_certs, error);
+      ok = cm_inventory_add_card (inv, CM_SOURCE_CARD_FOLDER, path, g_steal_pointer (&cf->chuid), cf->slot_certs, error);
       cm_card_folder_free (cf);
       return ok;
     }

@@ -24,10 +24,11 @@ gboolean cm_inventory_add_path (CmInventory *inv, const char *path, GError **err
 gboolean cm_inventory_add_der (CmInventory *inv, GBytes *der, const CmSource *source,
                                GError **error);
 
-/* Add a card: @label names it (folder path or reader), @chuid (nullable) is taken over, and
- * @slot_certs maps CmSlot (GUINT_TO_POINTER) -> GBytes DER. Certificates are added too. */
-gboolean cm_inventory_add_card (CmInventory *inv, const char *label, CmChuid *chuid,
-                                GHashTable *slot_certs, GError **error);
+/* Add a card: @kind says where it was read (CM_SOURCE_CARD_FOLDER or CM_SOURCE_CARD), @label
+ * names it (folder path or reader), @chuid (nullable) is taken over, and @slot_certs maps CmSlot
+ * (GUINT_TO_POINTER) -> GBytes DER. Certificates are added too; a bad one adds nothing. */
+gboolean cm_inventory_add_card (CmInventory *inv, CmSourceKind kind, const char *label,
+                                CmChuid *chuid, GHashTable *slot_certs, GError **error);
 
 /* The distinct certificates, in insertion order (CmCert*, owned by @inv). */
 GPtrArray *cm_inventory_get_certs (CmInventory *inv);
@@ -50,7 +51,7 @@ const char *cm_card_get_label (CmCard *card);
 const CmChuid *cm_card_get_chuid (CmCard *card);
 GPtrArray *cm_card_get_certs (CmCard *card); /* CmCert*, current objects */
 CmCert *cm_card_get_cert (CmCard *card, CmSlot slot);
-const char *cm_card_get_identity (CmCard *card); /* FASC-N credential or uuid:..., or label */
+const char *cm_card_get_identity (CmCard *card); /* FASC-N credential, uuid:GUID, or card:LABEL */
 
 /* CmPersona: all data owned by the inventory. */
 const char *cm_persona_get_key (CmPersona *p);        /* stable grouping key */

@@ -116,7 +116,6 @@ cm_json_card (CmInventory *inv, CmCard *card)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
   const CmChuid *chuid = cm_card_get_chuid (card);
-  GPtrArray *certs = cm_card_get_certs (card);
 
   json_builder_begin_object (b);
   add_str_or_null (b, "label", cm_card_get_label (card));
@@ -137,20 +136,14 @@ cm_json_card (CmInventory *inv, CmCard *card)
     json_builder_add_null_value (b);
   json_builder_set_member_name (b, "certs");
   json_builder_begin_array (b);
-  for (guint i = 0; i < certs->len; i++)
+  /* One entry per occupied slot: the same cert in 9C and the CAC signing applet is two. */
+  for (guint slot = 0; slot <= CM_SLOT_CAC_ENC; slot++)
     {
-      CmCert *c = g_ptr_array_index (certs, i);
-      GPtrArray *sources = cm_cert_get_sources (c);
+      CmCert *c = cm_slot_to_string ((CmSlot)slot) ? cm_card_get_cert (card, (CmSlot)slot) : NULL;
+      if (c == NULL)
+        continue;
       json_builder_begin_object (b);
-      for (guint j = 0; j < sources->len; j++)
-        {
-          CmSource *s = g_ptr_array_index (sources, j);
-          if (g_strcmp0 (s->path, cm_card_get_label (card)) == 0 && s->slot != CM_SLOT_NONE)
-            {
-              add_str_or_null (b, "slot", cm_slot_to_string (s->slot));
-              break;
-            }
-        }
+      add_str_or_null (b, "slot", cm_slot_to_string ((CmSlot)slot));
       add_str_or_null (b, "sha256", cm_cert_get_sha256 (c));
       json_builder_end_object (b);
     }

@@ -163,8 +163,8 @@ cm_load_cert_blobs (GBytes *bytes, const char *path, GError **error)
   if (looks_like_pkcs12 (p, len))
     {
       g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-                   "%s: is a PKCS#12 key file, not a certificate; give the .crt beside it, or "
-                   "import it with 'cacmail import-p12'",
+                   "%s: is a PKCS#12 key file, not a certificate; give the .crt file beside it "
+                   "(key files are imported into NSS, not classified)",
                    path);
       return NULL;
     }

@@ -178,6 +178,15 @@ later_expiry_first (gconstpointer a, gconstpointer b)
   return strcmp (cm_cert_get_sha256 (x), cm_cert_get_sha256 (y));
 }
 
+static int
+soonest_first (gconstpointer a, gconstpointer b)
+{
+  CmCert *x = *(CmCert **)a, *y = *(CmCert **)b;
+  if (cm_cert_get_not_before (x) != cm_cert_get_not_before (y))
+    return cm_cert_get_not_before (x) < cm_cert_get_not_before (y) ? -1 : 1;
+  return strcmp (cm_cert_get_sha256 (x), cm_cert_get_sha256 (y));
+}
+
 typedef struct
 {
   const char *code_prefix; /* "piv-auth", "signing-cert", "encryption-cert" */
@@ -241,6 +250,7 @@ pick_one (CmPicks *pk, GPtrArray *cands, CmTrust *trust, const RoleText *rt)
     }
   if (future->len)
     {
+      g_ptr_array_sort (future, soonest_first);
       g_autofree char *code = g_strdup_printf ("%s-not-yet-valid", rt->code_prefix);
       g_autofree char *from = cm_time_format_date (cm_cert_get_not_before (g_ptr_array_index (future, 0)));
       CmProblem *p = problem (pk->problems, code, CM_SEVERITY_ERROR,

@@ -33,8 +33,9 @@ const char *cm_severity_to_string (CmSeverity severity);      /* "info", "warnin
  * (no chain check). Never fails: what is wrong is in the problems. Free with cm_picks_free. */
 CmPicks *cm_select_for_email (CmInventory *inv, const char *email, gint64 at, CmTrust *trust);
 
-/* Problems of the cards and certs themselves, independent of an email (CHUID mismatches,
- * Card Auth certs, chain status...). Caller frees with g_ptr_array_unref (CmProblem*). */
+/* Problems of the cards themselves, independent of an email: the CHUID disagreeing with the
+ * PIV Auth or Card Auth cert on FASC-N or UUID. Chain status is per cert (cm_trust_build_chain).
+ * Caller frees with g_ptr_array_unref (CmProblem*). */
 GPtrArray *cm_select_check_inventory (CmInventory *inv, gint64 at, CmTrust *trust);
 
 const char *cm_picks_get_email (CmPicks *picks);

@@ -537,5 +537,6 @@ main (int argc, char **argv)
     fclose (vc.log);
   vc_card_clear (&vc.card);
   vc_folder_clear (&folder);
+  vc_crypto_shutdown ();
   return rc;
 }

@@ -14,17 +14,27 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 
+static OSSL_PROVIDER *prov_legacy, *prov_default;
+
 void
 vc_crypto_init (void)
 {
   /* The GSA .p12 files use 3DES and RC2-40: RC2 lives in OpenSSL 3's legacy provider.
    * Loading a provider explicitly disables the implicit default one, so load both. */
-  static gboolean done;
-  if (done)
+  if (prov_default)
     return;
-  done = TRUE;
-  OSSL_PROVIDER_load (NULL, "legacy");
-  OSSL_PROVIDER_load (NULL, "default");
+  prov_legacy = OSSL_PROVIDER_load (NULL, "legacy");
+  prov_default = OSSL_PROVIDER_load (NULL, "default");
+}
+
+void
+vc_crypto_shutdown (void)
+{
+  if (prov_legacy)
+    OSSL_PROVIDER_unload (prov_legacy);
+  if (prov_default)
+    OSSL_PROVIDER_unload (prov_default);
+  prov_legacy = prov_default = NULL;
 }
 
 static char *

@@ -131,6 +131,7 @@ const VcSlot *vc_folder_piv_slot (const VcFolder *folder, unsigned key_ref);
 
 /* vcard-crypto.c */
 void vc_crypto_init (void);
+void vc_crypto_shutdown (void);
 /* Load the first private key of a PKCS#12 file (empty password). */
 VcKey *vc_crypto_load_p12 (const char *path, GError **error);
 void vc_crypto_free_key (VcKey *key);
