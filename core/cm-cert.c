@@ -181,15 +181,6 @@ parse_policies (CmDer v, GStrv *out)
   return TRUE;
 }
 
-static gboolean
-is_digits (const char *s, gsize n)
-{
-  for (gsize i = 0; i < n; i++)
-    if (!g_ascii_isdigit (s[i]))
-      return FALSE;
-  return TRUE;
-}
-
 /* DoD UPNs: "EDIPI@mil" on CAC ID and email certs, "EDIPI+persona@mil" on PIV Auth. */
 static void
 set_upn (CmCert *c, const char *upn)
@@ -200,7 +191,7 @@ set_upn (CmCert *c, const char *upn)
   c->upn = g_strdup (upn);
   if (at == NULL || g_ascii_strcasecmp (at, "@mil") != 0)
     return;
-  if ((at - upn == 10 || at - upn == 16) && is_digits (upn, (gsize)(at - upn)))
+  if ((at - upn == 10 || at - upn == 16) && cm_is_digits ((const guint8 *)upn, (gsize)(at - upn)))
     {
       c->edipi = g_strndup (upn, 10);
       if (at - upn == 16)

@@ -11,15 +11,6 @@ struct _CmChuid
   gboolean has_signature;
 };
 
-static gboolean
-cm_is_digits (const guint8 *p, gsize n)
-{
-  for (gsize i = 0; i < n; i++)
-    if (!g_ascii_isdigit (p[i]))
-      return FALSE;
-  return TRUE;
-}
-
 static char *
 uuid_string (CmDer v)
 {

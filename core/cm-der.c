@@ -88,6 +88,15 @@ cm_der_oid_to_string (CmDer oid)
   return g_string_free (s, FALSE);
 }
 
+gboolean
+cm_is_digits (const guint8 *p, gsize n)
+{
+  for (gsize i = 0; i < n; i++)
+    if (!g_ascii_isdigit (p[i]))
+      return FALSE;
+  return TRUE;
+}
+
 char *
 cm_hex_encode (const guint8 *p, gsize len, gboolean upper)
 {

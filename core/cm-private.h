@@ -31,6 +31,9 @@ gboolean cm_der_expect (CmDer *cur, guint8 tag, CmDer *value);
 /* Dotted string of an OID's contents, or NULL if malformed. Caller frees. */
 char *cm_der_oid_to_string (CmDer oid);
 
+/* TRUE when all @n bytes are ASCII digits. */
+gboolean cm_is_digits (const guint8 *p, gsize n);
+
 /* Lowercase hex. Caller frees. */
 char *cm_hex_encode (const guint8 *p, gsize len, gboolean upper);
 

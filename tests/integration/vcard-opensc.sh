@@ -152,6 +152,11 @@ scenario_pin() {
   local sw out
   sw=$(apdu_sw "00 20 00 80")
   [ "$sw" = 63C3 ] && pass "pin: VERIFY without data says 63C3" || fail "pin: VERIFY status $sw, want 63C3"
+  sw=$(apdu_sw "00 20 00 80 08 31 32 33 34 35 36 FF FF")
+  [ "$sw" = 9000 ] && pass "pin: the right PIN -> 9000" || fail "pin: right PIN gave $sw"
+  opensc-tool --reset >/dev/null 2>&1
+  sw=$(apdu_sw "00 20 00 80")
+  [ "$sw" = 63C3 ] && pass "pin: a card reset clears the PIN status" || fail "pin: after reset $sw"
   out=$(p11 --login --pin 999999 -O 2>&1)
   echo "$out" | grep -q CKR_PIN_INCORRECT && pass "pin: wrong PIN -> CKR_PIN_INCORRECT" \
     || fail "pin: wrong PIN not reported"
