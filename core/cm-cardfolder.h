@@ -11,6 +11,6 @@ typedef struct
 } CmCardFolder;
 
 /* TRUE when @dir looks like a card folder (a known-prefix .crt or a CHUID file). */
-gboolean cm_card_folder_probe (const char *dir);
-CmCardFolder *cm_card_folder_read (const char *dir, GError **error);
-void cm_card_folder_free (CmCardFolder *cf);
+G_GNUC_INTERNAL gboolean cm_card_folder_probe (const char *dir);
+G_GNUC_INTERNAL CmCardFolder *cm_card_folder_read (const char *dir, GError **error);
+G_GNUC_INTERNAL void cm_card_folder_free (CmCardFolder *cf);

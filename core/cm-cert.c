@@ -40,7 +40,7 @@ struct _CmCert
 extern CERTCertificate *__CERT_DecodeDERCertificate (SECItem *der, PRBool copy, char *nickname);
 
 /* Implemented in cm-classify.c. */
-void cm_classify (CmCert *cert, CmRole *role, GStrv *reasons);
+G_GNUC_INTERNAL void cm_classify (CmCert *cert, CmRole *role, GStrv *reasons);
 
 CmSource *
 cm_source_new (CmSourceKind kind, const char *path, CmSlot slot)

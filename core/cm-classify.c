@@ -67,7 +67,7 @@ add_slot_signals (Tally *t, CmCert *c)
     }
 }
 
-void cm_classify (CmCert *c, CmRole *role_out, GStrv *reasons_out);
+G_GNUC_INTERNAL void cm_classify (CmCert *c, CmRole *role_out, GStrv *reasons_out);
 
 void
 cm_classify (CmCert *c, CmRole *role_out, GStrv *reasons_out)
