@@ -9,6 +9,7 @@ typedef struct
   char *atr;
   gboolean present;
   CmCard *card;  /* borrowed from the inventory, NULL if not read */
+  CmCardReport report;
   char *problem; /* code of a reader-level problem, or NULL */
 } ReaderRow;
 
@@ -50,7 +51,17 @@ reader_json (CmInventory *inv, ReaderRow *r, gint64 at)
       json_builder_set_member_name (b, "applets");
       json_builder_begin_array (b);
       json_builder_add_string_value (b, "piv");
+      if (cm_card_get_cert (r->card, CM_SLOT_CAC_ID) || cm_card_get_cert (r->card, CM_SLOT_CAC_SIGN)
+          || cm_card_get_cert (r->card, CM_SLOT_CAC_ENC))
+        json_builder_add_string_value (b, "cac");
       json_builder_end_array (b);
+      json_builder_set_member_name (b, "pin_tries_left");
+      if (r->report.pin_tries_left >= 0)
+        json_builder_add_int_value (b, r->report.pin_tries_left);
+      else
+        json_builder_add_null_value (b);
+      json_builder_set_member_name (b, "from_cache");
+      json_builder_add_int_value (b, r->report.from_cache);
       json_builder_set_member_name (b, "fascn");
       if (chuid && cm_chuid_get_fascn (chuid))
         json_builder_add_string_value (b, cm_chuid_get_fascn (chuid)->hex);
@@ -92,7 +103,8 @@ cmd_status (int argc, char **argv)
 {
   CliCommon c = { 0 };
   g_autofree char *only = NULL;
-  gboolean all = FALSE, short_only = FALSE;
+  gboolean all = FALSE, short_only = FALSE, no_cache = FALSE;
+  int wait_seconds = -1;
   GOptionEntry entries[] = {
     { "json", 0, 0, G_OPTION_ARG_NONE, &c.json, "Print JSON (docs/cacmail.schema.json)", NULL },
     { "reader", 0, 0, G_OPTION_ARG_STRING, &only, "Only this reader", "NAME" },
@@ -101,6 +113,10 @@ cmd_status (int argc, char **argv)
       "TIME" },
     { "short-only", 0, 0, G_OPTION_ARG_NONE, &short_only,
       "Never send extended-length APDUs", NULL },
+    { "no-cache", 0, 0, G_OPTION_ARG_NONE, &no_cache,
+      "Read every certificate in full instead of confirming it from the cache", NULL },
+    { "wait", 0, 0, G_OPTION_ARG_INT, &wait_seconds,
+      "First wait up to SECONDS for a card to be inserted or removed (0: forever)", "SECONDS" },
     { NULL },
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- show readers, cards and picks");
@@ -123,6 +139,16 @@ cmd_status (int argc, char **argv)
     {
       rc = cli_fail (error);
       goto out;
+    }
+  if (wait_seconds >= 0)
+    {
+      if (!c.json)
+        fprintf (stderr, "Waiting for a card to be inserted or removed...\n");
+      if (!cm_pcsc_wait_change_sync ((guint)wait_seconds * 1000, NULL, &error) && error)
+        {
+          rc = cli_fail (error);
+          goto out;
+        }
     }
   readers = cm_pcsc_list_readers_sync (NULL, &error);
   if (readers == NULL)
@@ -154,8 +180,11 @@ cmd_status (int argc, char **argv)
       {
         GPtrArray *cards = cm_inventory_get_cards (inv);
         guint before = cards->len;
-        CmReadFlags flags = (all ? CM_READ_ALL : 0) | (short_only ? CM_READ_SHORT_ONLY : 0);
-        if (!cm_card_read_sync (inv, info->name, flags, NULL, NULL, &error))
+        CmReadFlags flags = (all ? CM_READ_ALL : 0) | (short_only ? CM_READ_SHORT_ONLY : 0)
+                            | (no_cache ? CM_READ_NO_CACHE : 0);
+        if (!c.json)
+          fprintf (stderr, "Reading the card in %s...\n", info->name);
+        if (!cm_card_read_sync (inv, info->name, flags, &row->report, NULL, &error))
           {
             g_ptr_array_add (problems, state_problem ("card-read-failed",
                                                       "Re-insert the card; if it persists the "
@@ -165,6 +194,24 @@ cmd_status (int argc, char **argv)
           }
         else if (cards->len > before)
           row->card = g_ptr_array_index (cards, before);
+        if (row->report.pin_tries_left == 0)
+          {
+            g_autofree char *msg = g_strdup_printf ("the PIN of the card in %s is blocked",
+                                                    info->name);
+            g_ptr_array_add (problems, state_problem ("pin-blocked",
+                                                      "Unblock the PIN at a RAPIDS / card "
+                                                      "issuing office (it cannot be done here)",
+                                                      msg));
+          }
+        else if (row->report.pin_tries_left == 1)
+          {
+            g_autofree char *msg = g_strdup_printf ("the card in %s has 1 PIN try left",
+                                                    info->name);
+            CmProblem *pp = cm_problem_new ("pin-tries-low", CM_SEVERITY_WARNING, msg,
+                                            "Enter the PIN carefully: one more wrong PIN blocks "
+                                            "the card");
+            g_ptr_array_add (problems, pp);
+          }
       }
     }
   if (only && rows->len == 0)
@@ -216,11 +263,23 @@ cmd_status (int argc, char **argv)
       for (guint i = 0; i < rows->len; i++)
         {
           ReaderRow *r = g_ptr_array_index (rows, i);
-          printf ("reader %s: %s\n", r->name,
+          GPtrArray *certs = r->card ? cm_card_get_certs (r->card) : NULL;
+          CmPersona *p = certs && certs->len
+                           ? cm_inventory_persona_of (inv, g_ptr_array_index (certs, 0))
+                           : NULL;
+          printf ("reader %s: %s", r->name,
                   r->card ? "card read" : r->present ? "card present, not read" : "no card");
+          if (p)
+            printf (", persona %s%s%s%s", cm_persona_get_key (p),
+                    cm_persona_get_association (p) ? " (" : "",
+                    cm_persona_get_association (p) ? cm_persona_get_association (p) : "",
+                    cm_persona_get_association (p) ? ")" : "");
+          if (r->report.pin_tries_left >= 0)
+            printf (", %d PIN tr%s left", r->report.pin_tries_left,
+                    r->report.pin_tries_left == 1 ? "y" : "ies");
+          printf ("\n");
           if (r->card)
             {
-              GPtrArray *certs = cm_card_get_certs (r->card);
               for (guint j = 0; j < certs->len; j++)
                 cli_print_cert_line (inv, g_ptr_array_index (certs, j), c.at);
             }

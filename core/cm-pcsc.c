@@ -1,28 +1,11 @@
 /* cm-pcsc.c: read PIV cards over pcsc-lite in as few APDUs as the card allows: SELECT, the
  * CHUID's first chunk (FASC-N and GUID come first), then only the certificate containers the
  * task needs. Extended-length APDUs where the reader takes them, else short APDUs with the
- * largest Le and 61xx/GET RESPONSE chaining. */
-#include "cm-private.h"
-#include "cm-card.h"
-#include <PCSC/winscard.h>
-#include <PCSC/wintypes.h>
-#include <zlib.h>
-
-#define MAX_OBJECT (64 * 1024)
+ * largest Le and 61xx/GET RESPONSE chaining. A card seen before is confirmed from the first
+ * chunk of each container (serial and issuer) against the public-data cache. */
+#include "cm-pcsc-private.h"
 
 static const guint8 piv_aid[] = { 0xa0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00 };
-
-typedef struct
-{
-  SCARDCONTEXT ctx;
-  SCARDHANDLE card;
-  DWORD proto;
-  const char *reader;
-  gboolean extended_ok;
-  gboolean extended_tried;
-  CmCardStats *stats;
-  GCancellable *cancellable;
-} Session;
 
 void
 cm_reader_info_free (CmReaderInfo *info)
@@ -54,6 +37,7 @@ cm_status_word_message (guint16 sw)
     { 0x6e00, "class not supported by the card" },
     { 0x6985, "conditions of use not satisfied" },
     { 0x6a86, "incorrect parameters" },
+    { 0x6b00, "offset outside the object" },
   };
 
   if ((sw & 0xfff0) == 0x63c0)
@@ -69,46 +53,47 @@ cm_status_word_message (guint16 sw)
   return g_strdup_printf ("card error (status %04X)", sw);
 }
 
-static void
-pcsc_error (GError **error, LONG rv, const char *reader, const char *what)
+void
+cm_pcsc_set_error (GError **error, LONG rv, const char *reader, const char *what)
 {
+  const char *r = reader ? reader : "?";
+
   if (rv == (LONG)SCARD_E_NO_SERVICE || rv == (LONG)SCARD_E_SERVICE_STOPPED)
     g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
                  "pcscd is not running: start it (systemctl start pcscd.socket, or pcscd as "
                  "root) and try again");
   else if (rv == (LONG)SCARD_W_REMOVED_CARD || rv == (LONG)SCARD_E_NO_SMARTCARD)
     g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
-                 "no card in reader '%s' (or it was removed during the read): insert the card "
-                 "and try again",
-                 reader ? reader : "?");
+                 "card removed from reader '%s' (or none inserted): insert it and try again", r);
   else if (rv == (LONG)SCARD_W_RESET_CARD)
     g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
-                 "the card in reader '%s' was reset by another program: try again",
-                 reader ? reader : "?");
+                 "the card in reader '%s' was reset by another program: try again", r);
   else if (rv == (LONG)SCARD_E_UNKNOWN_READER || rv == (LONG)SCARD_E_READER_UNAVAILABLE)
     g_set_error (error, CM_ERROR, CM_ERROR_NOT_FOUND,
-                 "reader '%s' is not connected: check 'cacmail status' for the reader names",
-                 reader ? reader : "?");
+                 "reader '%s' is not connected: run 'cacmail status' for the reader names", r);
+  else if (rv == (LONG)SCARD_E_CANCELLED)
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED, "cancelled");
   else
-    g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT, "%s failed on reader '%s': %s", what,
-                 reader ? reader : "?", pcsc_stringify_error (rv));
+    g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
+                 "%s failed on reader '%s': %s; re-insert the card", what, r,
+                 pcsc_stringify_error (rv));
 }
 
-/* Send one APDU, following 61xx with GET RESPONSE (unless @first_chunk_only) and retrying a
- * 6Cxx with the length the card asks for. Returns the data and the final status word. */
-static GByteArray *
-transmit (Session *s, const guint8 *apdu, gsize len, guint16 *sw, gboolean first_chunk_only,
-          GError **error)
+GByteArray *
+cm_apdu_transmit (CmApduSession *s, const guint8 *apdu, gsize len, guint16 *sw,
+                  gboolean first_chunk_only, GError **error)
 {
   g_autoptr (GByteArray) out = g_byte_array_new ();
-  guint8 cmd[5 + 65536 + 3];
+  g_autofree guint8 *resp = g_malloc (65536 + 2);
+  guint8 cmd[5 + 255 + 3 + 8];
   gsize cmd_len = len;
-  guint8 resp[65536 + 2];
 
+  *sw = 0;
+  g_return_val_if_fail (len <= sizeof cmd, NULL);
   memcpy (cmd, apdu, len);
   for (;;)
     {
-      DWORD rlen = sizeof resp;
+      DWORD rlen = 65536 + 2;
       const SCARD_IO_REQUEST *pci = s->proto == SCARD_PROTOCOL_T1 ? SCARD_PCI_T1 : SCARD_PCI_T0;
       LONG rv;
 
@@ -124,7 +109,7 @@ transmit (Session *s, const guint8 *apdu, gsize len, guint16 *sw, gboolean first
         }
       if (rv != SCARD_S_SUCCESS)
         {
-          pcsc_error (error, rv, s->reader, "sending a command to the card");
+          cm_pcsc_set_error (error, rv, s->reader, "sending a command to the card");
           return NULL;
         }
       if (rlen < 2)
@@ -136,7 +121,7 @@ transmit (Session *s, const guint8 *apdu, gsize len, guint16 *sw, gboolean first
         }
       *sw = (guint16)((resp[rlen - 2] << 8) | resp[rlen - 1]);
       g_byte_array_append (out, resp, rlen - 2);
-      if (out->len > MAX_OBJECT)
+      if (out->len > CM_MAX_OBJECT)
         {
           g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
                        "the card in reader '%s' returned an object over 64 KiB", s->reader);
@@ -149,7 +134,7 @@ transmit (Session *s, const guint8 *apdu, gsize len, guint16 *sw, gboolean first
           cmd_len = sizeof get_response;
           continue;
         }
-      if ((*sw & 0xff00) == 0x6c00 && cmd_len >= 5)
+      if ((*sw & 0xff00) == 0x6c00 && cmd_len >= 5 && cmd[1] != 0xc0)
         {
           cmd[cmd_len - 1] = (guint8)(*sw & 0xff); /* resend with the exact Le */
           continue;
@@ -159,27 +144,63 @@ transmit (Session *s, const guint8 *apdu, gsize len, guint16 *sw, gboolean first
   return g_steal_pointer (&out);
 }
 
-/* GET DATA for a 3-byte tag 5FC1xx (or 7E). @first_chunk_only stops after the first short
- * answer: enough for the CHUID's FASC-N and GUID. */
-static GByteArray *
-get_data (Session *s, const guint8 *tag, gsize tag_len, gboolean first_chunk_only, guint16 *sw,
-          GError **error)
+gboolean
+cm_apdu_get_rest (CmApduSession *s, GByteArray *data, guint16 *sw, GError **error)
 {
-  guint8 apdu[16];
+  while ((*sw & 0xff00) == 0x6100)
+    {
+      guint8 get_response[] = { 0x00, 0xc0, 0x00, 0x00, (guint8)(*sw & 0xff) };
+      g_autoptr (GByteArray) more = cm_apdu_transmit (s, get_response, sizeof get_response, sw,
+                                                      TRUE, error);
+      if (more == NULL)
+        return FALSE;
+      g_byte_array_append (data, more->data, more->len);
+      if (data->len > CM_MAX_OBJECT)
+        {
+          g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
+                       "the card in reader '%s' returned an object over 64 KiB", s->reader);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+static gsize
+get_data_apdu (guint8 *apdu, const guint8 *tag, gsize tag_len, gboolean extended)
+{
   gsize n = 0;
 
-  if (!s->extended_tried && !first_chunk_only)
+  apdu[n++] = 0x00, apdu[n++] = 0xcb, apdu[n++] = 0x3f, apdu[n++] = 0xff;
+  if (extended)
+    apdu[n++] = 0x00, apdu[n++] = 0x00; /* Lc as 00 hi lo */
+  apdu[n++] = (guint8)(tag_len + 2);
+  apdu[n++] = 0x5c, apdu[n++] = (guint8)tag_len;
+  memcpy (apdu + n, tag, tag_len), n += tag_len;
+  apdu[n++] = 0x00; /* short: Le 256; extended: Le 00 00 = 65536 */
+  if (extended)
+    apdu[n++] = 0x00;
+  return n;
+}
+
+/* GET DATA of a whole object: extended length if the reader takes it (learned once per
+ * session), else short with chaining. With @first_chunk_only, one short APDU: the caller
+ * decides whether to fetch the rest with cm_apdu_get_rest(). */
+static GByteArray *
+get_data (CmApduSession *s, const guint8 *tag, gsize tag_len, gboolean first_chunk_only,
+          guint16 *sw, GError **error)
+{
+  guint8 apdu[16];
+  gsize n;
+
+  if (!first_chunk_only && (s->extended_ok || !s->extended_tried))
     {
-      /* Extended length: Lc as 00 hi lo, Le as 00 00 (= 65536): the whole object at once. */
-      GByteArray *r;
       g_autoptr (GError) local = NULL;
+      GByteArray *r;
+      gboolean probing = !s->extended_tried;
+
       s->extended_tried = TRUE;
-      apdu[n++] = 0x00, apdu[n++] = 0xcb, apdu[n++] = 0x3f, apdu[n++] = 0xff;
-      apdu[n++] = 0x00, apdu[n++] = 0x00, apdu[n++] = (guint8)(tag_len + 2);
-      apdu[n++] = 0x5c, apdu[n++] = (guint8)tag_len;
-      memcpy (apdu + n, tag, tag_len), n += tag_len;
-      apdu[n++] = 0x00, apdu[n++] = 0x00;
-      r = transmit (s, apdu, n, sw, FALSE, &local);
+      n = get_data_apdu (apdu, tag, tag_len, TRUE);
+      r = cm_apdu_transmit (s, apdu, n, sw, FALSE, &local);
       if (r && *sw != 0x6700 && (*sw & 0xff00) != 0x6800)
         {
           s->extended_ok = TRUE;
@@ -189,27 +210,19 @@ get_data (Session *s, const guint8 *tag, gsize tag_len, gboolean first_chunk_onl
         }
       if (r)
         g_byte_array_unref (r);
-      /* A reader that refuses extended APDUs may reset the card: reselect. */
-      n = 0;
+      if (!probing || (local && local->domain == G_IO_ERROR))
+        {
+          g_propagate_error (error, g_steal_pointer (&local));
+          return NULL;
+        }
+      /* The reader refused it: short APDUs from now on. */
     }
-  if (s->extended_ok && !first_chunk_only)
-    {
-      apdu[n++] = 0x00, apdu[n++] = 0xcb, apdu[n++] = 0x3f, apdu[n++] = 0xff;
-      apdu[n++] = 0x00, apdu[n++] = 0x00, apdu[n++] = (guint8)(tag_len + 2);
-      apdu[n++] = 0x5c, apdu[n++] = (guint8)tag_len;
-      memcpy (apdu + n, tag, tag_len), n += tag_len;
-      apdu[n++] = 0x00, apdu[n++] = 0x00;
-      return transmit (s, apdu, n, sw, FALSE, error);
-    }
-  apdu[n++] = 0x00, apdu[n++] = 0xcb, apdu[n++] = 0x3f, apdu[n++] = 0xff;
-  apdu[n++] = (guint8)(tag_len + 2), apdu[n++] = 0x5c, apdu[n++] = (guint8)tag_len;
-  memcpy (apdu + n, tag, tag_len), n += tag_len;
-  apdu[n++] = 0x00; /* Le 256: the largest short answer */
-  return transmit (s, apdu, n, sw, first_chunk_only, error);
+  n = get_data_apdu (apdu, tag, tag_len, FALSE);
+  return cm_apdu_transmit (s, apdu, n, sw, first_chunk_only, error);
 }
 
 static gboolean
-select_piv (Session *s, GError **error)
+select_piv (CmApduSession *s, GError **error)
 {
   guint8 apdu[5 + sizeof piv_aid + 1] = { 0x00, 0xa4, 0x04, 0x00, sizeof piv_aid };
   g_autoptr (GByteArray) r = NULL;
@@ -217,7 +230,7 @@ select_piv (Session *s, GError **error)
 
   memcpy (apdu + 5, piv_aid, sizeof piv_aid);
   apdu[sizeof apdu - 1] = 0x00;
-  if ((r = transmit (s, apdu, sizeof apdu, &sw, FALSE, error)) == NULL)
+  if ((r = cm_apdu_transmit (s, apdu, sizeof apdu, &sw, FALSE, error)) == NULL)
     return FALSE;
   if (sw != 0x9000)
     {
@@ -229,6 +242,35 @@ select_piv (Session *s, GError **error)
       return FALSE;
     }
   return TRUE;
+}
+
+GBytes *
+cm_inflate (const guint8 *p, gsize len, GError **error)
+{
+  z_stream zs = { 0 };
+  g_autoptr (GByteArray) out = g_byte_array_new ();
+  guint8 buf[4096];
+  int zr;
+
+  if (inflateInit2 (&zs, 15 + 32) != Z_OK)
+    goto bad;
+  zs.next_in = (Bytef *)p;
+  zs.avail_in = (uInt)len;
+  do
+    {
+      zs.next_out = buf;
+      zs.avail_out = sizeof buf;
+      zr = inflate (&zs, Z_NO_FLUSH);
+      g_byte_array_append (out, buf, sizeof buf - zs.avail_out);
+    }
+  while (zr == Z_OK && out->len <= CM_MAX_OBJECT);
+  inflateEnd (&zs);
+  if (zr == Z_STREAM_END)
+    return g_byte_array_free_to_bytes (g_steal_pointer (&out));
+bad:
+  g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
+               "a compressed certificate on the card does not inflate: the card may be damaged");
+  return NULL;
 }
 
 /* Unwrap 53 { 70 cert | 71 info | FE }, inflating a gzip-compressed certificate. */
@@ -252,37 +294,12 @@ cert_from_container (const guint8 *p, gsize len, GError **error)
   if (cert.p == NULL || cert.len == 0)
     goto bad;
   if (info & 0x01)
-    {
-      z_stream zs = { 0 };
-      g_autoptr (GByteArray) out = g_byte_array_new ();
-      guint8 buf[4096];
-      int zr;
-      if (inflateInit2 (&zs, 15 + 32) != Z_OK)
-        goto bad;
-      zs.next_in = (Bytef *)cert.p;
-      zs.avail_in = (uInt)cert.len;
-      do
-        {
-          zs.next_out = buf;
-          zs.avail_out = sizeof buf;
-          zr = inflate (&zs, Z_NO_FLUSH);
-          g_byte_array_append (out, buf, sizeof buf - zs.avail_out);
-        }
-      while (zr == Z_OK && out->len <= MAX_OBJECT);
-      inflateEnd (&zs);
-      if (zr != Z_STREAM_END)
-        {
-          g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-                       "a compressed certificate on the card does not inflate");
-          return NULL;
-        }
-      return g_byte_array_free_to_bytes (g_steal_pointer (&out));
-    }
+    return cm_inflate (cert.p, cert.len, error);
   return g_bytes_new (cert.p, cert.len);
 
 bad:
   g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-               "a certificate container on the card is malformed");
+               "a certificate container on the card is malformed: the card may be damaged");
   return NULL;
 }
 
@@ -290,13 +307,12 @@ bad:
 static CmChuid *
 chuid_from_prefix (const guint8 *p, gsize len)
 {
-  CmDer cur = cm_der_init (p, len), v;
+  CmDer cur, v;
   const guint8 *start;
   guint8 tag;
 
   if (len < 2 || p[0] != 0x53)
     return NULL;
-  /* Skip the 53 header whatever its stated length. */
   start = p + 2 + ((p[1] & 0x80) ? (p[1] & 0x7f) : 0);
   if (start > p + len)
     return NULL;
@@ -313,8 +329,101 @@ chuid_from_prefix (const guint8 *p, gsize len)
   return cm_chuid_parse (start, (gsize)(cur.p - start), NULL);
 }
 
+/* Read one certificate container; from @cache when @trust_cache and its first chunk is the
+ * cached one; the cache learns what was read either way. Returns FALSE with @error on failure;
+ * *@der stays NULL for an empty slot. */
+static gboolean
+read_container (CmApduSession *s, const guint8 tag[3], CmCardCache *cache, gboolean trust_cache,
+                GBytes **der, GError **error)
+{
+  g_autoptr (GByteArray) r = NULL;
+  g_autofree char *key = cm_hex_encode (tag, 3, FALSE);
+  guint16 sw = 0;
+  gsize first_len;
+
+  *der = NULL;
+  if (cache && trust_cache && cm_card_cache_has (cache, key))
+    {
+      /* Warm: one short APDU; the rest only if the card changed. */
+      if ((r = get_data (s, tag, 3, TRUE, &sw, error)) == NULL)
+        return FALSE;
+      if (sw == 0x6a82)
+        return TRUE;
+      if (sw == 0x9000 || (sw & 0xff00) == 0x6100)
+        *der = cm_card_cache_match (cache, key, r->data, r->len);
+      if (*der)
+        {
+          s->stats->from_cache++;
+          return TRUE;
+        }
+      first_len = r->len;
+      if (!cm_apdu_get_rest (s, r, &sw, error))
+        return FALSE;
+    }
+  else
+    {
+      if ((r = get_data (s, tag, 3, FALSE, &sw, error)) == NULL)
+        return FALSE;
+      first_len = MIN (r->len, 256);
+    }
+  if (sw == 0x6a82 || (sw == 0x9000 && r->len == 0))
+    return TRUE; /* empty slot: not activated or not issued */
+  if (sw != 0x9000)
+    {
+      g_autofree char *why = cm_status_word_message (sw);
+      g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
+                   "reading object %s from the card in reader '%s': %s", key, s->reader, why);
+      return FALSE;
+    }
+  if ((*der = cert_from_container (r->data, r->len, error)) == NULL)
+    return FALSE;
+  if (cache)
+    cm_card_cache_put (cache, key, r->data, first_len, *der);
+  return TRUE;
+}
+
+/* Key History (5FC10C): C1 = retired certificates held on the card. */
+static guint
+retired_on_card (CmApduSession *s, GError **error)
+{
+  static const guint8 tag[] = { 0x5f, 0xc1, 0x0c };
+  g_autoptr (GByteArray) r = NULL;
+  CmDer cur, body, v;
+  guint8 t;
+  guint16 sw = 0;
+
+  if ((r = get_data (s, tag, 3, FALSE, &sw, error)) == NULL || sw != 0x9000)
+    return 0;
+  cur = cm_der_init (r->data, r->len);
+  if (!cm_der_expect (&cur, 0x53, &body))
+    return 0;
+  while (body.len > 0 && cm_der_next (&body, &t, &v))
+    if (t == 0xc1 && v.len == 1)
+      return MIN (v.p[0], 20);
+  return 0;
+}
+
+/* VERIFY with no data asks the retry counter without spending a try. */
+static void
+pin_status (CmApduSession *s)
+{
+  static const guint8 verify[] = { 0x00, 0x20, 0x00, 0x80 };
+  g_autoptr (GByteArray) r = NULL;
+  guint16 sw = 0;
+
+  if (s->stats == NULL || (r = cm_apdu_transmit (s, verify, sizeof verify, &sw, FALSE, NULL))
+                            == NULL)
+    return;
+  if (sw == 0x9000)
+    s->stats->pin_verified = TRUE;
+  else if (sw == 0x6983)
+    s->stats->pin_tries_left = 0;
+  else if ((sw & 0xfff0) == 0x63c0)
+    s->stats->pin_tries_left = sw & 0xf;
+}
+
 gboolean
-cm_card_read_sync (CmInventory *inv, const char *reader, CmReadFlags flags, CmCardStats *stats,
+cm_card_read_sync (CmInventory *inv, const char *reader, CmReadFlags flags, CmCardReport *report,
                    GCancellable *cancellable, GError **error)
 {
   static const struct
@@ -328,26 +437,31 @@ cm_card_read_sync (CmInventory *inv, const char *reader, CmReadFlags flags, CmCa
     { { 0x5f, 0xc1, 0x0b }, CM_SLOT_9D, TRUE },
     { { 0x5f, 0xc1, 0x01 }, CM_SLOT_9E, FALSE },
   };
-  Session s = { .reader = reader, .stats = stats, .cancellable = cancellable };
+  CmCardReport local_report = { 0 };
+  CmApduSession s = { .reader = reader, .cancellable = cancellable };
   g_autoptr (GHashTable) slot_certs = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL,
                                                              (GDestroyNotify)g_bytes_unref);
+  g_autoptr (CmCardCache) cache = NULL;
   CmChuid *chuid = NULL;
   gboolean ok = FALSE, in_tx = FALSE;
   LONG rv;
 
+  s.stats = report ? report : &local_report;
+  memset (s.stats, 0, sizeof *s.stats);
+  s.stats->pin_tries_left = -1;
   if (flags & CM_READ_SHORT_ONLY)
     s.extended_tried = TRUE;
   rv = SCardEstablishContext (SCARD_SCOPE_SYSTEM, NULL, NULL, &s.ctx);
   if (rv != SCARD_S_SUCCESS)
     {
-      pcsc_error (error, rv, reader, "connecting to pcscd");
+      cm_pcsc_set_error (error, rv, reader, "connecting to pcscd");
       return FALSE;
     }
   rv = SCardConnect (s.ctx, reader, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1,
                      &s.card, &s.proto);
   if (rv != SCARD_S_SUCCESS)
     {
-      pcsc_error (error, rv, reader, "connecting to the card");
+      cm_pcsc_set_error (error, rv, reader, "connecting to the card");
       goto out_ctx;
     }
   in_tx = SCardBeginTransaction (s.card) == SCARD_S_SUCCESS;
@@ -362,31 +476,45 @@ cm_card_read_sync (CmInventory *inv, const char *reader, CmReadFlags flags, CmCa
     if (sw == 0x9000 || (sw & 0xff00) == 0x6100)
       chuid = chuid_from_prefix (r->data, r->len);
   }
+  if (chuid)
+    {
+      g_autofree char *id = cm_chuid_identity (chuid);
+      g_autofree char *key = g_strdup_printf ("%s/%s", id, cm_chuid_get_guid (chuid)
+                                                            ? cm_chuid_get_guid (chuid) : "-");
+      cache = cm_card_cache_load (key);
+    }
   for (gsize i = 0; i < G_N_ELEMENTS (objects); i++)
     {
-      guint16 sw = 0;
-      g_autoptr (GByteArray) r = NULL;
-      GBytes *der;
+      GBytes *der = NULL;
       if (!objects[i].always && !(flags & CM_READ_ALL))
         continue;
-      if ((r = get_data (&s, objects[i].tag, 3, FALSE, &sw, error)) == NULL)
+      if (!read_container (&s, objects[i].tag, cache, !(flags & CM_READ_NO_CACHE), &der, error))
         goto out;
-      if (sw == 0x6a82 || r->len == 0)
-        continue; /* empty slot: not activated or not issued */
-      if (sw != 0x9000)
+      if (der)
+        g_hash_table_insert (slot_certs, GUINT_TO_POINTER (objects[i].slot), der);
+    }
+  if (flags & CM_READ_ALL)
+    {
+      guint n = retired_on_card (&s, error);
+      if (error && *error)
+        goto out;
+      for (guint i = 0; i < n; i++)
         {
-          g_autofree char *why = cm_status_word_message (sw);
-          g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
-                       "reading slot %s from the card in reader '%s': %s",
-                       cm_slot_to_string (objects[i].slot), reader, why);
-          goto out;
+          guint8 tag[3] = { 0x5f, 0xc1, (guint8)(0x0d + i) };
+          GBytes *der = NULL;
+          if (!read_container (&s, tag, NULL, FALSE, &der, error))
+            goto out;
+          if (der)
+            g_hash_table_insert (slot_certs, GUINT_TO_POINTER (CM_SLOT_RETIRED_FIRST + i), der);
         }
-      if ((der = cert_from_container (r->data, r->len, error)) == NULL)
+      pin_status (&s);
+      if (!cm_cac_read_certs (&s, slot_certs, error))
         goto out;
-      g_hash_table_insert (slot_certs, GUINT_TO_POINTER (objects[i].slot), der);
     }
   ok = cm_inventory_add_card (inv, CM_SOURCE_CARD, reader, g_steal_pointer (&chuid), slot_certs,
                               error);
+  if (ok && cache)
+    cm_card_cache_save (cache);
 
 out:
   cm_chuid_free (chuid);
@@ -412,7 +540,7 @@ cm_pcsc_list_readers_sync (GCancellable *cancellable, GError **error)
   rv = SCardEstablishContext (SCARD_SCOPE_SYSTEM, NULL, NULL, &ctx);
   if (rv != SCARD_S_SUCCESS)
     {
-      pcsc_error (error, rv, NULL, "connecting to pcscd");
+      cm_pcsc_set_error (error, rv, NULL, "connecting to pcscd");
       return NULL;
     }
   out = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_reader_info_free);
@@ -427,7 +555,7 @@ cm_pcsc_list_readers_sync (GCancellable *cancellable, GError **error)
   if (rv != SCARD_S_SUCCESS)
     {
       g_clear_pointer (&out, g_ptr_array_unref);
-      pcsc_error (error, rv, NULL, "listing readers");
+      cm_pcsc_set_error (error, rv, NULL, "listing readers");
       goto done;
     }
   for (const char *n = names; *n; n += strlen (n) + 1)
@@ -446,4 +574,67 @@ cm_pcsc_list_readers_sync (GCancellable *cancellable, GError **error)
 done:
   SCardReleaseContext (ctx);
   return out;
+}
+
+static void
+cancel_wait (GCancellable *cancellable, gpointer ctx)
+{
+  SCardCancel (*(SCARDCONTEXT *)ctx);
+}
+
+gboolean
+cm_pcsc_wait_change_sync (guint timeout_ms, GCancellable *cancellable, GError **error)
+{
+  SCARDCONTEXT ctx;
+  g_autofree char *names = NULL;
+  g_autoptr (GArray) states = g_array_new (FALSE, TRUE, sizeof (SCARD_READERSTATE));
+  DWORD len = 0;
+  gulong handler = 0;
+  gboolean changed = FALSE;
+  LONG rv;
+
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return FALSE;
+  rv = SCardEstablishContext (SCARD_SCOPE_SYSTEM, NULL, NULL, &ctx);
+  if (rv != SCARD_S_SUCCESS)
+    {
+      cm_pcsc_set_error (error, rv, NULL, "connecting to pcscd");
+      return FALSE;
+    }
+  if (SCardListReaders (ctx, NULL, NULL, &len) == SCARD_S_SUCCESS)
+    {
+      names = g_malloc0 (len + 1);
+      if (SCardListReaders (ctx, NULL, names, &len) != SCARD_S_SUCCESS)
+        names[0] = '\0';
+    }
+  for (const char *n = names; n && *n; n += strlen (n) + 1)
+    {
+      SCARD_READERSTATE st = { .szReader = n, .dwCurrentState = SCARD_STATE_UNAWARE };
+      g_array_append_val (states, st);
+    }
+  {
+    /* The special name asks pcscd to report readers that come or go. */
+    SCARD_READERSTATE pnp = { .szReader = "\\\\?PnP?\\Notification",
+                              .dwCurrentState = SCARD_STATE_UNAWARE };
+    g_array_append_val (states, pnp);
+  }
+  /* Learn the current state first, then wait for it to change. */
+  SCardGetStatusChange (ctx, 0, (SCARD_READERSTATE *)states->data, states->len);
+  for (guint i = 0; i < states->len; i++)
+    {
+      SCARD_READERSTATE *st = &g_array_index (states, SCARD_READERSTATE, i);
+      st->dwCurrentState = st->dwEventState & ~SCARD_STATE_CHANGED;
+    }
+  if (cancellable)
+    handler = g_cancellable_connect (cancellable, G_CALLBACK (cancel_wait), &ctx, NULL);
+  rv = SCardGetStatusChange (ctx, timeout_ms ? timeout_ms : INFINITE,
+                             (SCARD_READERSTATE *)states->data, states->len);
+  if (handler)
+    g_cancellable_disconnect (cancellable, handler);
+  if (rv == SCARD_S_SUCCESS)
+    changed = TRUE;
+  else if (rv != (LONG)SCARD_E_TIMEOUT)
+    cm_pcsc_set_error (error, rv, NULL, "waiting for a card");
+  SCardReleaseContext (ctx);
+  return changed;
 }

@@ -194,9 +194,9 @@ handle_frame (Vcard *vc)
   else if (ok)
     {
       VcBuf out = { 0 };
+      log_hex (vc, 'C', buf, len);
       vc_card_process (&vc->card, buf, len, &out);
       vc->apdus++;
-      log_hex (vc, 'C', buf, len);
       log_hex (vc, 'R', out.data, out.len);
       ok = send_frame (vc->fd, out.data, out.len);
       vc_buf_free (&out);
@@ -424,7 +424,7 @@ main (int argc, char **argv)
   g_autofree char *card_dir = NULL, *host = NULL, *control = NULL, *log_path = NULL;
   g_autofree char *pin = NULL, *send_cmd = NULL;
   int port = 35963, remove_after = 0;
-  gboolean short_only = FALSE, gzip = FALSE;
+  gboolean short_only = FALSE, gzip = FALSE, no_piv = FALSE;
   GOptionEntry entries[] = {
     { "card", 0, 0, G_OPTION_ARG_FILENAME, &card_dir, "Card folder to serve", "DIR" },
     { "port", 0, 0, G_OPTION_ARG_INT, &port, "vpcd port (default 35963)", "N" },
@@ -433,6 +433,8 @@ main (int argc, char **argv)
     { "log", 0, 0, G_OPTION_ARG_FILENAME, &log_path, "Append APDUs to this file", "FILE" },
     { "short-only", 0, 0, G_OPTION_ARG_NONE, &short_only, "Refuse extended-length APDUs", NULL },
     { "gzip", 0, 0, G_OPTION_ARG_NONE, &gzip, "Serve certificates gzip-compressed", NULL },
+    { "no-piv", 0, 0, G_OPTION_ARG_NONE, &no_piv, "No PIV application (another kind of card)",
+      NULL },
     { "remove-after", 0, 0, G_OPTION_ARG_INT, &remove_after, "Remove the card after N APDUs",
       "N" },
     { "pin", 0, 0, G_OPTION_ARG_STRING, &pin, "The card's PIN (default 123456)", "PIN" },
@@ -468,6 +470,7 @@ main (int argc, char **argv)
   VcOptions opt = { 0 };
   opt.short_only = short_only;
   opt.gzip = gzip;
+  opt.no_piv = no_piv;
   const char *p = pin ? pin : "123456";
   size_t plen = strlen (p);
   gboolean digits = plen >= 6 && plen <= 8;

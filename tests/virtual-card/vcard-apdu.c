@@ -307,7 +307,7 @@ process_select (VcCard *card, const VcApdu *apdu, VcBuf *out)
 {
   if (apdu->p1 == 0x04)
     {
-      if (apdu->lc && vc_piv_aid_matches (apdu->data, apdu->lc))
+      if (apdu->lc && !card->opt->no_piv && vc_piv_aid_matches (apdu->data, apdu->lc))
         {
           vc_piv_select (card, apdu, out);
           return;

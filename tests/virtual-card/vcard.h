@@ -55,6 +55,7 @@ typedef struct
 {
   gboolean short_only; /* answer every extended-length APDU with 6700 */
   gboolean gzip;       /* serve PIV certificates gzip-compressed (CertInfo 01) */
+  gboolean no_piv;     /* no PIV application: a card of some other kind */
   char pin[9];         /* the PIN, 6..8 digits */
 } VcOptions;
 

@@ -1,0 +1,60 @@
+/* cm-pcsc-private.h: the APDU session shared by the PIV reader (cm-pcsc.c), the CAC reader
+ * (cm-cac.c) and the cache (cm-card-cache.c). Private. */
+#pragma once
+
+#include "cm-private.h"
+#include "cm-card.h"
+#include <PCSC/winscard.h>
+#include <PCSC/wintypes.h>
+#include <zlib.h>
+
+#define CM_MAX_OBJECT (64 * 1024)
+
+typedef struct
+{
+  SCARDCONTEXT ctx;
+  SCARDHANDLE card;
+  DWORD proto;
+  const char *reader;
+  gboolean extended_ok;
+  gboolean extended_tried;
+  CmCardReport *stats;
+  GCancellable *cancellable;
+} CmApduSession;
+
+/* Send one APDU. 61xx is followed with GET RESPONSE unless @first_chunk_only; 6Cxx is resent
+ * with the length the card asks for. Returns the data (caller unrefs) and the final SW. */
+G_GNUC_INTERNAL GByteArray *cm_apdu_transmit (CmApduSession *s, const guint8 *apdu, gsize len,
+                                              guint16 *sw, gboolean first_chunk_only,
+                                              GError **error);
+
+/* Continue a 61xx answer with GET RESPONSE until the end, appending to @data. */
+G_GNUC_INTERNAL gboolean cm_apdu_get_rest (CmApduSession *s, GByteArray *data, guint16 *sw,
+                                           GError **error);
+
+/* Set @error from a PC/SC return code, with a message a user can act on. */
+G_GNUC_INTERNAL void cm_pcsc_set_error (GError **error, LONG rv, const char *reader,
+                                        const char *what);
+
+/* Read the certificates of the CAC PKI applets 0..2 into @slot_certs (CM_SLOT_CAC_*). Absent
+ * applets are skipped. Leaves no applet selected that matters: callers reselect PIV. */
+G_GNUC_INTERNAL gboolean cm_cac_read_certs (CmApduSession *s, GHashTable *slot_certs,
+                                            GError **error);
+
+/* Inflate a gzip/zlib stream (CertInfo 0x01) into a new GBytes, or NULL with @error. */
+G_GNUC_INTERNAL GBytes *cm_inflate (const guint8 *p, gsize len, GError **error);
+
+/* The public-data cache of cards seen before ($XDG_CACHE_HOME/cacmail/cards). */
+typedef struct _CmCardCache CmCardCache;
+G_GNUC_INTERNAL CmCardCache *cm_card_cache_load (const char *identity);
+G_GNUC_INTERNAL void cm_card_cache_free (CmCardCache *cache);
+G_GNUC_INTERNAL gboolean cm_card_cache_has (CmCardCache *cache, const char *tag);
+/* The cached DER for @tag (new reference) if the first chunk the card just returned is the
+ * cached one, else NULL. */
+G_GNUC_INTERNAL GBytes *cm_card_cache_match (CmCardCache *cache, const char *tag,
+                                             const guint8 *first_chunk, gsize len);
+G_GNUC_INTERNAL void cm_card_cache_put (CmCardCache *cache, const char *tag,
+                                        const guint8 *first_chunk, gsize len, GBytes *der);
+G_GNUC_INTERNAL void cm_card_cache_save (CmCardCache *cache);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CmCardCache, cm_card_cache_free)
