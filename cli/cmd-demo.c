@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "cm-config.h"
 #include <stdio.h>
+#include <unistd.h>
 
 static char *
 find_make_pki (void)
@@ -49,6 +50,41 @@ generate_pki (const char *dir, GError **error)
       return FALSE;
     }
   return TRUE;
+}
+
+/* Step 5: both persona cards in two virtual readers behind a private pcscd, read by
+ * `cacmail status`. Needs root (mount namespace) and the test harness of a source build. */
+static void
+show_cards_in_readers (const char *pki, const char *at_text)
+{
+  g_autofree char *harness = g_build_filename (CM_SOURCE_ROOT, "tests", "harness", "with-pcscd",
+                                               NULL);
+  g_autofree char *vcard = g_build_filename (CM_BUILD_ROOT, "tests", "virtual-card",
+                                             "cacmail-vcard", NULL);
+  g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
+  g_autofree char *c1 = g_build_filename (pki, "cards", "contractor", NULL);
+  g_autofree char *c2 = g_build_filename (pki, "cards", "reservist", NULL);
+  g_autofree char *cache = g_build_filename (pki, "cache", NULL);
+  g_auto (GStrv) env = g_get_environ ();
+  int status = 0;
+  const char *argv[] = { harness, "--card", c1, "--card", c2, "--", self, "status",
+                         "--at", at_text, NULL };
+
+  if (getuid () != 0 || !g_file_test (harness, G_FILE_TEST_IS_EXECUTABLE)
+      || !g_file_test (vcard, G_FILE_TEST_IS_EXECUTABLE) || self == NULL)
+    {
+      printf ("      (skipped: this step runs as root from a source build, where it starts a "
+              "private pcscd and the virtual cards)\n");
+      return;
+    }
+  env = g_environ_setenv (env, "CACMAIL_VCARD", vcard, TRUE);
+  env = g_environ_setenv (env, "XDG_CACHE_HOME", cache, TRUE);
+  fflush (stdout);
+  if (!g_spawn_sync (NULL, (char **)argv, env, G_SPAWN_CHILD_INHERITS_STDIN, NULL, NULL, NULL,
+                     NULL, &status, NULL)
+      || !g_spawn_check_wait_status (status, NULL))
+    printf ("      (the virtual cards could not be started: run scripts/test, which installs "
+            "pcscd and vsmartcard-vpcd)\n");
 }
 
 static gboolean
@@ -115,7 +151,7 @@ cmd_demo (int argc, char **argv)
     {
       if ((sandbox = g_dir_make_tmp ("cacmail-demo-XXXXXX", &error)) == NULL)
         return cli_fail (error);
-      printf ("[1/4] Generating a test PKI in %s\n"
+      printf ("[1/5] Generating a test PKI in %s\n"
               "      (a DoD-like root, ID and EMAIL CAs; one person, EDIPI 1234567890, with a\n"
               "      contractor card and a reservist card; last generation's expired certs)...\n",
               sandbox);
@@ -128,7 +164,7 @@ cmd_demo (int argc, char **argv)
       pki = sandbox;
     }
 
-  printf ("[2/4] Reading both persona cards and the previous certificates\n");
+  printf ("[2/5] Reading both persona cards and the previous certificates\n");
   if (!load (inv, pki, dual, &error))
     {
       rc = cli_fail (error);
@@ -150,10 +186,10 @@ cmd_demo (int argc, char **argv)
       }
   }
 
-  printf ("\n[3/4] What to use for each mail identity, and why\n");
+  printf ("\n[3/5] What to use for each mail identity, and why\n");
   show_identities (inv, at);
 
-  printf ("\n[4/4] A mistake cacmail catches: the reservist card issued with the contractor's "
+  printf ("\n[4/5] A mistake cacmail catches: the reservist card issued with the contractor's "
           "address\n");
   if (!load (inv2, pki, shared, &error))
     {
@@ -171,6 +207,11 @@ cmd_demo (int argc, char **argv)
         printf ("\n");
         cli_print_picks (inv2, pk);
       }
+  }
+  printf ("\n[5/5] The two persona cards in two card readers (virtual cards, real pcscd)\n");
+  {
+    g_autofree char *at_iso = cm_time_format (at);
+    show_cards_in_readers (pki, at_iso);
   }
   printf ("\nDemo finished.%s%s\n", keep && sandbox ? " Sandbox kept in " : "",
           keep && sandbox ? sandbox : "");

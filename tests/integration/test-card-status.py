@@ -11,6 +11,13 @@ import subprocess
 
 from cmtest import CACMAIL, GSA_CARDS, SOURCE, Tap, make_pki, need, skip, tmpdir
 
+try:
+    import jsonschema
+except ImportError:
+    skip("python3-jsonschema is not installed (scripts/test installs it)")
+with open(os.path.join(SOURCE, "docs", "cacmail.schema.json")) as f:
+    VALIDATOR = jsonschema.Draft202012Validator(json.load(f))
+
 HARNESS = os.path.join(SOURCE, "tests", "harness", "with-pcscd")
 AT = "2026-06-01"
 for tool in ("pcscd", "unshare"):
@@ -32,7 +39,11 @@ def status(cards, *args, harness_args=()):
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if p.returncode != 0:
         raise AssertionError(f"{cmd} exited {p.returncode}: {p.stderr}")
-    return json.loads(p.stdout)
+    doc = json.loads(p.stdout)
+    errors = [f"{list(e.path)}: {e.message}" for e in VALIDATOR.iter_errors(doc)]
+    t.ok(not errors, f"status JSON matches the schema ({' '.join(args) or 'default'})",
+         "\n".join(errors[:5]))
+    return doc
 
 
 def folder_certs(card):
