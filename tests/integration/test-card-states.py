@@ -17,7 +17,7 @@ VCARD = os.path.join(os.environ.get("CACMAIL_BUILD_ROOT", os.path.join(SOURCE, "
                      "tests", "virtual-card", "cacmail-vcard")
 OPENSC = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"
 AT = "2026-06-01"
-for tool in ("pcscd", "unshare", "pkcs11-tool", "opensc-tool"):
+for tool in ("pcscd", "unshare", "pkcs11-tool", "opensc-tool", "modutil", "certutil"):
     need(tool)
 if os.geteuid() != 0:
     skip("the pcscd harness needs root for its mount namespace")
@@ -42,23 +42,35 @@ with tmpdir() as tmp:
     env = {"XDG_CACHE_HOME": cache}
     d46 = os.path.join(GSA_CARDS, "46_Golden_FIPS_201-2_PIV")
 
-    # 1. OpenSC and cacmail read the same certificates off the same virtual card.
+    # 1. OpenSC and cacmail read the same certificates off the same virtual card, and NSS
+    # sees the card's token through opensc-pkcs11.so.
+    for name in ("01_Golden_PIV", "46_Golden_FIPS_201-2_PIV", "02_Golden_PIV-I"):
+        d = os.path.join(GSA_CARDS, name)
+        rc, out, err = in_harness([d], r'''
+            set -e
+            for id in 01 02 03; do
+              pkcs11-tool --module "$OPENSC" --read-object --type cert --id $id -o "$TMPD/$id.der" >/dev/null 2>&1
+              sha256sum "$TMPD/$id.der" | cut -c1-64
+            done
+            "$CACMAIL" status --json --no-cache --at "$AT"
+        ''', env={**env, "TMPD": tmp})
+        t.ok(rc == 0, f"{name}: pkcs11-tool and cacmail both read the card", err)
+        lines = out.splitlines()
+        status = json.loads("\n".join(lines[3:]))
+        ours = {c["slot"]: c["sha256"] for c in status["readers"][0]["card"]["certs"]}
+        t.eq(lines[:3], [ours.get("9a"), ours.get("9c"), ours.get("9d")],
+             f"{name}: OpenSC's objects 01/02/03 are byte-identical to cacmail's 9A/9C/9D")
+
+    nssdb = os.path.join(tmp, "nssdb")
+    os.mkdir(nssdb)
     rc, out, err = in_harness([d46], r'''
         set -e
-        for id in 01 02 03; do
-          pkcs11-tool --module "$OPENSC" --read-object --type cert --id $id -o "$TMPD/$id.der" >/dev/null 2>&1
-          sha256sum "$TMPD/$id.der" | cut -c1-64
-        done
-        "$CACMAIL" status --json --no-cache --at "$AT" > "$TMPD/status.json"
-        cat "$TMPD/status.json"
-    ''', env={**env, "TMPD": tmp})
-    t.ok(rc == 0, "pkcs11-tool and cacmail both read card 46", err)
-    lines = out.splitlines()
-    opensc = lines[:3]
-    status = json.loads("\n".join(lines[3:]))
-    ours = {c["slot"]: c["sha256"] for c in status["readers"][0]["card"]["certs"]}
-    t.eq(opensc, [ours["9a"], ours["9c"], ours["9d"]],
-         "OpenSC's objects 01/02/03 are byte-identical to cacmail's 9A/9C/9D")
+        certutil -N -d "sql:$DB" --empty-password
+        modutil -dbdir "sql:$DB" -add OpenSC -libfile "$OPENSC" -force >/dev/null
+        certutil -L -d "sql:$DB" -h all
+    ''', env={**env, "DB": nssdb})
+    t.ok(rc == 0 and out.count(":") >= 3 and "Digital Signature" in out,
+         "NSS lists the virtual card's certificates through opensc-pkcs11.so", out + err)
 
     # 2. Cache: cold, then warm (5 APDUs, certs from first chunks), then a changed card.
     rc, out, err = in_harness([d46], r'''
@@ -146,7 +158,14 @@ with tmpdir() as tmp:
              f"--all reads {slot} ({want[slot]['role']}) byte-identical", got.get(slot))
     t.ok("cac" in card["applets"], "the CAC applets are listed")
 
-    # 7. Waiting for a card: returns when one is inserted.
+    # 7. No reader at all: a state, not a crash.
+    rc, out, err = in_harness([], '"$CACMAIL" status --json', env=env, hargs=("--no-readers",))
+    st = json.loads(out or "{}")
+    t.ok(rc == 0 and st.get("readers") == [] and
+         "no-reader" in {p["code"] for p in st.get("problems", [])},
+         "no reader at all: reported as a state, exit 0", (rc, out, err))
+
+    # 8. Waiting for a card: returns when one is inserted.
     rc, out, err = in_harness([d46], r'''
         sock=$CACMAIL_VCARD_CONTROL_DIR/card0.sock
         "$VCARD" --control "$sock" --send remove >/dev/null
