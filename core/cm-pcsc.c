@@ -62,9 +62,13 @@ cm_pcsc_set_error (GError **error, LONG rv, const char *reader, const char *what
     g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
                  "pcscd is not running: start it (systemctl start pcscd.socket, or pcscd as "
                  "root) and try again");
+  else if ((rv == (LONG)SCARD_W_REMOVED_CARD || rv == (LONG)SCARD_E_NO_SMARTCARD)
+           && g_str_has_prefix (what, "sending"))
+    g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
+                 "card removed during the read from reader '%s': re-insert it and try again", r);
   else if (rv == (LONG)SCARD_W_REMOVED_CARD || rv == (LONG)SCARD_E_NO_SMARTCARD)
     g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
-                 "card removed from reader '%s' (or none inserted): insert it and try again", r);
+                 "no card in reader '%s': insert it and try again", r);
   else if (rv == (LONG)SCARD_W_RESET_CARD)
     g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
                  "the card in reader '%s' was reset by another program: try again", r);

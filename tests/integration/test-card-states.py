@@ -119,7 +119,8 @@ with tmpdir() as tmp:
     removed = json.load(open(os.path.join(tmp, "removed.json")))
     msgs = " ".join(p["message"] for p in removed["problems"])
     t.ok("rc1=0" in out and "card-read-failed" in {p["code"] for p in removed["problems"]}
-         and "insert" in msgs, "card removed mid-read: reported with what to do", msgs)
+         and "removed during the read" in msgs and "re-insert" in msgs,
+         "card removed mid-read: reported with what to do", msgs)
     again = json.load(open(os.path.join(tmp, "again.json")))
     t.ok(again["readers"][0]["card"] is not None, "after re-insertion the next read works")
 

@@ -230,6 +230,29 @@ test_cert_every_truncation (void)
 }
 
 static void
+test_status_words (void)
+{
+  static const struct
+  {
+    guint16 sw;
+    const char *want;
+  } cases[] = {
+    { 0x63c2, "wrong PIN, 2 PIN tries left" },
+    { 0x63c1, "wrong PIN, 1 PIN try left" },
+    { 0x63c0, "wrong PIN, no tries left: the PIN is now blocked" },
+    { 0x6983, "PIN blocked: unblock it at a RAPIDS / card issuing office" },
+    { 0x6a82, "object not on the card" },
+    { 0x1234, "card error (status 1234)" },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *msg = cm_status_word_message (cases[i].sw);
+      g_assert_cmpstr (msg, ==, cases[i].want);
+    }
+}
+
+static void
 test_time_parse (void)
 {
   gint64 t;
@@ -269,6 +292,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cert/fields", test_cert_fields);
   g_test_add_func ("/cert/every-truncation", test_cert_every_truncation);
   g_test_add_func ("/time/parse", test_time_parse);
+  g_test_add_func ("/card/status-words", test_status_words);
   rc = g_test_run ();
   cm_shutdown ();
   return rc;
