@@ -62,8 +62,11 @@ cm_pcsc_set_error (GError **error, LONG rv, const char *reader, const char *what
     g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
                  "pcscd is not running: start it (systemctl start pcscd.socket, or pcscd as "
                  "root) and try again");
-  else if ((rv == (LONG)SCARD_W_REMOVED_CARD || rv == (LONG)SCARD_E_NO_SMARTCARD)
+  else if ((rv == (LONG)SCARD_W_REMOVED_CARD || rv == (LONG)SCARD_E_NO_SMARTCARD
+            || rv == (LONG)SCARD_E_NOT_TRANSACTED || rv == (LONG)SCARD_W_UNPOWERED_CARD
+            || rv == (LONG)SCARD_W_UNRESPONSIVE_CARD)
            && g_str_has_prefix (what, "sending"))
+    /* pcsc-lite reports a card pulled mid-APDU as "not transacted" as often as "removed" */
     g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
                  "card removed during the read from reader '%s': re-insert it and try again", r);
   else if (rv == (LONG)SCARD_W_REMOVED_CARD || rv == (LONG)SCARD_E_NO_SMARTCARD)
