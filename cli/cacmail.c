@@ -15,6 +15,12 @@ static const Command commands[] = {
   { "certs", cmd_certs, "classify certificates and cards (offline)" },
   { "pick", cmd_pick, "pick the login, signing and encryption certs for an address" },
   { "status", cmd_status, "readers, cards, personas, certs and picks (PC/SC)" },
+  { "republish", cmd_republish, "publish the card's certificates to the address list (LDAP)" },
+  { "nss", cmd_nss, "NSS databases of Evolution and Thunderbird: card module, trust" },
+  { "import-p12", cmd_import_p12, "import recovered encryption keys (PKCS#12)" },
+#ifdef CM_HAVE_EVOLUTION
+  { "evolution", cmd_evolution, "check and fix Evolution's S/MIME settings" },
+#endif
   { "demo", cmd_demo, "run the whole flow on a generated test PKI in a sandbox" },
 };
 

@@ -46,3 +46,12 @@ int cmd_certs (int argc, char **argv);
 int cmd_pick (int argc, char **argv);
 int cmd_demo (int argc, char **argv);
 int cmd_status (int argc, char **argv);
+int cmd_evolution (int argc, char **argv);
+int cmd_republish (int argc, char **argv);
+int cmd_nss (int argc, char **argv);
+int cmd_import_p12 (int argc, char **argv);
+/* cmd-nss.c: the NSS step of `cacmail demo` on a make-pki folder (sandbox database under it). */
+int cli_demo_nss_step (const char *pki_dir);
+/* cmd-nss.c: the databases to change (--nssdb DIR, else every client's); GPtrArray of
+ * CmNssdbLocation*, caller unrefs; NULL with @error when there is none. */
+GPtrArray *cli_nss_targets (const char *nssdb, gboolean create_evolution, GError **error);

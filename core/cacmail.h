@@ -11,6 +11,7 @@
 #include "cm-select.h"
 #include "cm-json.h"
 #include "cm-card.h"
+#include "cm-nss.h"
 
 G_BEGIN_DECLS
 

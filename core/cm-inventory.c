@@ -30,7 +30,8 @@ struct _CmInventory
   GPtrArray *certs;   /* CmCert*, rebuilt on demand */
   GPtrArray *cards;   /* CmCard* */
   GPtrArray *personas;
-  GHashTable *persona_of; /* sha256 -> CmPersona* */
+  GHashTable *persona_of;   /* sha256 -> CmPersona* */
+  GHashTable *decrypt_only; /* sha256 set */
 };
 
 static gint
@@ -78,6 +79,7 @@ cm_inventory_new (void)
                                        (GDestroyNotify)cm_cert_unref);
   inv->order = g_ptr_array_new_with_free_func (g_free);
   inv->cards = g_ptr_array_new_with_free_func ((GDestroyNotify)card_free);
+  inv->decrypt_only = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   return inv;
 }
 
@@ -90,6 +92,7 @@ cm_inventory_free (CmInventory *inv)
   g_ptr_array_unref (inv->cards);
   g_hash_table_unref (inv->by_sha);
   g_ptr_array_unref (inv->order);
+  g_hash_table_unref (inv->decrypt_only);
   g_free (inv);
 }
 
@@ -233,6 +236,18 @@ cm_inventory_add_path (CmInventory *inv, const char *path, GError **error)
       insert_cert (inv, g_ptr_array_index (certs, i), src);
     }
   return TRUE;
+}
+
+void
+cm_inventory_mark_decrypt_only (CmInventory *inv, const char *sha256)
+{
+  g_hash_table_add (inv->decrypt_only, g_ascii_strdown (sha256, -1));
+}
+
+gboolean
+cm_inventory_is_decrypt_only (CmInventory *inv, const char *sha256)
+{
+  return g_hash_table_contains (inv->decrypt_only, sha256);
 }
 
 GPtrArray *

@@ -30,6 +30,11 @@ gboolean cm_inventory_add_der (CmInventory *inv, GBytes *der, const CmSource *so
 gboolean cm_inventory_add_card (CmInventory *inv, CmSourceKind kind, const char *label,
                                 CmChuid *chuid, GHashTable *slot_certs, GError **error);
 
+/* Mark a certificate decrypt-only (a recovered escrow key): selection never picks it to sign
+ * or encrypt; it still appears in the decrypt-only list. */
+void cm_inventory_mark_decrypt_only (CmInventory *inv, const char *sha256);
+gboolean cm_inventory_is_decrypt_only (CmInventory *inv, const char *sha256);
+
 /* The distinct certificates, in insertion order (CmCert*, owned by @inv). */
 GPtrArray *cm_inventory_get_certs (CmInventory *inv);
 CmCert *cm_inventory_lookup (CmInventory *inv, const char *sha256);

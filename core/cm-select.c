@@ -435,11 +435,14 @@ cm_select_for_email (CmInventory *inv, const char *email, gint64 at, CmTrust *tr
   check_shared_email (inv, pk, sign, enc);
   pk->persona = choose_persona (inv, pk, sign, enc);
 
+  /* Retired slots and recovered escrow keys only ever decrypt old mail. */
   for (guint i = 0; i < sign->len; i++)
-    if (same_persona (inv, g_ptr_array_index (sign, i), pk->persona))
+    if (same_persona (inv, g_ptr_array_index (sign, i), pk->persona)
+        && !cm_inventory_is_decrypt_only (inv, cm_cert_get_sha256 (g_ptr_array_index (sign, i))))
       g_ptr_array_add (sign_c, g_ptr_array_index (sign, i));
   for (guint i = 0; i < enc->len; i++)
     if (!is_retired (g_ptr_array_index (enc, i))
+        && !cm_inventory_is_decrypt_only (inv, cm_cert_get_sha256 (g_ptr_array_index (enc, i)))
         && same_persona (inv, g_ptr_array_index (enc, i), pk->persona))
       g_ptr_array_add (enc_c, g_ptr_array_index (enc, i));
   if (pk->persona)

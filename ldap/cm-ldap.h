@@ -53,7 +53,9 @@ GQuark cm_ldap_error_quark (void);
  *   nssdb          NSS database directory holding the card's PKCS#11 module and trusted CAs
  *   token          NSS token label of the card (default: the token holding the picked keys)
  *   email          the address to publish for
- *   timeout        seconds per LDAP operation (default 15) */
+ *   timeout        seconds per LDAP operation (default 15)
+ *   guard          auto (default: assert the entryCSN where the server offers the assertion
+ *                  control, else rely on the exact-value deletes) or values (never assert) */
 typedef struct _CmLdapConfig CmLdapConfig;
 
 CmLdapConfig *cm_ldap_config_new (void);

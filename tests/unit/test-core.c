@@ -252,6 +252,29 @@ test_status_words (void)
     }
 }
 
+/* A recovered (decrypt-only) key is never picked to encrypt, only listed to decrypt. */
+static void
+test_select_skips_decrypt_only (void)
+{
+  g_autoptr (CmInventory) inv = cm_inventory_new ();
+  g_autofree char *dir = g_build_filename (gsa_dir, "cards", "01_Golden_PIV", NULL);
+  g_autoptr (CmPicks) before = NULL;
+  g_autoptr (CmPicks) after = NULL;
+  g_autofree char *enc = NULL;
+
+  g_assert_true (cm_inventory_add_path (inv, dir, NULL));
+  before = cm_select_for_email (inv, "icam.test.cards@gsa.gov", 1780272000, NULL);
+  g_assert_nonnull (cm_picks_get_encryption (before));
+  enc = g_strdup (cm_cert_get_sha256 (cm_picks_get_encryption (before)));
+  cm_inventory_mark_decrypt_only (inv, enc);
+  after = cm_select_for_email (inv, "icam.test.cards@gsa.gov", 1780272000, NULL);
+  g_assert_null (cm_picks_get_encryption (after));
+  g_assert_cmpuint (cm_picks_get_decrypt_only (after)->len, ==, 1);
+  g_assert_cmpstr (cm_cert_get_sha256 (g_ptr_array_index (cm_picks_get_decrypt_only (after), 0)),
+                   ==, enc);
+  g_assert_nonnull (cm_picks_get_signing (after));
+}
+
 static void
 test_time_parse (void)
 {
@@ -293,6 +316,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cert/every-truncation", test_cert_every_truncation);
   g_test_add_func ("/time/parse", test_time_parse);
   g_test_add_func ("/card/status-words", test_status_words);
+  g_test_add_func ("/select/skips-decrypt-only", test_select_skips_decrypt_only);
   rc = g_test_run ();
   cm_shutdown ();
   return rc;

@@ -1,0 +1,401 @@
+/* cmd-nss.c: `cacmail nss list|register|unregister|trust`, the NSS databases of Evolution and
+ * Thunderbird (plugins/nss-helper), and the NSS step of `cacmail demo`. */
+#include "cli.h"
+#include <cm-nssdb.h>
+#include <stdio.h>
+
+static const char *
+client_label (CmNssdbLocation *loc, char *buf, gsize n)
+{
+  if (loc->client == CM_NSSDB_CLIENT_THUNDERBIRD)
+    g_snprintf (buf, n, "Thunderbird profile %s%s", loc->profile ? loc->profile : "(unlisted)",
+                loc->is_default ? " (default)" : "");
+  else if (loc->client == CM_NSSDB_CLIENT_EVOLUTION)
+    g_snprintf (buf, n, "Evolution");
+  else
+    g_snprintf (buf, n, "no mail client");
+  return buf;
+}
+
+static void
+print_location (CmNssdbLocation *loc)
+{
+  char label[256];
+  printf ("%s: sql:%s\n  client %s%s\n", client_label (loc, label, sizeof label), loc->dir,
+          loc->state, loc->exists ? "" : "; no database yet");
+}
+
+GPtrArray *
+cli_nss_targets (const char *nssdb, gboolean create_evolution, GError **error)
+{
+  g_autoptr (GPtrArray) all = NULL;
+  GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_nssdb_location_free);
+
+  if (nssdb)
+    {
+      g_ptr_array_add (out, cm_nssdb_locate (nssdb));
+      return out;
+    }
+  all = cm_nssdb_find_locations ();
+  for (guint i = 0; i < all->len; i++)
+    {
+      CmNssdbLocation *loc = g_ptr_array_index (all, i);
+      if (!loc->exists && loc->client == CM_NSSDB_CLIENT_EVOLUTION && create_evolution
+          && g_find_program_in_path ("evolution") && g_mkdir_with_parents (loc->dir, 0700) == 0)
+        loc->exists = TRUE; /* Evolution would create the same database on its first start */
+      if (loc->exists)
+        g_ptr_array_add (out, g_ptr_array_steal_index (all, i--));
+      else if (loc->client == CM_NSSDB_CLIENT_THUNDERBIRD)
+        fprintf (stderr, "cacmail: note: Thunderbird profile %s has no NSS database yet: start "
+                         "Thunderbird with it once\n", loc->profile ? loc->profile : loc->dir);
+    }
+  if (out->len == 0)
+    {
+      g_set_error (error, CM_ERROR, CM_ERROR_NOT_FOUND,
+                   "no NSS database of Evolution or Thunderbird found under %s: start the mail "
+                   "client once, or name a database with --nssdb DIR", g_get_home_dir ());
+      g_clear_pointer (&out, g_ptr_array_unref);
+    }
+  return out;
+}
+
+/* Refuse before changing anything when one of @targets' clients forbids @change now. */
+static gboolean
+check_all (GPtrArray *targets, CmNssdbChange change, GError **error)
+{
+  for (guint i = 0; i < targets->len; i++)
+    if (!cm_nssdb_location_check (g_ptr_array_index (targets, i), change, error))
+      return FALSE;
+  return TRUE;
+}
+
+static void
+print_modules (CmNssDb *db, gboolean *card_twice)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) mods = cm_nssdb_list_modules (db, &error);
+  gboolean opensc = FALSE, proxy = FALSE;
+
+  if (mods == NULL)
+    {
+      printf ("  modules: unreadable (%s)\n", error->message);
+      return;
+    }
+  printf ("  modules:%s\n", mods->len ? "" : " none (no card reachable: run cacmail nss register)");
+  for (guint i = 0; i < mods->len; i++)
+    {
+      CmNssdbModule *m = g_ptr_array_index (mods, i);
+      opensc |= m->kind == CM_NSSDB_MODULE_OPENSC;
+      proxy |= m->kind == CM_NSSDB_MODULE_P11KIT_PROXY;
+      printf ("    \"%s\" %s%s%s\n", m->name, m->library,
+              m->kind == CM_NSSDB_MODULE_OPENSC ? " (OpenSC: the card)"
+              : m->kind == CM_NSSDB_MODULE_P11KIT_PROXY ? " (p11-kit proxy)" : "",
+              m->library_exists ? "" : " MISSING: reinstall it or run cacmail nss unregister");
+    }
+  *card_twice = opensc && proxy && cm_nssdb_p11kit_has_opensc (NULL);
+  if (*card_twice)
+    printf ("  warning: OpenSC and the p11-kit proxy (which loads OpenSC) are both registered, so "
+            "the card shows twice; fix: cacmail nss unregister, then cacmail nss register\n");
+}
+
+/* Card certs with the names mail clients use, and nicknames two different certs share. */
+static void
+print_token_certs (CmNssDb *db, gint64 now)
+{
+  g_autoptr (CmInventory) inv = cm_inventory_new ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GHashTable) by_nick = g_hash_table_new (g_str_hash, g_str_equal);
+  GPtrArray *certs;
+  GPtrArray *problems = cm_nss_db_get_module_problems (db);
+  guint shown = 0, dup = 0;
+  const char *first_dup = NULL;
+
+  for (guint i = 0; i < problems->len; i++)
+    printf ("  warning: %s\n", (char *)g_ptr_array_index (problems, i));
+  if (!cm_nss_db_add_certs_sync (db, inv, NULL, &error))
+    {
+      printf ("  certificates: unreadable (%s)\n", error->message);
+      return;
+    }
+  certs = cm_inventory_get_certs (inv);
+  for (guint i = 0; i < certs->len; i++)
+    {
+      CmCert *c = g_ptr_array_index (certs, i);
+      GPtrArray *srcs = cm_cert_get_sources (c);
+      g_autofree char *key = cm_nss_cert_dbkey (c);
+      g_autofree char *until = cm_time_format_date (cm_cert_get_not_after (c));
+
+      for (guint j = 0; j < srcs->len; j++)
+        {
+          CmSource *s = g_ptr_array_index (srcs, j);
+          CmCert *other;
+          if (s->kind != CM_SOURCE_NSS || g_strcmp0 (s->token, CM_NSS_DB_TOKEN_NAME) == 0)
+            continue;
+          if (shown++ == 0)
+            printf ("  card certificates (nickname, role, dbKey):\n");
+          printf ("    %s\n      %s, %s %s%s, dbKey %s\n", s->nickname, cm_role_to_string (cm_cert_get_role (c)),
+                  cm_cert_is_valid_at (c, now) ? "valid until" : "NOT VALID NOW, until", until,
+                  cm_nssdb_is_recovered (cm_cert_get_sha256 (c)) ? ", decrypt only" : "", key);
+          other = g_hash_table_lookup (by_nick, s->nickname);
+          if (other && other != c && dup++ == 0)
+            first_dup = s->nickname;
+          g_hash_table_insert (by_nick, s->nickname, c);
+        }
+    }
+  if (shown == 0)
+    printf ("  card certificates: none (insert the card; is its module registered?)\n");
+  if (dup)
+    printf ("  warning: two inserted cards give %u certificates the same nickname, e.g. \"%s\" "
+            "(OpenSC names a token after the first cert's CN): a mail client may pick the wrong "
+            "card; keep one card inserted while you set up S/MIME, or pick by dbKey\n",
+            dup, first_dup);
+}
+
+static void
+print_recovered (CmNssDb *db, gint64 now)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) rec = cm_nssdb_recovered_list (db, &error);
+
+  if (rec == NULL)
+    {
+      printf ("  recovered keys: unreadable (%s)\n", error->message);
+      return;
+    }
+  if (rec->len)
+    printf ("  recovered keys (decrypt only, most recent Not After first):\n");
+  for (guint i = 0; i < rec->len; i++)
+    {
+      CmNssdbRecovered *r = g_ptr_array_index (rec, i);
+      g_autofree char *from = cm_time_format_date (r->not_before);
+      g_autofree char *to = cm_time_format_date (r->not_after);
+      printf ("    %s\n      %s; valid %s .. %s%s%s\n", r->nickname, r->subject, from, to,
+              r->not_after < now ? " (expired)" : "",
+              r->present ? "" : "; MISSING from the database: import the file again");
+    }
+}
+
+static int
+nss_list (const char *nssdb)
+{
+  g_autoptr (GPtrArray) locs = NULL;
+  gint64 now = cm_time_now ();
+
+  if (nssdb)
+    {
+      locs = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_nssdb_location_free);
+      g_ptr_array_add (locs, cm_nssdb_locate (nssdb));
+    }
+  else
+    locs = cm_nssdb_find_locations ();
+  for (guint i = 0; i < locs->len; i++)
+    {
+      CmNssdbLocation *loc = g_ptr_array_index (locs, i);
+      g_autoptr (GError) error = NULL;
+      g_autoptr (CmNssDb) db = NULL;
+      gboolean twice = FALSE;
+
+      print_location (loc);
+      if (!loc->exists)
+        continue;
+      db = cm_nss_db_open_sync (loc->dir, CM_NSS_DB_READ_ONLY | CM_NSS_DB_LOAD_MODULES, NULL,
+                                &error);
+      if (db == NULL)
+        {
+          printf ("  error: %s\n", error->message);
+          continue;
+        }
+      print_modules (db, &twice);
+      print_token_certs (db, now);
+      print_recovered (db, now);
+    }
+  return CLI_EXIT_OK;
+}
+
+static int
+nss_register (const char *nssdb, const char *module, gboolean unregister)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) targets = NULL;
+  CmNssdbModuleKind kind = CM_NSSDB_MODULE_OTHER;
+
+  if (module && strcmp (module, "opensc") == 0)
+    kind = CM_NSSDB_MODULE_OPENSC;
+  else if (module && strcmp (module, "p11-kit") == 0)
+    kind = CM_NSSDB_MODULE_P11KIT_PROXY;
+  else if (module && strcmp (module, "auto") != 0)
+    return cli_usage ("--module is auto, opensc or p11-kit, not '%s'", module);
+  if ((targets = cli_nss_targets (nssdb, !unregister, &error)) == NULL
+      || !check_all (targets, CM_NSSDB_CHANGE_MODULES, &error))
+    return cli_fail (error);
+  for (guint i = 0; i < targets->len; i++)
+    {
+      CmNssdbLocation *loc = g_ptr_array_index (targets, i);
+      g_autoptr (CmNssDb) db = cm_nss_db_open_sync (loc->dir, CM_NSS_DB_DEFAULT, NULL, &error);
+      g_autofree char *report = NULL;
+      char label[256];
+
+      if (db == NULL
+          || !(unregister ? cm_nssdb_unregister_card_sync (db, &report, NULL, &error)
+                          : cm_nssdb_register_card_sync (db, kind, &report, NULL, &error)))
+        return cli_fail (error);
+      printf ("%s (sql:%s): %s\n", client_label (loc, label, sizeof label), loc->dir, report);
+    }
+  return CLI_EXIT_OK;
+}
+
+/* The chain status of every card certificate reachable through @db. */
+static void
+print_chains (CmNssDb *db, const char *bundle, gint64 now)
+{
+  g_autoptr (CmTrust) trust = cm_nssdb_trust_from_db (db, bundle);
+  g_autoptr (CmInventory) inv = cm_inventory_new ();
+  GPtrArray *certs;
+  guint n = 0;
+
+  if (!cm_nss_db_add_certs_sync (db, inv, NULL, NULL))
+    return;
+  certs = cm_inventory_get_certs (inv);
+  for (guint i = 0; i < certs->len; i++)
+    {
+      CmCert *c = g_ptr_array_index (certs, i);
+      const char *nick = NULL;
+      CmChainStatus st;
+      GPtrArray *srcs = cm_cert_get_sources (c);
+
+      for (guint j = 0; j < srcs->len && !nick; j++)
+        {
+          CmSource *s = g_ptr_array_index (srcs, j);
+          if (s->kind == CM_SOURCE_NSS && g_strcmp0 (s->token, CM_NSS_DB_TOKEN_NAME) != 0)
+            nick = s->nickname;
+        }
+      if (nick == NULL || cm_cert_is_ca (c))
+        continue;
+      if (n++ == 0)
+        printf ("  card certificate chains:\n");
+      st = cm_trust_build_chain (trust, c, now, NULL);
+      printf ("    %-9s %s%s\n", cm_chain_status_to_string (st), nick,
+              st == CM_CHAIN_NO_ISSUER ? " (fix: add the issuing CA: cacmail nss trust the DoD "
+                                         "PKI bundle)"
+              : st == CM_CHAIN_UNTRUSTED_ROOT ? " (fix: trust its root with cacmail nss trust)"
+                                               : "");
+    }
+  if (n == 0)
+    printf ("  card certificate chains: no card certificate found (insert the card; "
+            "cacmail nss register)\n");
+}
+
+static int
+nss_trust (const char *nssdb, const char *bundle_opt, char **files)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) targets = NULL, cas = NULL;
+  g_autofree char *bundle = bundle_opt ? g_strdup (bundle_opt) : cm_nssdb_default_bundle_path ();
+  gint64 now = cm_time_now ();
+
+  if (files == NULL || files[0] == NULL)
+    return cli_usage ("nss trust needs at least one FILE (PEM, DER or PKCS#7 CA certificates)");
+  if ((cas = cm_nssdb_read_ca_files (files, &error)) == NULL
+      || (targets = cli_nss_targets (nssdb, TRUE, &error)) == NULL
+      || !check_all (targets, CM_NSSDB_CHANGE_OBJECTS, &error))
+    return cli_fail (error);
+  for (guint i = 0; i < targets->len; i++)
+    {
+      CmNssdbLocation *loc = g_ptr_array_index (targets, i);
+      g_autoptr (CmNssDb) db = cm_nss_db_open_sync (loc->dir, CM_NSS_DB_LOAD_MODULES, NULL, &error);
+      g_autoptr (GPtrArray) items = NULL;
+      guint added = 0, roots = 0;
+      char label[256];
+
+      if (db == NULL || !cm_nssdb_trust_import_sync (db, cas, i == 0 ? bundle : NULL, &items,
+                                                     NULL, &error))
+        return cli_fail (error);
+      for (guint j = 0; j < items->len; j++)
+        {
+          CmNssdbTrustItem *it = g_ptr_array_index (items, j);
+          added += it->added;
+          roots += it->root;
+        }
+      printf ("%s (sql:%s): %u CA certificates (%u roots trusted C,C,; %u intermediates), %u "
+              "new\n", client_label (loc, label, sizeof label), loc->dir, items->len, roots,
+              items->len - roots, added);
+      print_chains (db, bundle, now);
+    }
+  printf ("CA bundle for LDAP: %s\n", bundle);
+  return CLI_EXIT_OK;
+}
+
+int
+cmd_nss (int argc, char **argv)
+{
+  g_autofree char *nssdb = NULL, *module = NULL, *bundle = NULL;
+  g_auto (GStrv) rest = NULL;
+  GOptionEntry entries[] = {
+    { "nssdb", 0, 0, G_OPTION_ARG_FILENAME, &nssdb,
+      "The NSS database folder (default: Evolution's and every Thunderbird profile's)", "DIR" },
+    { "module", 0, 0, G_OPTION_ARG_STRING, &module,
+      "register: auto (default), opensc or p11-kit", "KIND" },
+    { "bundle", 0, 0, G_OPTION_ARG_FILENAME, &bundle,
+      "trust: the PEM bundle to write (default $XDG_DATA_HOME/cacmail/ca-bundle.pem)", "FILE" },
+    { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &rest, NULL, "FILE..." },
+    { NULL },
+  };
+  g_autoptr (GOptionContext) ctx =
+    g_option_context_new ("list|register|unregister|trust [FILE...] - the mail clients' NSS "
+                          "databases");
+  g_autoptr (GError) error = NULL;
+  const char *sub;
+
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  if (!g_option_context_parse (ctx, &argc, &argv, &error))
+    return cli_usage ("%s", error->message);
+  if (rest == NULL || rest[0] == NULL)
+    return cli_usage ("nss needs a subcommand: list, register, unregister or trust");
+  sub = rest[0];
+  if (strcmp (sub, "trust") != 0 && rest[1])
+    return cli_usage ("nss %s takes no arguments ('%s')", sub, rest[1]);
+  if (strcmp (sub, "list") == 0)
+    return nss_list (nssdb);
+  if (strcmp (sub, "register") == 0)
+    return nss_register (nssdb, module, FALSE);
+  if (strcmp (sub, "unregister") == 0)
+    return nss_register (nssdb, NULL, TRUE);
+  if (strcmp (sub, "trust") == 0)
+    return nss_trust (nssdb, bundle, rest + 1);
+  return cli_usage ("unknown nss subcommand '%s' (list, register, unregister, trust)", sub);
+}
+
+int
+cli_demo_nss_step (const char *pki_dir)
+{
+  g_autofree char *dir = g_build_filename (pki_dir, "nssdb", NULL);
+  g_autofree char *state = g_build_filename (pki_dir, "state", NULL);
+  g_autofree char *p12 = g_build_filename (pki_dir, "escrow",
+                                           "contractor-encryption-old-3des.p12", NULL);
+  g_autofree char *root = g_build_filename (pki_dir, "ca", "root.crt", NULL);
+  g_autofree char *report = NULL;
+  char *ca_files[] = { root, NULL };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CmNssDb) db = NULL;
+  g_autoptr (GPtrArray) cas = NULL, items = NULL, keys = NULL;
+  guint added = 0;
+
+  /* everything stays in the sandbox: database, recovered-key record and CA bundle */
+  g_setenv ("CACMAIL_STATE_DIR", state, TRUE);
+  printf ("NSS: a sandbox database sql:%s (as Evolution's or a Thunderbird profile's)\n", dir);
+  if (g_mkdir_with_parents (dir, 0700) != 0
+      || (db = cm_nss_db_open_sync (dir, CM_NSS_DB_DEFAULT, NULL, &error)) == NULL
+      || !cm_nssdb_register_card_sync (db, CM_NSSDB_MODULE_OTHER, &report, NULL, &error))
+    return cli_fail (error);
+  printf ("  card module: %s\n", report);
+  if ((cas = cm_nssdb_read_ca_files (ca_files, &error)) == NULL
+      || !cm_nssdb_trust_import_sync (db, cas, NULL, &items, NULL, &error))
+    return cli_fail (error);
+  printf ("  trust: the test root CA, as C,C, (TLS and email)\n");
+  if (!cm_nssdb_import_p12_sync (db, p12, "escrow-pass", &keys, &added, NULL, &error))
+    return cli_fail (error);
+  printf ("  recovered key from %s (3DES, as old escrow files are): %u added\n", p12, added);
+  print_recovered (db, cm_time_now ());
+  printf ("  A recovered key decrypts old mail only: selection never signs or encrypts with it.\n");
+  return CLI_EXIT_OK;
+}

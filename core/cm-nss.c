@@ -1,0 +1,450 @@
+/* cm-nss.c: an NSS database bound into the process next to cm_init()'s context (or the
+ * application's own NSS): its cert/key token through SECMOD_OpenUserDB, its module list
+ * (pkcs11.txt) through a module-DB-only softoken module, and the modules it registers. */
+#include "cm-private.h"
+#include "cm-nss.h"
+#include <nss.h>
+#include <prerror.h>
+#include <secerr.h>
+#include <utilpars.h>
+#include <unistd.h>
+
+struct _CmNssDb
+{
+  char *dir;
+  char *configdir; /* "sql:DIR" */
+  gboolean read_only;
+  PK11SlotInfo *slot;
+  gboolean own_slot;    /* we opened it (not the application) */
+  SECMODModule *moddb;  /* module-DB-only softoken for pkcs11.txt, or NULL until needed */
+  GPtrArray *modules;   /* SECMODModule* references: registered modules we use */
+  GArray *owned;        /* gboolean per module: we loaded it */
+  GPtrArray *problems;  /* char* */
+};
+
+static gint db_serial;
+
+static const char *
+nss_error_text (void)
+{
+  const char *s = PR_ErrorToString (PORT_GetError (), PR_LANGUAGE_I_DEFAULT);
+  return s && *s ? s : "unknown NSS error";
+}
+
+/* The internal module's slots that hold an open database now (borrowed pointers). */
+static GPtrArray *
+present_internal_slots (void)
+{
+  GPtrArray *out = g_ptr_array_new ();
+  SECMODModule *internal = SECMOD_GetInternalModule ();
+  SECMODListLock *lock = SECMOD_GetDefaultModuleListLock ();
+
+  if (internal == NULL || lock == NULL)
+    return out;
+  SECMOD_GetReadLock (lock);
+  for (int i = 0; i < internal->slotCount; i++)
+    if (PK11_IsPresent (internal->slots[i]))
+      g_ptr_array_add (out, internal->slots[i]);
+  SECMOD_ReleaseReadLock (lock);
+  return out;
+}
+
+static gboolean
+open_slot (CmNssDb *db, GError **error)
+{
+  g_autoptr (GPtrArray) before = present_internal_slots ();
+  char *esc = NSSUTIL_Escape (db->configdir, '\'');
+  g_autofree char *spec = NULL;
+
+  spec = g_strdup_printf ("configdir='%s' certPrefix='' keyPrefix='' secmod='pkcs11.txt' "
+                          "tokenDescription='cacmail database %d' flags=%s",
+                          esc ? esc : db->configdir, g_atomic_int_add (&db_serial, 1),
+                          db->read_only ? "readOnly,optimizeSpace" : "optimizeSpace");
+  PORT_Free (esc);
+  db->slot = SECMOD_OpenUserDB (spec);
+  if (db->slot == NULL || !PK11_IsPresent (db->slot))
+    {
+      g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
+                   "NSS could not open the database in %s (%s): check that the folder and its "
+                   "cert9.db and key4.db are readable%s",
+                   db->dir, nss_error_text (), db->read_only ? "" : " and writable");
+      return FALSE;
+    }
+  db->own_slot = !g_ptr_array_find (before, db->slot, NULL);
+  return TRUE;
+}
+
+SECMODModule *
+cm_nss_db_get_module_db (CmNssDb *db, GError **error)
+{
+  g_autofree char *params = NULL, *spec = NULL;
+  char *esc = NULL;
+  SECMODListLock *lock = SECMOD_GetDefaultModuleListLock ();
+
+  if (db->moddb)
+    return db->moddb;
+  esc = NSSUTIL_Escape (db->configdir, '\'');
+  params = g_strdup_printf ("configdir='%s' certPrefix='' keyPrefix='' secmod='pkcs11.txt' "
+                            "flags=%s",
+                            esc ? esc : db->configdir,
+                            db->read_only ? "readOnly,noCertDB,noKeyDB" : "noCertDB,noKeyDB");
+  PORT_Free (esc);
+  /* One module-DB entry per folder per process: reuse ours from an earlier open. */
+  if (lock)
+    {
+      SECMOD_GetReadLock (lock);
+      for (SECMODModuleList *l = SECMOD_GetDBModuleList (); l; l = l->next)
+        if (l->module->libraryParams && strcmp (l->module->libraryParams, params) == 0
+            && l->module->moduleDBFunc)
+          {
+            db->moddb = SECMOD_ReferenceModule (l->module);
+            break;
+          }
+      SECMOD_ReleaseReadLock (lock);
+    }
+  if (db->moddb)
+    return db->moddb;
+  esc = NSSUTIL_Escape (params, '"');
+  spec = g_strdup_printf ("name=\"cacmail module list\" parameters=\"%s\" "
+                          "NSS=\"flags=internal,moduleDB,moduleDBOnly\"",
+                          esc ? esc : params);
+  PORT_Free (esc);
+  db->moddb = SECMOD_LoadModule (spec, NULL, PR_FALSE);
+  if (db->moddb == NULL || !db->moddb->loaded || db->moddb->moduleDBFunc == NULL)
+    {
+      g_clear_pointer (&db->moddb, SECMOD_DestroyModule);
+      g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
+                   "NSS could not read the module list %s/pkcs11.txt (%s): check that it is "
+                   "readable",
+                   db->dir, nss_error_text ());
+      return NULL;
+    }
+  return db->moddb;
+}
+
+char **
+cm_nss_db_list_module_specs (CmNssDb *db, GError **error)
+{
+  SECMODModule *m = cm_nss_db_get_module_db (db, error);
+  GPtrArray *out;
+  char **list;
+
+  if (m == NULL)
+    return NULL;
+  list = SECMOD_GetModuleSpecList (m);
+  out = g_ptr_array_new ();
+  for (char **s = list; s && *s; s++)
+    g_ptr_array_add (out, g_strdup (*s));
+  g_ptr_array_add (out, NULL);
+  if (list)
+    SECMOD_FreeModuleSpecList (m, list);
+  return (char **)g_ptr_array_free (out, FALSE);
+}
+
+static void
+load_modules (CmNssDb *db, GCancellable *cancellable)
+{
+  g_autoptr (GError) local = NULL;
+  g_auto (GStrv) specs = cm_nss_db_list_module_specs (db, &local);
+
+  if (specs == NULL)
+    {
+      g_ptr_array_add (db->problems, g_strdup (local->message));
+      return;
+    }
+  for (char **s = specs; *s; s++)
+    {
+      char *lib = NULL, *name = NULL, *params = NULL, *nss = NULL;
+      SECMODModule *mod = NULL;
+      gboolean owned = FALSE;
+
+      if (g_cancellable_is_cancelled (cancellable))
+        break;
+      if (NSSUTIL_ArgParseModuleSpec (*s, &lib, &name, &params, &nss) != SECSuccess)
+        continue;
+      if (lib && *lib && !NSSUTIL_ArgHasFlag ("flags", "internal", nss))
+        {
+          mod = name ? SECMOD_FindModule (name) : NULL;
+          if (mod == NULL)
+            {
+              mod = SECMOD_LoadUserModule (*s, db->moddb, PR_FALSE);
+              owned = TRUE;
+              if (mod && !mod->loaded)
+                g_clear_pointer (&mod, SECMOD_DestroyModule);
+              if (mod == NULL)
+                g_ptr_array_add (db->problems,
+                                 g_strdup_printf ("module \"%s\" (%s) registered in %s did not "
+                                                  "load: %s",
+                                                  name ? name : "?", lib, db->dir,
+                                                  nss_error_text ()));
+            }
+          if (mod)
+            {
+              g_ptr_array_add (db->modules, mod);
+              g_array_append_val (db->owned, owned);
+            }
+        }
+      PORT_Free (lib);
+      PORT_Free (name);
+      PORT_Free (params);
+      PORT_Free (nss);
+    }
+}
+
+/* The folder and the database files in it that exist can be written by us. */
+static gboolean
+writable (const char *dir)
+{
+  const char *files[] = { "cert9.db", "key4.db", "pkcs11.txt" };
+
+  if (access (dir, W_OK) != 0)
+    return FALSE;
+  for (gsize i = 0; i < G_N_ELEMENTS (files); i++)
+    {
+      g_autofree char *p = g_build_filename (dir, files[i], NULL);
+      if (access (p, F_OK) == 0 && access (p, W_OK) != 0)
+        return FALSE;
+    }
+  return TRUE;
+}
+
+CmNssDb *
+cm_nss_db_open_sync (const char *dir, CmNssDbFlags flags, GCancellable *cancellable,
+                     GError **error)
+{
+  g_autoptr (CmNssDb) db = NULL;
+  g_autofree char *cert9 = NULL;
+  const char *path;
+  gboolean created;
+
+  g_return_val_if_fail (dir != NULL, NULL);
+  path = g_str_has_prefix (dir, "sql:") ? dir + 4 : dir;
+  if (!cm_init (error) || g_cancellable_set_error_if_cancelled (cancellable, error))
+    return NULL;
+  db = g_new0 (CmNssDb, 1);
+  db->modules = g_ptr_array_new ();
+  db->owned = g_array_new (FALSE, FALSE, sizeof (gboolean));
+  db->problems = g_ptr_array_new_with_free_func (g_free);
+  db->dir = g_canonicalize_filename (path, NULL);
+  db->configdir = g_strconcat ("sql:", db->dir, NULL);
+  db->read_only = (flags & CM_NSS_DB_READ_ONLY) != 0;
+  cert9 = g_build_filename (db->dir, "cert9.db", NULL);
+  if (!g_file_test (db->dir, G_FILE_TEST_IS_DIR))
+    {
+      g_set_error (error, CM_ERROR, CM_ERROR_NOT_FOUND,
+                   "NSS database folder %s does not exist: create it with certutil -N "
+                   "--empty-password -d sql:%s, or name another one",
+                   db->dir, db->dir);
+      return NULL;
+    }
+  if (db->read_only && !g_file_test (cert9, G_FILE_TEST_EXISTS))
+    {
+      g_set_error (error, CM_ERROR, CM_ERROR_NOT_FOUND,
+                   "%s holds no NSS database (no cert9.db): create one with certutil -N "
+                   "--empty-password -d sql:%s, or start the mail client once",
+                   db->dir, db->dir);
+      return NULL;
+    }
+  if (!db->read_only && !writable (db->dir))
+    db->read_only = TRUE; /* open what can be opened; writers see cm_nss_db_is_read_only() */
+  created = !db->read_only && !g_file_test (cert9, G_FILE_TEST_EXISTS);
+  if (!open_slot (db, error))
+    return NULL;
+  /* a new database gets an empty password, as certutil -N --empty-password gives it */
+  if (created && PK11_NeedUserInit (db->slot) && PK11_InitPin (db->slot, NULL, "") != SECSuccess)
+    {
+      g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
+                   "NSS could not create the database in %s (%s): check free space there",
+                   db->dir, nss_error_text ());
+      return NULL;
+    }
+  if (flags & CM_NSS_DB_LOAD_MODULES)
+    load_modules (db, cancellable);
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return NULL;
+  return g_steal_pointer (&db);
+}
+
+void
+cm_nss_db_free (CmNssDb *db)
+{
+  if (db == NULL)
+    return;
+  for (guint i = 0; db->modules && i < db->modules->len; i++)
+    {
+      SECMODModule *mod = g_ptr_array_index (db->modules, i);
+      if (g_array_index (db->owned, gboolean, i))
+        SECMOD_UnloadUserModule (mod);
+      SECMOD_DestroyModule (mod);
+    }
+  if (db->slot)
+    {
+      if (db->own_slot)
+        SECMOD_CloseUserDB (db->slot);
+      PK11_FreeSlot (db->slot);
+    }
+  if (db->moddb)
+    SECMOD_DestroyModule (db->moddb);
+  if (db->modules)
+    g_ptr_array_unref (db->modules);
+  if (db->owned)
+    g_array_unref (db->owned);
+  if (db->problems)
+    g_ptr_array_unref (db->problems);
+  g_free (db->dir);
+  g_free (db->configdir);
+  g_free (db);
+}
+
+const char *
+cm_nss_db_get_dir (CmNssDb *db)
+{
+  return db->dir;
+}
+
+gboolean
+cm_nss_db_is_read_only (CmNssDb *db)
+{
+  return db->read_only;
+}
+
+PK11SlotInfo *
+cm_nss_db_get_slot (CmNssDb *db)
+{
+  return db->slot;
+}
+
+GPtrArray *
+cm_nss_db_get_module_problems (CmNssDb *db)
+{
+  return db->problems;
+}
+
+GPtrArray *
+cm_nss_db_list_tokens (CmNssDb *db)
+{
+  GPtrArray *out = g_ptr_array_new ();
+  SECMODListLock *lock = SECMOD_GetDefaultModuleListLock ();
+
+  g_ptr_array_add (out, db->slot);
+  if (lock)
+    SECMOD_GetReadLock (lock);
+  for (guint i = 0; i < db->modules->len; i++)
+    {
+      SECMODModule *mod = g_ptr_array_index (db->modules, i);
+      for (int s = 0; s < mod->slotCount; s++)
+        if (PK11_IsPresent (mod->slots[s]) && !g_ptr_array_find (out, mod->slots[s], NULL))
+          g_ptr_array_add (out, mod->slots[s]);
+    }
+  if (lock)
+    SECMOD_ReleaseReadLock (lock);
+  return out;
+}
+
+/* "token:label" -> "label" for the database's own token (clients see it as the internal one). */
+static const char *
+own_label (CmNssDb *db, const char *nickname)
+{
+  const char *token = PK11_GetTokenName (db->slot);
+  gsize n = token ? strlen (token) : 0;
+
+  if (nickname && n && strncmp (nickname, token, n) == 0 && nickname[n] == ':')
+    return nickname + n + 1;
+  return nickname;
+}
+
+static void
+add_node (CmNssDb *db, CmInventory *inv, CERTCertificate *cert, const char *token,
+          const char *nickname)
+{
+  g_autoptr (GBytes) der = g_bytes_new (cert->derCert.data, cert->derCert.len);
+  g_autoptr (GError) skip = NULL;
+  CmSource src = { 0 };
+
+  src.kind = CM_SOURCE_NSS;
+  src.path = db->dir;
+  src.token = (char *)token;
+  src.nickname = (char *)nickname;
+  src.slot = CM_SLOT_NONE;
+  if (!cm_inventory_add_der (inv, der, &src, &skip))
+    g_debug ("skipping a certificate of token %s: %s", token, skip->message);
+}
+
+gboolean
+cm_nss_db_add_certs_sync (CmNssDb *db, CmInventory *inv, GCancellable *cancellable,
+                          GError **error)
+{
+  g_autoptr (GPtrArray) tokens = cm_nss_db_list_tokens (db);
+  CERTCertList *list;
+
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return FALSE;
+  /* the database's own token: its certs, named by label as the client names them */
+  if ((list = PK11_ListCertsInSlot (db->slot)))
+    {
+      for (CERTCertListNode *n = CERT_LIST_HEAD (list); !CERT_LIST_END (n, list);
+           n = CERT_LIST_NEXT (n))
+        add_node (db, inv, n->cert, CM_NSS_DB_TOKEN_NAME,
+                  own_label (db, n->appData ? n->appData : n->cert->nickname));
+      CERT_DestroyCertList (list);
+    }
+  if (tokens->len < 2 || g_cancellable_set_error_if_cancelled (cancellable, error))
+    return !g_cancellable_is_cancelled (cancellable);
+  /* Tokens of registered modules: NSS lists a login-protected token's certs only through the
+   * trust domain, one node per instance named "token:label". */
+  if ((list = PK11_ListCerts (PK11CertListAll, NULL)) == NULL)
+    return TRUE;
+  for (CERTCertListNode *n = CERT_LIST_HEAD (list); !CERT_LIST_END (n, list);
+       n = CERT_LIST_NEXT (n))
+    {
+      const char *nick = n->appData;
+      for (guint i = 1; nick && i < tokens->len; i++)
+        {
+          const char *name = PK11_GetTokenName (g_ptr_array_index (tokens, i));
+          gsize len = strlen (name);
+          if (len && strncmp (nick, name, len) == 0 && nick[len] == ':')
+            {
+              add_node (db, inv, n->cert, name, nick);
+              break;
+            }
+        }
+    }
+  CERT_DestroyCertList (list);
+  return TRUE;
+}
+
+static void
+put_u32 (GByteArray *b, guint32 v)
+{
+  guint8 be[4] = { v >> 24, v >> 16, v >> 8, v };
+  g_byte_array_append (b, be, 4);
+}
+
+char *
+cm_nss_cert_dbkey (CmCert *cert)
+{
+  CERTCertificate *c = cm_cert_get_nss (cert);
+  g_autoptr (GByteArray) b = g_byte_array_new ();
+
+  put_u32 (b, 0);
+  put_u32 (b, 0);
+  put_u32 (b, c->serialNumber.len);
+  put_u32 (b, c->derIssuer.len);
+  g_byte_array_append (b, c->serialNumber.data, c->serialNumber.len);
+  g_byte_array_append (b, c->derIssuer.data, c->derIssuer.len);
+  return g_base64_encode (b->data, b->len);
+}
+
+const char *
+cm_nss_cert_nickname (CmCert *cert)
+{
+  GPtrArray *sources = cm_cert_get_sources (cert);
+
+  for (guint i = 0; i < sources->len; i++)
+    {
+      CmSource *s = g_ptr_array_index (sources, i);
+      if (s->kind == CM_SOURCE_NSS && s->nickname)
+        return s->nickname;
+    }
+  return NULL;
+}

@@ -1,0 +1,178 @@
+/* cm-evo-module.h: module-cacmail, cacmail inside Evolution (private to the module).
+ *
+ * - cm-evo-module.c: e_module_load / e_module_unload, type registration.
+ * - cm-evo-ui.c: the mail window's "Republish Certificates to GAL" action (EShellView
+ *   extension); cm-evo-republish.c runs it.
+ * - cm-evo-shell.c: the EShell extension: the "Smart Card" preferences page (cm-evo-page.c)
+ *   and the card watcher (cm-evo-watch.c).
+ * - cm-evo-state.c: what the page shows, gathered in a worker thread; cm-evo-jobs.c: the
+ *   page's buttons' work (fix, undo, import, make the card available).
+ * - cm-evo-secret.c: PIN and password dialogs, also asked from worker threads.
+ *
+ * Threads: GTK only in the main thread; anything that touches the card, NSS, the registry or
+ * LDAP runs in a GTask worker thread. Secrets are wiped (explicit_bzero) and never logged. */
+#pragma once
+
+#include <gtk/gtk.h>
+#include <e-util/e-util.h>
+#include <shell/e-shell.h>
+#include <shell/e-shell-view.h>
+#include <shell/e-shell-window.h>
+#include <shell/e-shell-backend.h>
+#include <shell/e-shell-content.h>
+
+#include <cacmail.h>
+#include <cm-evo.h>
+#include <cm-nssdb.h>
+#include <cm-ldap.h>
+
+G_BEGIN_DECLS
+
+/* ---- types (each file registers its own) -------------------------------------------------- */
+
+void cm_evo_ui_extension_type_register (GTypeModule *module);
+void cm_evo_shell_extension_type_register (GTypeModule *module);
+void cm_evo_page_type_register (GTypeModule *module);
+void cm_evo_watch_type_register (GTypeModule *module);
+
+/* ---- secrets (cm-evo-secret.c) ------------------------------------------------------------ */
+
+/* What a secret is for: the card PIN (@subject = token label), the LDAP simple-bind password
+ * (@subject = DN) or the password of a PKCS#12 file (@subject = its file name). */
+typedef enum
+{
+  CM_EVO_SECRET_PIN,
+  CM_EVO_SECRET_LDAP_PASSWORD,
+  CM_EVO_SECRET_P12_PASSWORD,
+} CmEvoSecretKind;
+
+/* Show the secret dialog over @parent (nullable) and call @done with the secret when the
+ * user answers. Main thread only. @done receives a newly allocated secret (NULL with an error
+ * when cancelled) and must wipe it with cm_ldap_secret_free. */
+typedef void (*CmEvoSecretDone) (char *secret, GError *error, gpointer user_data);
+void cm_evo_secret_ask (GtkWindow *parent, CmEvoSecretKind kind, const char *subject,
+                        GCancellable *cancellable, CmEvoSecretDone done, gpointer user_data);
+
+/* From a worker thread: ask in the main thread and wait for the answer. Returns a new secret
+ * (caller wipes it with cm_ldap_secret_free) or NULL with @error (G_IO_ERROR_CANCELLED when the
+ * user cancelled or @cancellable fired). @parent is referenced while the dialog is up. */
+char *cm_evo_secret_ask_from_thread (GtkWindow *parent, CmEvoSecretKind kind,
+                                     const char *subject, GCancellable *cancellable,
+                                     GError **error);
+
+/* ---- state (cm-evo-state.c): gathered in a worker thread ---------------------------------- */
+
+typedef struct
+{
+  char *name;       /* reader name */
+  gboolean present; /* a card is in it */
+  CmCard *card;     /* the card read (owned by the state's inventory), or NULL */
+  char *error;      /* why the card could not be read, or NULL */
+} CmEvoReader;
+
+typedef struct
+{
+  gint64 at;
+  char *nssdb;              /* Evolution's NSS database folder ($HOME/.pki/nssdb) */
+  CmInventory *inv;         /* the cards in the readers and the NSS database's certs */
+  GPtrArray *readers;       /* CmEvoReader*; NULL when pcscd could not be asked */
+  GPtrArray *inserted;      /* char* sha256 of the certs on the cards in the readers; NULL
+                               when no card was read */
+  CmEvoRegistry *reg;       /* NULL when the source registry is unreachable (see problems) */
+  GPtrArray *identities;    /* CmEvoIdentity*, empty without a registry */
+  GPtrArray *modules;       /* CmNssdbModule* registered in pkcs11.txt */
+  gboolean card_module;     /* a card module (OpenSC or p11-kit proxy with OpenSC) is registered */
+  char *card_module_loaded; /* the name of the card module loaded in this process, or NULL */
+  GPtrArray *recovered;     /* CmNssdbRecovered* of this database */
+  GPtrArray *problems;      /* char*: what could not be read, one sentence each */
+} CmEvoState;
+
+/* Evolution's NSS database folder. Caller frees. */
+char *cm_evo_nssdb_dir (void);
+
+/* Gather everything. With @read_cards the cards in the readers are read (PC/SC); otherwise
+ * only the NSS database and the registry. Never fails: what could not be read is in
+ * state->problems. Cancelled: NULL with @error. Free with cm_evo_state_free. */
+CmEvoState *cm_evo_state_load_sync (gboolean read_cards, GCancellable *cancellable,
+                                    GError **error);
+void cm_evo_state_free (CmEvoState *state);
+
+/* The name of the loaded module that reaches the card (OpenSC, or the p11-kit proxy), or
+ * NULL. Caller frees. */
+char *cm_evo_card_module_loaded (void);
+
+/* "contractor", "uniformed service", ... or the persona key; borrowed or static. */
+const char *cm_evo_persona_label (CmPersona *persona);
+
+/* One line for a card: "DOE.JOHN.Q.1234567890 (contractor): a@b, c@d". Caller frees. */
+char *cm_evo_card_summary (CmInventory *inv, CmCard *card);
+
+/* The first NSS nickname of @cert, else "" (not visible to Evolution). Borrowed. */
+const char *cm_evo_cert_nickname (CmCert *cert);
+
+/* "valid until 2028-08-31", "EXPIRED 2025-08-31", "not valid before ...". Caller frees. */
+char *cm_evo_cert_validity (CmCert *cert, gint64 at);
+
+/* "email signing", "email encryption", "PIV authentication (login)", ... Static. */
+const char *cm_evo_role_label (CmRole role);
+
+/* ---- the page's jobs (cm-evo-jobs.c), run in worker threads ------------------------------ */
+
+/* Fix the stale identities: state reloaded (cards read), then cm_evo_registry_fix_sync.
+ * *@report (caller frees) says what changed. */
+gboolean cm_evo_job_fix_sync (char **report, GCancellable *cancellable, GError **error);
+
+/* Undo the last fix (cm_evo_registry_undo_sync). */
+gboolean cm_evo_job_undo_sync (char **report, GCancellable *cancellable, GError **error);
+
+/* Load the card's PKCS#11 module into this process with SECMOD_AddNewModuleEx, which also
+ * saves it in Evolution's pkcs11.txt: the card's certs are visible at once, no restart. */
+gboolean cm_evo_job_make_available_sync (char **report, GCancellable *cancellable,
+                                         GError **error);
+
+/* Import a PKCS#12 file of recovered (escrowed) keys into Evolution's database. @password is
+ * not kept (the caller wipes it). */
+gboolean cm_evo_job_import_sync (const char *path, const char *password, char **report,
+                                 GCancellable *cancellable, GError **error);
+
+/* cm_evo_registry_fix_sync, one fix or undo at a time in this process (each reads, changes
+ * and writes the backup file). */
+gint cm_evo_fix_locked (CmEvoRegistry *reg, GPtrArray *identities, GCancellable *cancellable,
+                        GError **error);
+
+/* ---- the card watcher (cm-evo-watch.c) --------------------------------------------------- */
+
+/* One per Evolution process, owned by the EShell extension. It waits on pcscd in a thread of
+ * its own (no card access until a card is inserted or removed), then re-checks the S/MIME
+ * settings, points the identities at the inserted card and says so in an EAlert. */
+#define CM_EVO_TYPE_WATCH (cm_evo_watch_get_type ())
+G_DECLARE_FINAL_TYPE (CmEvoWatch, cm_evo_watch, CM_EVO, WATCH, GObject)
+
+CmEvoWatch *cm_evo_watch_new (EShell *shell);
+/* Start waiting for card changes (idempotent). */
+void cm_evo_watch_start (CmEvoWatch *watch);
+/* The process-wide watcher, or NULL before the shell extension made it (borrowed). */
+CmEvoWatch *cm_evo_watch_get_default (void);
+/* Tell the watcher (and so any open page) that the S/MIME settings or the NSS database
+ * changed: emits "changed". Main thread. */
+void cm_evo_watch_notify_changed (CmEvoWatch *watch);
+
+/* ---- the page (cm-evo-page.c) ------------------------------------------------------------ */
+
+#define CM_EVO_PAGE_NAME "cacmail-smart-card"
+GtkWidget *cm_evo_page_new (EShell *shell);
+
+/* ---- republish (cm-evo-republish.c) ------------------------------------------------------ */
+
+/* Run "Republish Certificates to GAL" for @shell_view's window: a worker thread, progress in
+ * an EActivity, PIN and password asked in dialogs, the outcome in an EAlert. @done (nullable)
+ * is called in the main thread when it ends. */
+void cm_evo_republish_start (EShellView *shell_view, GCallback done, gpointer done_data);
+
+/* ---- small shared helpers ----------------------------------------------------------------- */
+
+/* A new EAlert of @type (GTK_MESSAGE_INFO, _WARNING or _ERROR) with these texts; the caller
+ * submits it and unrefs it. */
+EAlert *cm_evo_alert_new (GtkMessageType type, const char *primary, const char *secondary);
+
+G_END_DECLS

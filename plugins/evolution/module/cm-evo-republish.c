@@ -1,0 +1,252 @@
+/* cm-evo-republish.c: "Republish Certificates to GAL" from the mail window. The settings come
+ * from cacmail's config file ([ldap] in $XDG_CONFIG_HOME/cacmail/cacmail.conf, as for
+ * `cacmail republish`); the address defaults to Evolution's default mail identity and the NSS
+ * database to Evolution's own. libcacmail-ldap does the work in a GTask worker; its progress
+ * shows in an EActivity in the window's status bar (with a Cancel button), the PIN and the LDAP
+ * password are asked in dialogs, and the outcome is an EAlert in the mail view. */
+#include "cm-evo-module.h"
+#include <signal.h>
+
+typedef struct
+{
+  EShellView *shell_view;    /* referenced */
+  GtkWindow *window;         /* referenced: parent of the dialogs */
+  EActivity *activity;       /* referenced */
+  GCancellable *cancellable; /* referenced: the activity's */
+  char *email;               /* Evolution's default address, or NULL */
+  void (*done) (gpointer);
+  gpointer done_data;
+} Republish;
+
+static void
+republish_free (Republish *r)
+{
+  g_clear_object (&r->shell_view);
+  g_clear_object (&r->window);
+  g_clear_object (&r->activity);
+  g_clear_object (&r->cancellable);
+  g_free (r->email);
+  g_free (r);
+}
+
+/* The address of Evolution's default mail identity, else of the first one with an address. */
+static char *
+default_address (EShell *shell)
+{
+  ESourceRegistry *registry = e_shell_get_registry (shell);
+  g_autoptr (ESource) def = e_source_registry_ref_default_mail_identity (registry);
+  GList *all;
+  char *address = NULL;
+
+  if (def && e_source_has_extension (def, E_SOURCE_EXTENSION_MAIL_IDENTITY))
+    address = e_source_mail_identity_dup_address (
+      e_source_get_extension (def, E_SOURCE_EXTENSION_MAIL_IDENTITY));
+  if (address && *address)
+    return address;
+  g_free (address);
+  address = NULL;
+  all = e_source_registry_list_enabled (registry, E_SOURCE_EXTENSION_MAIL_IDENTITY);
+  for (GList *l = all; l && !address; l = l->next)
+    {
+      address = e_source_mail_identity_dup_address (
+        e_source_get_extension (l->data, E_SOURCE_EXTENSION_MAIL_IDENTITY));
+      if (address && !*address)
+        g_clear_pointer (&address, g_free);
+    }
+  g_list_free_full (all, g_object_unref);
+  return address;
+}
+
+/* ---- called by the library in the worker ---- */
+
+static char *
+ask_secret (CmLdapSecretKind kind, const char *subject, gpointer data, GError **error)
+{
+  Republish *r = data;
+
+  return cm_evo_secret_ask_from_thread (r->window,
+                                        kind == CM_LDAP_SECRET_PIN ? CM_EVO_SECRET_PIN
+                                                                   : CM_EVO_SECRET_LDAP_PASSWORD,
+                                        subject, r->cancellable, error);
+}
+
+typedef struct
+{
+  EActivity *activity;
+  CmLdapStep step;
+  gboolean done;
+} Progress;
+
+static gboolean
+progress_in_main (gpointer data)
+{
+  Progress *p = data;
+  g_autofree char *text = g_strdup_printf ("Republishing certificates to GAL: %s (step %d of %d)",
+                                           cm_ldap_step_to_string (p->step), (int)p->step + 1,
+                                           (int)CM_LDAP_N_STEPS);
+
+  e_activity_set_text (p->activity, text);
+  e_activity_set_percent (p->activity, 100.0 * ((int)p->step + (p->done ? 1 : 0))
+                                         / (int)CM_LDAP_N_STEPS);
+  g_object_unref (p->activity);
+  g_free (p);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+progress (CmLdapStep step, gboolean done, double ms, gpointer data)
+{
+  Republish *r = data;
+  Progress *p = g_new0 (Progress, 1);
+
+  p->activity = g_object_ref (r->activity);
+  p->step = step;
+  p->done = done;
+  g_main_context_invoke (NULL, progress_in_main, p);
+}
+
+static void
+republish_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  Republish *r = data;
+  g_autoptr (CmLdapConfig) cfg = cm_ldap_config_new ();
+  g_autofree char *path = cm_ldap_config_default_path ();
+  g_autofree char *nssdb = cm_evo_nssdb_dir ();
+  GError *error = NULL;
+  CmLdapResult *result = NULL;
+
+  if (!cm_ldap_config_load_file (cfg, path, FALSE, &error))
+    goto out;
+  if (cm_ldap_config_get (cfg, "uri") == NULL || cm_ldap_config_get (cfg, "base") == NULL)
+    {
+      g_set_error (&error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFIG,
+                   "no address list (LDAP) server is set: put uri and base in the [ldap] group "
+                   "of %s (see cacmail's docs/evolution.md), then try again",
+                   path);
+      goto out;
+    }
+  if (cm_ldap_config_get (cfg, "email") == NULL)
+    {
+      if (r->email == NULL)
+        {
+          g_set_error (&error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFIG,
+                       "no address to publish for: add a mail account to Evolution, or set "
+                       "email in the [ldap] group of %s",
+                       path);
+          goto out;
+        }
+      cm_ldap_config_set (cfg, "email", r->email, NULL);
+    }
+  if (cm_ldap_config_get (cfg, "nssdb") == NULL)
+    cm_ldap_config_set (cfg, "nssdb", nssdb, NULL);
+  result = cm_ldap_republish_sync (cfg, CM_LDAP_REPUBLISH_DEFAULT, cm_time_now (), ask_secret, r,
+                                   progress, r, cancellable, &error);
+out:
+  if (result)
+    g_task_return_pointer (task, result, (GDestroyNotify)cm_ldap_result_free);
+  else
+    g_task_return_error (task, error);
+}
+
+/* ---- the outcome, in the main thread ---- */
+
+static char *
+describe (CmLdapResult *res)
+{
+  GPtrArray *certs = cm_ldap_result_get_new_certs (res);
+  g_autoptr (GString) out = g_string_new (NULL);
+
+  g_string_append_printf (out, "%s (%s) now holds:", cm_ldap_result_get_dn (res),
+                          cm_ldap_result_get_email (res));
+  for (guint i = 0; i < certs->len; i++)
+    {
+      CmCert *c = g_ptr_array_index (certs, i);
+      g_autofree char *until = cm_time_format_date (cm_cert_get_not_after (c));
+      g_string_append_printf (out, "\n%u. %s certificate %s, valid until %s", i + 1,
+                              cm_evo_role_label (cm_cert_get_role (c)),
+                              cm_cert_get_subject_cn (c) ? cm_cert_get_subject_cn (c)
+                                                         : cm_cert_get_subject (c),
+                              until);
+    }
+  g_string_append_printf (out, "\nuserSMIMECertificate %s, signed by the card.",
+                          cm_ldap_result_get_old_smime (res) ? "replaced" : "added");
+  if (cm_ldap_result_get_written (res))
+    g_string_append (out, "\nVerified: the server holds exactly what was written.");
+  if (cm_ldap_result_get_reordered (res))
+    g_string_append (out, "\nWarning: the server changed the order of the certificates; "
+                          "Evolution and gpgsm read only the first one.");
+  if (cm_ldap_result_get_insecure (res))
+    g_string_append (out, "\nWarning: no TLS was used (insecure = true in cacmail.conf).");
+  return g_string_free (g_steal_pointer (&out), FALSE);
+}
+
+static void
+republish_done (GObject *source, GAsyncResult *result, gpointer data)
+{
+  Republish *r = g_task_get_task_data (G_TASK (result));
+  EAlertSink *sink = E_ALERT_SINK (e_shell_view_get_shell_content (r->shell_view));
+  g_autoptr (GError) error = NULL;
+  CmLdapResult *res = g_task_propagate_pointer (G_TASK (result), &error);
+  EAlert *alert = NULL;
+
+  if (res)
+    {
+      g_autofree char *text = describe (res);
+      e_activity_set_state (r->activity, E_ACTIVITY_COMPLETED);
+      alert = cm_evo_alert_new (GTK_MESSAGE_INFO, "Certificates republished to the address list "
+                                                  "(GAL)",
+                                text);
+      cm_ldap_result_free (res);
+    }
+  else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    e_activity_set_state (r->activity, E_ACTIVITY_CANCELLED);
+  else
+    {
+      g_autofree char *text = g_strdup_printf (
+        "%s%s", error->message,
+        g_error_matches (error, CM_LDAP_ERROR, CM_LDAP_ERROR_VERIFY) ? ""
+                                                                      : " (Nothing was written.)");
+      e_activity_set_state (r->activity, E_ACTIVITY_COMPLETED);
+      alert = cm_evo_alert_new (GTK_MESSAGE_ERROR, "Republishing to the address list (GAL) "
+                                                   "failed",
+                                text);
+    }
+  if (alert)
+    {
+      e_alert_sink_submit_alert (sink, alert);
+      g_object_unref (alert);
+    }
+  if (r->done)
+    r->done (r->done_data);
+}
+
+void
+cm_evo_republish_start (EShellView *shell_view, GCallback done, gpointer done_data)
+{
+  Republish *r = g_new0 (Republish, 1);
+  EShellWindow *window = e_shell_view_get_shell_window (shell_view);
+  EShellBackend *backend = e_shell_view_get_shell_backend (shell_view);
+  g_autoptr (GTask) task = NULL;
+  struct sigaction pipe_action;
+
+  /* a server that goes away mid-write must give an error, not end Evolution */
+  if (sigaction (SIGPIPE, NULL, &pipe_action) == 0 && pipe_action.sa_handler == SIG_DFL)
+    signal (SIGPIPE, SIG_IGN);
+  r->shell_view = g_object_ref (shell_view);
+  r->window = GTK_WINDOW (g_object_ref (window));
+  r->email = default_address (e_shell_window_get_shell (window));
+  r->done = (void (*) (gpointer))done;
+  r->done_data = done_data;
+  r->cancellable = g_cancellable_new ();
+  r->activity = e_activity_new ();
+  e_activity_set_text (r->activity, "Republishing certificates to GAL");
+  e_activity_set_icon_name (r->activity, "send-to-symbolic");
+  e_activity_set_cancellable (r->activity, r->cancellable);
+  e_activity_set_alert_sink (r->activity,
+                             E_ALERT_SINK (e_shell_view_get_shell_content (shell_view)));
+  e_shell_backend_add_activity (backend, r->activity);
+  task = g_task_new (NULL, r->cancellable, republish_done, NULL);
+  g_task_set_source_tag (task, cm_evo_republish_start);
+  g_task_set_task_data (task, r, (GDestroyNotify)republish_free);
+  g_task_run_in_thread (task, republish_thread);
+}

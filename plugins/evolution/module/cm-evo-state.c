@@ -1,0 +1,272 @@
+/* cm-evo-state.c: what the Smart Card page shows and the card watcher checks, gathered in a
+ * worker thread: the cards in the readers, Evolution's NSS database (its certs, registered
+ * modules and recovered keys) and the mail identities' S/MIME settings judged against them.
+ * Nothing here touches GTK. */
+#include "cm-evo-module.h"
+#include <nss.h>
+#include <secmod.h>
+
+char *
+cm_evo_nssdb_dir (void)
+{
+  /* Camel (camel_init) opens sql:$HOME/.pki/nssdb */
+  return g_build_filename (g_get_home_dir (), ".pki", "nssdb", NULL);
+}
+
+static void
+reader_free (CmEvoReader *r)
+{
+  g_free (r->name);
+  g_free (r->error);
+  g_free (r);
+}
+
+void
+cm_evo_state_free (CmEvoState *st)
+{
+  if (st == NULL)
+    return;
+  g_clear_pointer (&st->readers, g_ptr_array_unref);
+  g_clear_pointer (&st->inserted, g_ptr_array_unref);
+  g_clear_pointer (&st->identities, g_ptr_array_unref);
+  g_clear_pointer (&st->modules, g_ptr_array_unref);
+  g_clear_pointer (&st->recovered, g_ptr_array_unref);
+  g_clear_pointer (&st->problems, g_ptr_array_unref);
+  g_clear_pointer (&st->reg, cm_evo_registry_free);
+  g_clear_pointer (&st->inv, cm_inventory_free);
+  g_free (st->card_module_loaded);
+  g_free (st->nssdb);
+  g_free (st);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CmEvoState, cm_evo_state_free)
+
+static gboolean
+is_card_module (const char *library)
+{
+  g_autofree char *base = library ? g_path_get_basename (library) : NULL;
+
+  if (base == NULL)
+    return FALSE;
+  if (strstr (base, "opensc-pkcs11"))
+    return TRUE;
+  return strstr (base, "p11-kit-proxy") && cm_nssdb_p11kit_has_opensc (NULL);
+}
+
+char *
+cm_evo_card_module_loaded (void)
+{
+  SECMODListLock *lock;
+  char *name = NULL;
+
+  if (!NSS_IsInitialized () || (lock = SECMOD_GetDefaultModuleListLock ()) == NULL)
+    return NULL;
+  SECMOD_GetReadLock (lock);
+  for (SECMODModuleList *l = SECMOD_GetDefaultModuleList (); l && !name; l = l->next)
+    if (l->module->loaded && is_card_module (l->module->dllName))
+      name = g_strdup (l->module->commonName);
+  SECMOD_ReleaseReadLock (lock);
+  return name;
+}
+
+static void
+read_cards (CmEvoState *st, GCancellable *cancellable)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) infos = cm_pcsc_list_readers_sync (cancellable, &error);
+
+  if (infos == NULL)
+    {
+      g_ptr_array_add (st->problems, g_strdup_printf ("Card readers: %s", error->message));
+      return;
+    }
+  st->readers = g_ptr_array_new_with_free_func ((GDestroyNotify)reader_free);
+  for (guint i = 0; i < infos->len; i++)
+    {
+      CmReaderInfo *info = g_ptr_array_index (infos, i);
+      CmEvoReader *r = g_new0 (CmEvoReader, 1);
+      g_autoptr (GError) local = NULL;
+
+      r->name = g_strdup (info->name);
+      r->present = info->card_present;
+      g_ptr_array_add (st->readers, r);
+      if (!r->present || g_cancellable_is_cancelled (cancellable))
+        continue;
+      if (cm_card_read_sync (st->inv, r->name, CM_READ_DEFAULT, NULL, cancellable, &local))
+        {
+          GPtrArray *cards = cm_inventory_get_cards (st->inv);
+          GPtrArray *certs;
+
+          r->card = g_ptr_array_index (cards, cards->len - 1);
+          certs = cm_card_get_certs (r->card);
+          if (st->inserted == NULL)
+            st->inserted = g_ptr_array_new_with_free_func (g_free);
+          for (guint j = 0; j < certs->len; j++)
+            g_ptr_array_add (st->inserted,
+                             g_strdup (cm_cert_get_sha256 (g_ptr_array_index (certs, j))));
+        }
+      else
+        r->error = g_strdup (local->message);
+    }
+}
+
+static void
+read_nssdb (CmEvoState *st, GCancellable *cancellable)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CmNssDb) db = NULL;
+  GPtrArray *problems;
+
+  st->card_module_loaded = cm_evo_card_module_loaded ();
+  db = cm_nss_db_open_sync (st->nssdb, CM_NSS_DB_READ_ONLY | CM_NSS_DB_LOAD_MODULES, cancellable,
+                            &error);
+  if (db == NULL || !cm_nss_db_add_certs_sync (db, st->inv, cancellable, &error))
+    {
+      g_ptr_array_add (st->problems, g_strdup_printf ("Evolution's certificate database: %s",
+                                                      error->message));
+      return;
+    }
+  problems = cm_nss_db_get_module_problems (db);
+  for (guint i = 0; i < problems->len; i++)
+    g_ptr_array_add (st->problems, g_strdup (g_ptr_array_index (problems, i)));
+  if ((st->modules = cm_nssdb_list_modules (db, &error)) == NULL)
+    {
+      g_ptr_array_add (st->problems, g_strdup (error->message));
+      g_clear_error (&error);
+    }
+  for (guint i = 0; st->modules && i < st->modules->len; i++)
+    {
+      CmNssdbModule *m = g_ptr_array_index (st->modules, i);
+      if (m->kind == CM_NSSDB_MODULE_OPENSC
+          || (m->kind == CM_NSSDB_MODULE_P11KIT_PROXY && cm_nssdb_p11kit_has_opensc (NULL)))
+        st->card_module = TRUE;
+    }
+  if ((st->recovered = cm_nssdb_recovered_list (db, &error)) == NULL)
+    g_ptr_array_add (st->problems, g_strdup_printf ("Recovered keys: %s", error->message));
+}
+
+static void
+read_identities (CmEvoState *st, GCancellable *cancellable)
+{
+  g_autoptr (GError) error = NULL;
+  GPtrArray *settings;
+
+  st->identities = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_evo_identity_free);
+  if ((st->reg = cm_evo_registry_new_sync (cancellable, &error)) == NULL)
+    {
+      g_ptr_array_add (st->problems, g_strdup (error->message));
+      return;
+    }
+  settings = cm_evo_registry_list_identities (st->reg);
+  for (guint i = 0; i < settings->len; i++)
+    g_ptr_array_add (st->identities,
+                     cm_evo_identity_check (g_ptr_array_index (settings, i), st->inv,
+                                            st->inserted, st->at));
+}
+
+CmEvoState *
+cm_evo_state_load_sync (gboolean with_cards, GCancellable *cancellable, GError **error)
+{
+  g_autoptr (CmEvoState) st = g_new0 (CmEvoState, 1);
+
+  st->at = cm_time_now ();
+  st->nssdb = cm_evo_nssdb_dir ();
+  st->inv = cm_inventory_new ();
+  st->problems = g_ptr_array_new_with_free_func (g_free);
+  if (with_cards)
+    read_cards (st, cancellable);
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return NULL;
+  read_nssdb (st, cancellable);
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return NULL;
+  read_identities (st, cancellable);
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return NULL;
+  return g_steal_pointer (&st);
+}
+
+/* ---- descriptions ---- */
+
+const char *
+cm_evo_persona_label (CmPersona *p)
+{
+  if (p == NULL)
+    return "no persona";
+  if (cm_persona_get_association (p))
+    return cm_persona_get_association (p);
+  if (cm_persona_get_persona_id (p))
+    return cm_persona_get_persona_id (p);
+  return cm_persona_get_key (p);
+}
+
+static gboolean
+has_string_nocase (GPtrArray *strings, const char *s)
+{
+  for (guint i = 0; i < strings->len; i++)
+    if (g_ascii_strcasecmp (g_ptr_array_index (strings, i), s) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+char *
+cm_evo_card_summary (CmInventory *inv, CmCard *card)
+{
+  GPtrArray *certs = cm_card_get_certs (card);
+  g_autoptr (GPtrArray) emails = g_ptr_array_new ();
+  CmCert *first = cm_card_get_cert (card, CM_SLOT_9A);
+  const char *cn;
+  g_autofree char *list = NULL;
+
+  for (guint i = 0; i < certs->len; i++)
+    {
+      const char *const *e = cm_cert_get_emails (g_ptr_array_index (certs, i));
+      for (; e && *e; e++)
+        if (!has_string_nocase (emails, *e))
+          g_ptr_array_add (emails, (gpointer)*e);
+    }
+  g_ptr_array_add (emails, NULL);
+  if (first == NULL && certs->len)
+    first = g_ptr_array_index (certs, 0);
+  cn = first ? cm_cert_get_subject_cn (first) : NULL;
+  list = g_strjoinv (", ", (char **)emails->pdata);
+  return g_strdup_printf ("%s (%s)%s%s", cn ? cn : cm_card_get_label (card),
+                          cm_evo_persona_label (first ? cm_inventory_persona_of (inv, first)
+                                                      : NULL),
+                          *list ? ": " : "", list);
+}
+
+const char *
+cm_evo_cert_nickname (CmCert *cert)
+{
+  const char *n = cm_nss_cert_nickname (cert);
+  return n ? n : "";
+}
+
+char *
+cm_evo_cert_validity (CmCert *cert, gint64 at)
+{
+  g_autofree char *until = cm_time_format_date (cm_cert_get_not_after (cert));
+  g_autofree char *from = cm_time_format_date (cm_cert_get_not_before (cert));
+
+  if (cm_cert_is_valid_at (cert, at))
+    return g_strdup_printf ("valid until %s", until);
+  if (cm_cert_get_not_after (cert) < at)
+    return g_strdup_printf ("EXPIRED %s", until);
+  return g_strdup_printf ("not valid before %s", from);
+}
+
+const char *
+cm_evo_role_label (CmRole role)
+{
+  switch (role)
+    {
+    case CM_ROLE_PIV_AUTH: return "PIV authentication (login)";
+    case CM_ROLE_CAC_ID: return "CAC identity";
+    case CM_ROLE_EMAIL_SIGNING: return "email signing";
+    case CM_ROLE_EMAIL_ENCRYPTION: return "email encryption";
+    case CM_ROLE_CARD_AUTH: return "card authentication";
+    case CM_ROLE_OTHER:
+    default: return "other";
+    }
+}

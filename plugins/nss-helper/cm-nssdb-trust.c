@@ -1,0 +1,304 @@
+/* cm-nssdb-trust.c: CA certificates into a database (roots trusted C,C, for TLS and email,
+ * intermediates without trust) and the PEM bundle the LDAP part uses (libldap verifies with
+ * GnuTLS, not NSS). */
+#include "cm-nssdb-private.h"
+#include <certdb.h>
+#include <errno.h>
+#include <pk11pub.h>
+#include <glib/gstdio.h>
+
+void
+cm_nssdb_trust_item_free (CmNssdbTrustItem *item)
+{
+  if (item == NULL)
+    return;
+  g_free (item->subject);
+  g_free (item->sha256);
+  g_free (item);
+}
+
+char *
+cm_nssdb_default_bundle_path (void)
+{
+  const char *dir = g_getenv ("CACMAIL_STATE_DIR");
+
+  if (dir && *dir)
+    return g_build_filename (dir, "ca-bundle.pem", NULL);
+  return g_build_filename (g_get_user_data_dir (), "cacmail", "ca-bundle.pem", NULL);
+}
+
+static SECStatus
+collect_package (void *arg, SECItem **certs, int n)
+{
+  for (int i = 0; i < n; i++)
+    g_ptr_array_add (arg, g_bytes_new (certs[i]->data, certs[i]->len));
+  return SECSuccess;
+}
+
+/* Every base64 block between "-----BEGIN @label-----" and its END line. */
+static GPtrArray *
+pem_blocks (const char *text, const char *label)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
+  g_autofree char *begin = g_strdup_printf ("-----BEGIN %s-----", label);
+  g_autofree char *end = g_strdup_printf ("-----END %s-----", label);
+  const char *p = text;
+
+  while ((p = strstr (p, begin)))
+    {
+      const char *b = p + strlen (begin), *e = strstr (b, end);
+      g_autofree char *body = NULL;
+      guchar *der;
+      gsize n = 0;
+
+      if (e == NULL)
+        break;
+      body = g_strndup (b, e - b);
+      der = g_base64_decode (g_strstrip (body), &n);
+      if (n)
+        g_ptr_array_add (out, g_bytes_new_take (der, n));
+      else
+        g_free (der);
+      p = e + strlen (end);
+    }
+  return out;
+}
+
+static gboolean
+decode_package (GBytes *blob, GPtrArray *out)
+{
+  gsize n = 0;
+  const char *data = g_bytes_get_data (blob, &n);
+  return CERT_DecodeCertPackage ((char *)data, n, collect_package, out) == SECSuccess;
+}
+
+GPtrArray *
+cm_nssdb_read_ca_files (char **files, GError **error)
+{
+  g_autoptr (GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
+
+  for (char **f = files; f && *f; f++)
+    {
+      g_autofree char *text = NULL;
+      g_autoptr (GError) local = NULL;
+      g_autoptr (GPtrArray) found = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
+      gsize len = 0;
+      guint cas = 0;
+
+      if (!g_file_get_contents (*f, &text, &len, &local))
+        {
+          g_set_error (error, CM_ERROR, CM_ERROR_NOT_FOUND, "cannot read %s (%s): check the name",
+                       *f, local->message);
+          return NULL;
+        }
+      if (strstr (text, "-----BEGIN PKCS7-----") || strstr (text, "-----BEGIN CERTIFICATE-----"))
+        {
+          g_autoptr (GPtrArray) p7 = pem_blocks (text, "PKCS7");
+          g_autoptr (GPtrArray) pem = pem_blocks (text, "CERTIFICATE");
+          for (guint i = 0; i < p7->len; i++)
+            decode_package (g_ptr_array_index (p7, i), found);
+          for (guint i = 0; i < pem->len; i++)
+            g_ptr_array_add (found, g_bytes_ref (g_ptr_array_index (pem, i)));
+        }
+      else
+        {
+          g_autoptr (GBytes) blob = g_bytes_new_static (text, len);
+          decode_package (blob, found);
+        }
+      for (guint i = 0; i < found->len; i++)
+        {
+          g_autoptr (CmCert) c = cm_cert_new_from_der (g_ptr_array_index (found, i), NULL, NULL);
+          if (c && cm_cert_is_ca (c))
+            {
+              if (!g_ptr_array_find_with_equal_func (out, g_ptr_array_index (found, i),
+                                                     g_bytes_equal, NULL))
+                g_ptr_array_add (out, g_bytes_ref (g_ptr_array_index (found, i)));
+              cas++;
+            }
+        }
+      if (cas == 0)
+        {
+          g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
+                       "%s holds no CA certificate%s: give the DoD PKI bundle (.p7b) or the "
+                       "root and intermediate CA files",
+                       *f, found->len ? " (only end-entity certificates)" : " NSS can read");
+          return NULL;
+        }
+    }
+  return g_steal_pointer (&out);
+}
+
+static char *
+unique_nickname (CmNssDb *db, CERTCertificate *cert, const char *base)
+{
+  g_autofree char *nick = g_strdup (base);
+
+  for (int i = 2; i < 100; i++)
+    {
+      g_autofree char *full = g_strdup_printf ("%s:%s", PK11_GetTokenName (cm_nss_db_get_slot (db)), nick);
+      CERTCertList *l = PK11_FindCertsFromNickname (full, NULL);
+      gboolean clash = FALSE;
+
+      for (CERTCertListNode *x = l ? CERT_LIST_HEAD (l) : NULL; x && !CERT_LIST_END (x, l);
+           x = CERT_LIST_NEXT (x))
+        clash |= !SECITEM_ItemsAreEqual (&x->cert->derSubject, &cert->derSubject);
+      if (l)
+        CERT_DestroyCertList (l);
+      if (!clash)
+        break;
+      g_free (nick);
+      nick = g_strdup_printf ("%s #%d", base, i);
+    }
+  return g_steal_pointer (&nick);
+}
+
+static gboolean
+trusted_ca (CERTCertificate *c)
+{
+  CERTCertTrust t;
+  return CERT_GetCertTrust (c, &t) == SECSuccess && (t.sslFlags & CERTDB_TRUSTED_CA)
+         && (t.emailFlags & CERTDB_TRUSTED_CA);
+}
+
+static gboolean
+write_bundle (const char *path, GPtrArray *ders, GError **error)
+{
+  g_autofree char *dir = g_path_get_dirname (path);
+  g_autoptr (GPtrArray) all = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
+  g_autoptr (GString) out = g_string_new ("# CA certificates imported by cacmail nss trust\n");
+  g_autofree char *old = NULL;
+  g_autoptr (GError) local = NULL;
+
+  if (g_file_get_contents (path, &old, NULL, NULL))
+    {
+      g_autoptr (GPtrArray) prev = pem_blocks (old, "CERTIFICATE");
+      for (guint i = 0; i < prev->len; i++)
+        g_ptr_array_add (all, g_bytes_ref (g_ptr_array_index (prev, i)));
+    }
+  for (guint i = 0; i < ders->len; i++)
+    if (!g_ptr_array_find_with_equal_func (all, g_ptr_array_index (ders, i), g_bytes_equal, NULL))
+      g_ptr_array_add (all, g_bytes_ref (g_ptr_array_index (ders, i)));
+  for (guint i = 0; i < all->len; i++)
+    {
+      gsize n = 0;
+      const guint8 *d = g_bytes_get_data (g_ptr_array_index (all, i), &n);
+      g_autoptr (GError) bad = NULL;
+      g_autoptr (CmCert) c = cm_cert_new_from_der (g_ptr_array_index (all, i), NULL, &bad);
+      g_autofree char *b64 = g_base64_encode (d, n);
+      gsize len = strlen (b64);
+
+      g_string_append_printf (out, "# %s\n-----BEGIN CERTIFICATE-----\n",
+                              c ? cm_cert_get_subject (c) : bad->message);
+      for (gsize off = 0; off < len; off += 64)
+        g_string_append_printf (out, "%.64s\n", b64 + off);
+      g_string_append (out, "-----END CERTIFICATE-----\n");
+    }
+  if (g_mkdir_with_parents (dir, 0700) != 0
+      || !g_file_set_contents_full (path, out->str, out->len, G_FILE_SET_CONTENTS_CONSISTENT,
+                                    0644, &local))
+    {
+      g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT, "cannot write the CA bundle %s (%s): "
+                   "make %s writable", path, local ? local->message : g_strerror (errno), dir);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+cm_nssdb_trust_import_sync (CmNssDb *db, GPtrArray *ca_ders, const char *bundle_path,
+                            GPtrArray **items, GCancellable *cancellable, GError **error)
+{
+  PK11SlotInfo *slot = cm_nss_db_get_slot (db);
+  g_autoptr (GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_nssdb_trust_item_free);
+  CERTCertTrust ca_trust;
+
+  *items = NULL;
+  if (cm_nss_db_is_read_only (db) || PK11_IsReadOnly (slot))
+    {
+      g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
+                   "the NSS database in %s is read-only: make it writable by you",
+                   cm_nss_db_get_dir (db));
+      return FALSE;
+    }
+  CERT_DecodeTrustString (&ca_trust, "C,C,");
+  for (guint i = 0; i < ca_ders->len; i++)
+    {
+      GBytes *der = g_ptr_array_index (ca_ders, i);
+      g_autoptr (CmCert) c = cm_cert_new_from_der (der, NULL, error);
+      gsize n = 0;
+      SECItem it = { siBuffer, (unsigned char *)g_bytes_get_data (der, &n), 0 };
+      CERTCertificate *cert;
+      CmNssdbTrustItem *item;
+
+      it.len = n;
+      if (c == NULL || g_cancellable_set_error_if_cancelled (cancellable, error))
+        return FALSE;
+      item = g_new0 (CmNssdbTrustItem, 1);
+      item->subject = g_strdup (cm_cert_get_subject (c));
+      item->sha256 = g_strdup (cm_cert_get_sha256 (c));
+      item->root = cm_cert_is_self_issued (c);
+      g_ptr_array_add (out, item);
+      cert = PK11_FindCertFromDERCertItem (slot, &it, NULL);
+      if (cert == NULL)
+        {
+          CERTCertificate *tmp = CERT_NewTempCertificate (CERT_GetDefaultCertDB (), &it, NULL,
+                                                          PR_FALSE, PR_TRUE);
+          const char *cn = cm_cert_get_subject_cn (c);
+          g_autofree char *nick = tmp ? unique_nickname (db, tmp, cn ? cn : item->subject) : NULL;
+
+          if (tmp == NULL || PK11_ImportCert (slot, tmp, CK_INVALID_HANDLE, nick, PR_FALSE) != SECSuccess)
+            {
+              g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
+                           "NSS could not store %s in %s (%s): check that cert9.db is writable",
+                           item->subject, cm_nss_db_get_dir (db), cm_nssdb_nss_error ());
+              if (tmp)
+                CERT_DestroyCertificate (tmp);
+              return FALSE;
+            }
+          CERT_DestroyCertificate (tmp);
+          item->added = TRUE;
+          cert = PK11_FindCertFromDERCertItem (slot, &it, NULL);
+        }
+      if (cert && item->root && !trusted_ca (cert)
+          && CERT_ChangeCertTrust (CERT_GetDefaultCertDB (), cert, &ca_trust) != SECSuccess)
+        {
+          g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
+                       "NSS could not trust %s in %s (%s): check that cert9.db is writable",
+                       item->subject, cm_nss_db_get_dir (db), cm_nssdb_nss_error ());
+          CERT_DestroyCertificate (cert);
+          return FALSE;
+        }
+      if (cert)
+        CERT_DestroyCertificate (cert);
+    }
+  if (bundle_path && !write_bundle (bundle_path, ca_ders, error))
+    return FALSE;
+  *items = g_steal_pointer (&out);
+  return TRUE;
+}
+
+CmTrust *
+cm_nssdb_trust_from_db (CmNssDb *db, const char *bundle_path)
+{
+  CmTrust *trust = cm_trust_new ();
+  CERTCertList *list = PK11_ListCertsInSlot (cm_nss_db_get_slot (db));
+
+  for (CERTCertListNode *n = list ? CERT_LIST_HEAD (list) : NULL; n && !CERT_LIST_END (n, list);
+       n = CERT_LIST_NEXT (n))
+    {
+      g_autoptr (GBytes) der = g_bytes_new (n->cert->derCert.data, n->cert->derCert.len);
+      g_autoptr (CmCert) c = cm_cert_new_from_der (der, NULL, NULL);
+
+      if (c == NULL || !cm_cert_is_ca (c))
+        continue;
+      if (cm_cert_is_self_issued (c) && trusted_ca (n->cert))
+        cm_trust_add_anchor (trust, c);
+      else
+        cm_trust_add_intermediate (trust, c);
+    }
+  if (list)
+    CERT_DestroyCertList (list);
+  if (bundle_path && g_file_test (bundle_path, G_FILE_TEST_EXISTS))
+    cm_trust_add_file (trust, bundle_path, NULL);
+  return trust;
+}

@@ -1,0 +1,200 @@
+#!/usr/bin/python3
+"""`cacmail import-p12`: recovered keys from the generated escrow files (3DES, RC2-40, AES) and
+GSA's card files (empty password, 3DES) into NSS databases made by certutil. All-or-nothing:
+wrong password, truncated file, not a PKCS#12, no key, and a read-only database leave the
+database byte-for-byte unchanged; importing twice adds nothing; the recovered cert's nickname
+says it is decrypt-only and cacmail records it; --list is most recent Not After first."""
+import glob
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+
+from cmtest import CACMAIL, GSA_CARDS, Tap, make_pki, need, tmpdir
+
+for tool in ("certutil", "openssl", "setpriv"):
+    need(tool)
+
+t = Tap()
+
+
+def env_for(tmp):
+    e = dict(os.environ)
+    e.update(HOME=os.path.join(tmp, "home"), XDG_DATA_HOME=os.path.join(tmp, "data"),
+             XDG_CONFIG_HOME=os.path.join(tmp, "config"))
+    e.pop("CACMAIL_STATE_DIR", None)
+    os.makedirs(e["HOME"], exist_ok=True)
+    return e
+
+
+def cm(env, *args, stdin=None):
+    return subprocess.run([CACMAIL, *args], capture_output=True, text=True, env=env, timeout=60,
+                          input=stdin)
+
+
+def newdb(path):
+    os.makedirs(path)
+    subprocess.run(["certutil", "-N", "--empty-password", "-d", f"sql:{path}"], check=True,
+                   capture_output=True)
+    return path
+
+
+def snapshot(path):
+    return {f: hashlib.sha256(open(os.path.join(path, f), "rb").read()).hexdigest()
+            for f in sorted(os.listdir(path))}
+
+
+def keys(path):
+    out = subprocess.run(["certutil", "-K", "-d", f"sql:{path}"], capture_output=True,
+                         text=True).stdout
+    return [l for l in out.splitlines() if l.startswith("<")]
+
+
+def nicknames(path):
+    out = subprocess.run(["certutil", "-L", "-d", f"sql:{path}"], capture_output=True,
+                         text=True).stdout
+    return [l[:60].strip() for l in out.splitlines()[4:] if l.strip()]
+
+
+def one_line(p):
+    return p.stderr.count("\n") == 1 and p.stdout == ""
+
+
+with tmpdir() as tmp:
+    env = env_for(tmp)
+    pki, m = make_pki(tmp)
+    pw = os.path.join(tmp, "pw")
+    with open(pw, "w") as f:
+        f.write(m["escrow_password"] + "\n")
+    esc = os.path.join(pki, "escrow")
+    old_enc = {c["file"]: c for c in m["certs"]}
+    old = {p: old_enc[f"previous/{p}-encryption-old.crt"] for p in ("contractor", "reservist")}
+
+    # --- each cipher of the escrow files, into its own database ---
+    for cipher in ("3des", "rc2", "aes"):
+        db = newdb(os.path.join(tmp, f"db-{cipher}"))
+        f = os.path.join(esc, f"contractor-encryption-old-{cipher}.p12")
+        p = cm(env, "import-p12", "--nssdb", db, "--password-file", pw, f)
+        t.ok(p.returncode == 0 and p.stdout.startswith("imported:"), f"{cipher}: imported",
+             p.stdout + p.stderr)
+        t.eq(len(keys(db)), 1, f"{cipher}: one private key in key4.db")
+        t.ok(any(n.startswith("Recovered key, expired 2025-08-31") for n in nicknames(db)),
+             f"{cipher}: nickname says recovered and expired", nicknames(db))
+        before = snapshot(db)
+        p = cm(env, "import-p12", "--nssdb", db, "--password-file", pw, f)
+        t.ok(p.returncode == 0 and "unchanged, already there" in p.stdout,
+             f"{cipher}: importing twice adds nothing", p.stdout + p.stderr)
+        t.eq(len(keys(db)), 1, f"{cipher}: still one key")
+
+    # --- the state file marks it decrypt-only ---
+    state = json.load(open(os.path.join(env["XDG_DATA_HOME"], "cacmail", "recovered-keys.json")))
+    shas = {k["sha256"] for k in state["keys"]}
+    t.eq(shas, {old["contractor"]["sha256"]}, "state file records the recovered cert's sha256")
+    t.eq(oct(os.stat(os.path.join(env["XDG_DATA_HOME"], "cacmail",
+                                  "recovered-keys.json")).st_mode & 0o777), "0o600",
+         "state file is private (0600)")
+
+    # --- --list: most recent Not After first, two subjects get distinct nicknames ---
+    db = os.path.join(tmp, "db-aes")
+    p = cm(env, "import-p12", "--nssdb", db, "--password-file", pw,
+           os.path.join(esc, "reservist-encryption-old-rc2.p12"))
+    t.eq(p.returncode, 0, "second persona's recovered key imported")
+    t.eq(len(set(nicknames(db))), 2, "two subjects, two distinct nicknames")
+    gsa46 = os.path.join(GSA_CARDS, "46_Golden_FIPS_201-2_PIV")
+    gsa_km = glob.glob(os.path.join(gsa46, "5 - *.p12"))[0]
+    empty = os.path.join(tmp, "empty-pw")
+    open(empty, "w").close()
+    p = cm(env, "import-p12", "--nssdb", db, "--password-file", empty, gsa_km)
+    t.ok(p.returncode == 0 and "imported" in p.stdout,
+         "GSA card PKCS#12 (empty password, 3DES) imported", p.stdout + p.stderr)
+    p = cm(env, "import-p12", "--nssdb", db, "--list")
+    lines = [l for l in p.stdout.splitlines() if "not after" in l]
+    dates = [l.split("not after ")[1][:10] for l in lines]
+    t.ok(p.returncode == 0 and len(dates) == 3 and dates == sorted(dates, reverse=True),
+         "--list: 3 keys, most recent Not After first", p.stdout)
+
+    # --- failures leave the database byte-for-byte unchanged ---
+    db = newdb(os.path.join(tmp, "db-fail"))
+    f = os.path.join(esc, "reservist-encryption-old-aes.p12")
+    data = open(f, "rb").read()
+
+    def write(name, content):
+        path = os.path.join(tmp, name)
+        with open(path, "wb") as fh:
+            fh.write(content)
+        return path
+
+    nokey = os.path.join(tmp, "certonly.p12")
+    subprocess.run(["openssl", "pkcs12", "-export", "-nokeys", "-in",
+                    os.path.join(pki, "previous", "reservist-encryption-old.crt"), "-passout",
+                    f"pass:{m['escrow_password']}", "-out", nokey], check=True)
+    # a key with a certificate that is not its own (the reservist's key, the contractor's cert)
+    keyonly = os.path.join(tmp, "key.pem")
+    subprocess.run(["openssl", "pkcs12", "-in", f, "-nocerts", "-nodes", "-passin",
+                    f"pass:{m['escrow_password']}", "-out", keyonly], check=True,
+                   capture_output=True)
+    keynocert = os.path.join(tmp, "keynocert.p12")
+    subprocess.run(["openssl", "pkcs12", "-export", "-nocerts", "-inkey", keyonly, "-passout",
+                    f"pass:{m['escrow_password']}", "-out", keynocert], check=True)
+    wrongpw = write("wrong-pw", b"not-the-password\n")
+    cases = [
+        ("wrong password", f, wrongpw, "password is wrong"),
+        ("truncated file", write("trunc.p12", data[: len(data) // 2]), pw, "truncated"),
+        ("not a PKCS#12", os.path.join(pki, "ca", "root.crt"), pw, "not a PKCS#12"),
+        ("random bytes", write("junk.p12", os.urandom(600)), pw, "not a PKCS#12"),
+        ("empty file", write("empty.p12", b""), pw, "is empty"),
+        ("no private key inside", nokey, pw, "no private key"),
+        ("a key without its certificate", keynocert, pw, "no certificate for it"),
+        ("missing file", os.path.join(tmp, "nope.p12"), pw, "cannot read"),
+    ]
+    base = snapshot(db)
+    for what, path, pwf, says in cases:
+        p = cm(env, "import-p12", "--nssdb", db, "--password-file", pwf, path)
+        t.ok(p.returncode == 3 and one_line(p) and says in p.stderr,
+             f"{what}: exit 3, one line saying '{says}'", (p.returncode, p.stderr))
+        t.eq(snapshot(db), base, f"{what}: database byte-for-byte unchanged")
+    t.ok("recovered-keys.json" not in os.listdir(os.path.join(env["XDG_DATA_HOME"], "cacmail"))
+         or all(k["nssdb"] != db for k in json.load(open(os.path.join(
+             env["XDG_DATA_HOME"], "cacmail", "recovered-keys.json")))["keys"]),
+         "failures record nothing in the state file")
+
+    # --- read-only database (another user, files not writable by them) ---
+    rodb = newdb(os.path.join(tmp, "db-ro"))
+    os.chmod(tmp, 0o755)
+    for d in (rodb,):
+        os.chmod(d, 0o555)
+        for n in os.listdir(d):
+            os.chmod(os.path.join(d, n), 0o444)
+    nob = os.path.join(tmp, "nobody")
+    os.makedirs(nob)
+    shutil.copy(f, os.path.join(nob, "in.p12"))
+    shutil.copy(pw, os.path.join(nob, "pw"))
+    subprocess.run(["chown", "-R", "65534:65534", nob], check=True)
+    for d, _, files in os.walk(pki):
+        os.chmod(d, 0o755)
+    base = snapshot(rodb)
+    nenv = dict(env, HOME=nob, XDG_DATA_HOME=os.path.join(nob, "data"),
+                XDG_CONFIG_HOME=os.path.join(nob, "config"))
+    p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", CACMAIL,
+                        "import-p12", "--nssdb", rodb, "--password-file",
+                        os.path.join(nob, "pw"), os.path.join(nob, "in.p12")],
+                       capture_output=True, text=True, env=nenv, timeout=60)
+    t.ok(p.returncode == 4 and one_line(p) and "read-only" in p.stderr,
+         "read-only database: exit 4, one line", (p.returncode, p.stderr))
+    t.eq(snapshot(rodb), base, "read-only database: unchanged")
+    t.ok(not os.path.exists(os.path.join(nob, "data", "cacmail", "recovered-keys.json")),
+         "read-only database: nothing recorded")
+
+    # --- password from a pipe (never argv); usage errors ---
+    db = newdb(os.path.join(tmp, "db-pipe"))
+    p = cm(env, "import-p12", "--nssdb", db, os.path.join(esc, "contractor-encryption-old-aes.p12"),
+           stdin=m["escrow_password"] + "\n")
+    t.ok(p.returncode == 0 and "imported" in p.stdout, "password read from standard input",
+         p.stdout + p.stderr)
+    p = cm(env, "import-p12", "--nssdb", db)
+    t.eq(p.returncode, 2, "no FILE: usage error")
+    p = cm(env, "import-p12", "--nssdb", db, "--password", "x", f)
+    t.eq(p.returncode, 2, "no --password option: passwords never on the command line")
+
+t.done()
