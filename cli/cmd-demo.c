@@ -2,6 +2,8 @@
  * capabilities (card reader, NSS, LDAP, Evolution) add their steps here. */
 #include "cli.h"
 #include "cm-config.h"
+#include <cm-nss.h>
+#include <cm-nssdb.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -87,6 +89,77 @@ show_cards_in_readers (const char *pki, const char *at_text)
             "pcscd and vsmartcard-vpcd)\n");
 }
 
+#ifdef CM_HAVE_EVOLUTION
+/* Step 7: a sandbox Evolution identity whose S/MIME settings point at last generation's
+ * certificate; the contractor card in a virtual reader, its module registered in the
+ * identity's NSS database; `cacmail evolution check`, `fix`, `check` against a private
+ * evolution-source-registry. */
+static void
+show_evolution_fix (const char *pki, const char *at_text)
+{
+  g_autofree char *pcscd = g_build_filename (CM_SOURCE_ROOT, "tests", "harness", "with-pcscd",
+                                             NULL);
+  g_autofree char *eds = g_build_filename (CM_SOURCE_ROOT, "tests", "harness", "with-eds", NULL);
+  g_autofree char *vcard = g_build_filename (CM_BUILD_ROOT, "tests", "virtual-card",
+                                             "cacmail-vcard", NULL);
+  g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
+  g_autofree char *card = g_build_filename (pki, "cards", "contractor", NULL);
+  g_autofree char *home = g_build_filename (pki, "evolution-home", NULL);
+  g_autofree char *db = g_build_filename (home, ".pki", "nssdb", NULL);
+  g_autofree char *sources = g_build_filename (home, ".config", "evolution", "sources", NULL);
+  g_autofree char *ident = g_build_filename (sources, "demo-contractor.source", NULL);
+  g_autofree char *report = NULL;
+  g_autofree char *script = g_strdup_printf (
+    "echo '--- before:'; \"$0\" evolution check --at %s; "
+    "echo '--- cacmail evolution fix:'; \"$0\" evolution fix --at %s; "
+    "echo '--- after:'; \"$0\" evolution check --at %s",
+    at_text, at_text, at_text);
+  const char *argv[] = { pcscd, "--card", card, "--", eds, "--home", home, "--", "sh", "-c",
+                         script, self, NULL };
+  static const char source[] =
+    "[Data Source]\nDisplayName=John Doe (contractor)\nEnabled=true\nParent=\n\n"
+    "[Mail Identity]\nAddress=john.q.doe.ctr@mail.mil\nName=John Q. Doe\n\n"
+    "[Secure MIME (S/MIME)]\n"
+    "SigningCertificate=DOE.JOHN.QUINCY.1234567890 (2022):Certificate for Digital Signature\n"
+    "EncryptionCertificate=DOE.JOHN.QUINCY.1234567890 (2022):Certificate for Digital "
+    "Signature\nSignByDefault=true\nEncryptByDefault=false\nEncryptToSelf=true\n"
+    "SigningAlgorithm=\n";
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CmNssDb) ndb = NULL;
+  int status = 0;
+
+  if (getuid () != 0 || !g_file_test (pcscd, G_FILE_TEST_IS_EXECUTABLE)
+      || !g_file_test (eds, G_FILE_TEST_IS_EXECUTABLE)
+      || !g_file_test ("/usr/libexec/evolution-source-registry", G_FILE_TEST_IS_EXECUTABLE)
+      || !g_file_test (vcard, G_FILE_TEST_IS_EXECUTABLE) || self == NULL)
+    {
+      printf ("      (skipped: this step runs as root from a source build with "
+              "evolution-data-server installed)\n");
+      return;
+    }
+  if (g_mkdir_with_parents (db, 0700) != 0 || g_mkdir_with_parents (sources, 0700) != 0
+      || !g_file_set_contents (ident, source, -1, &error)
+      || (ndb = cm_nss_db_open_sync (db, CM_NSS_DB_DEFAULT, NULL, &error)) == NULL
+      || !cm_nssdb_register_card_sync (ndb, CM_NSSDB_MODULE_OTHER, &report, NULL, &error))
+    {
+      printf ("      (could not prepare the sandbox: %s)\n", error ? error->message : "?");
+      return;
+    }
+  g_clear_pointer (&ndb, cm_nss_db_free);
+  printf ("      identity demo-contractor names last generation's certificate; Evolution's "
+          "NSS database\n      has the card module (%s)\n", report);
+  fflush (stdout);
+  {
+    g_auto (GStrv) env = g_environ_setenv (g_get_environ (), "CACMAIL_VCARD", vcard, TRUE);
+    if (!g_spawn_sync (NULL, (char **)argv, env, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, NULL,
+                       NULL, &status, NULL)
+        || !g_spawn_check_wait_status (status, NULL))
+      printf ("      (the sandbox registry could not be run: run scripts/test, which installs "
+              "evolution-data-server)\n");
+  }
+}
+#endif
+
 static gboolean
 load (CmInventory *inv, const char *pki, const char *const *rel, GError **error)
 {
@@ -151,7 +224,7 @@ cmd_demo (int argc, char **argv)
     {
       if ((sandbox = g_dir_make_tmp ("cacmail-demo-XXXXXX", &error)) == NULL)
         return cli_fail (error);
-      printf ("[1/5] Generating a test PKI in %s\n"
+      printf ("[1/7] Generating a test PKI in %s\n"
               "      (a DoD-like root, ID and EMAIL CAs; one person, EDIPI 1234567890, with a\n"
               "      contractor card and a reservist card; last generation's expired certs)...\n",
               sandbox);
@@ -164,7 +237,7 @@ cmd_demo (int argc, char **argv)
       pki = sandbox;
     }
 
-  printf ("[2/5] Reading both persona cards and the previous certificates\n");
+  printf ("[2/7] Reading both persona cards and the previous certificates\n");
   if (!load (inv, pki, dual, &error))
     {
       rc = cli_fail (error);
@@ -186,10 +259,10 @@ cmd_demo (int argc, char **argv)
       }
   }
 
-  printf ("\n[3/5] What to use for each mail identity, and why\n");
+  printf ("\n[3/7] What to use for each mail identity, and why\n");
   show_identities (inv, at);
 
-  printf ("\n[4/5] A mistake cacmail catches: the reservist card issued with the contractor's "
+  printf ("\n[4/7] A mistake cacmail catches: the reservist card issued with the contractor's "
           "address\n");
   if (!load (inv2, pki, shared, &error))
     {
@@ -208,11 +281,25 @@ cmd_demo (int argc, char **argv)
         cli_print_picks (inv2, pk);
       }
   }
-  printf ("\n[5/5] The two persona cards in two card readers (virtual cards, real pcscd)\n");
+  printf ("\n[5/7] The two persona cards in two card readers (virtual cards, real pcscd)\n");
   {
     g_autofree char *at_iso = cm_time_format (at);
     show_cards_in_readers (pki, at_iso);
   }
+  printf ("\n[6/7] Evolution's and Thunderbird's NSS database: card module, trust, a "
+          "recovered key\n");
+  fflush (stdout);
+  if (cli_demo_nss_step (pki) != CLI_EXIT_OK)
+    rc = CLI_EXIT_FAILED;
+  printf ("\n[7/7] Evolution: stale S/MIME settings found and fixed through its registry\n");
+#ifdef CM_HAVE_EVOLUTION
+  {
+    g_autofree char *at_iso = cm_time_format (at);
+    show_evolution_fix (pki, at_iso);
+  }
+#else
+  printf ("      (skipped: built without evolution-data-server-dev)\n");
+#endif
   printf ("\nDemo finished.%s%s\n", keep && sandbox ? " Sandbox kept in " : "",
           keep && sandbox ? sandbox : "");
 

@@ -20,7 +20,7 @@ t.eq(p.returncode, 2, "no command: usage error")
 
 p = run("demo", "--at", "2026-06-01")
 out = p.stdout
-t.ok("[5/5]" in out and "Demo finished." in out, "demo runs all its steps", out[-2000:])
+t.ok("[7/7]" in out and "Demo finished." in out, "demo runs all its steps", out[-2000:])
 t.ok("reader Virtual PCD 00 00: card read, persona 1234567890117274" in out
      and "reader Virtual PCD 00 01: card read, persona 1234567890117275" in out,
      "demo reads both persona cards from two readers (virtual cards, real pcscd)", out[-3000:])
@@ -33,6 +33,11 @@ t.ok("email-shared-by-personas" in out and "fix:" in out,
      "demo shows the shared-email problem with its fix")
 t.ok(re.search(r"decrypt only: DOE\.JOHN\.QUINCY\.1234567890, until 2025-08-31", out),
      "demo keeps the expired encryption cert as decrypt-only")
+t.ok("recovered key" in out.lower(), "demo imports the escrow key into a sandbox NSS database",
+     out[-3000:])
+t.ok("--- after:" in out and out.split("--- after:")[1].count(": ok") >= 1
+     and ": STALE" in out.split("--- after:")[0], "demo fixes a stale Evolution identity",
+     out[-3000:])
 sandbox = re.search(r"Generating a test PKI in (\S+)", out).group(1)
 t.ok(not os.path.exists(sandbox), "demo removes its sandbox")
 t.done()
