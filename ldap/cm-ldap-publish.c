@@ -127,10 +127,14 @@ find_entry (CmLdapConn *conn, CmLdapConfig *cfg, const char *email, CmLdapSecret
 {
   const char *dn = cm_ldap_config_get (cfg, "entry-dn");
   const char *method = cm_ldap_config_get (cfg, "bind");
+  const char *bdn = cm_ldap_config_get (cfg, "bind-dn");
   gboolean simple = method == NULL || strcmp (method, "simple") == 0;
+  /* a simple bind without a bind DN binds as the entry: find it anonymously first */
+  gboolean bind_later = !dn && simple && !bdn;
   g_autoptr (GPtrArray) found = NULL;
+  g_autoptr (CmLdapEntry) e = NULL;
   g_autofree char *filter = NULL, *whoami = NULL;
-  CmLdapEntry *e;
+  const char *who;
 
   if (dn == NULL)
     {
@@ -139,7 +143,7 @@ find_entry (CmLdapConn *conn, CmLdapConfig *cfg, const char *email, CmLdapSecret
       if (ldap_bv2escaped_filter_value (&in, &esc) != 0)
         {
           g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_FAILED, "out of memory");
-          return NULL;
+          goto out;
         }
       /* the format was checked to hold exactly one %s */
 #pragma GCC diagnostic push
@@ -148,13 +152,11 @@ find_entry (CmLdapConn *conn, CmLdapConfig *cfg, const char *email, CmLdapSecret
 #pragma GCC diagnostic pop
       ber_memfree (esc.bv_val);
     }
-  /* a simple bind without a bind DN binds as the entry: find it anonymously first */
-  if (dn || !simple || cm_ldap_config_get (cfg, "bind-dn"))
-    if (!cm_ldap_conn_bind_sync (conn, cfg, dn, ask, ask_data, cancellable, error))
-      return NULL;
+  if (!bind_later && !cm_ldap_conn_bind_sync (conn, cfg, dn, ask, ask_data, cancellable, error))
+    goto out;
   found = cm_ldap_conn_read_entries (conn, cfg, dn, filter, error);
   if (found == NULL)
-    return NULL;
+    goto out;
   if (found->len == 0)
     {
       if (dn)
@@ -166,7 +168,7 @@ find_entry (CmLdapConn *conn, CmLdapConfig *cfg, const char *email, CmLdapSecret
                      "no entry matches %s under %s on %s: check --email and --base, or pass "
                      "--entry-dn",
                      filter, cm_ldap_config_get (cfg, "base"), cm_ldap_conn_get_uri (conn));
-      return NULL;
+      goto out;
     }
   if (found->len > 1)
     {
@@ -177,27 +179,26 @@ find_entry (CmLdapConn *conn, CmLdapConfig *cfg, const char *email, CmLdapSecret
       g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_NOT_UNIQUE,
                    "nothing published: %u entries match %s (%s%s): pass --entry-dn with your own",
                    found->len, filter, dns->str, found->len > 3 ? "; ..." : "");
-      return NULL;
+      goto out;
     }
   e = g_ptr_array_steal_index (found, 0);
-  if (!dn && simple && !cm_ldap_config_get (cfg, "bind-dn"))
+  if (bind_later)
     {
       /* bind as the entry found, then read it again with our rights */
       g_autofree char *entry_dn = g_strdup (e->dn);
-      g_autoptr (GPtrArray) again = NULL;
-      cm_ldap_entry_free (e);
-      e = NULL;
+      g_clear_pointer (&e, cm_ldap_entry_free);
+      g_clear_pointer (&found, g_ptr_array_unref);
       if (!cm_ldap_conn_bind_sync (conn, cfg, entry_dn, ask, ask_data, cancellable, error)
-          || (again = cm_ldap_conn_read_entries (conn, cfg, entry_dn, NULL, error)) == NULL)
-        return NULL;
-      if (again->len != 1)
+          || (found = cm_ldap_conn_read_entries (conn, cfg, entry_dn, NULL, error)) == NULL)
+        goto out;
+      if (found->len != 1)
         {
           g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFLICT,
                        "%s disappeared while cacmail read it: run cacmail republish again",
                        entry_dn);
-          return NULL;
+          goto out;
         }
-      e = g_ptr_array_steal_index (again, 0);
+      e = g_ptr_array_steal_index (found, 0);
     }
   if (!has_mail (e, email))
     {
@@ -205,27 +206,24 @@ find_entry (CmLdapConn *conn, CmLdapConfig *cfg, const char *email, CmLdapSecret
                    "nothing published: the entry %s has mail %s, not %s (the address on the "
                    "card's certificates): use the entry of that address",
                    e->dn, e->mails[0] ? e->mails[0] : "(none)", email);
-      cm_ldap_entry_free (e);
-      return NULL;
+      g_clear_pointer (&e, cm_ldap_entry_free);
+      goto out;
     }
   /* the identity the server sees must be the entry's owner (SASL maps identities) */
   whoami = cm_ldap_conn_whoami (conn);
-  {
-    const char *bdn = cm_ldap_config_get (cfg, "bind-dn");
-    const char *who = whoami && g_str_has_prefix (whoami, "dn:") ? whoami + 3
-                      : simple                                   ? (bdn ? bdn : e->dn)
-                                                                 : NULL;
-    if (who && !same_dn (who, e->dn))
-      {
-        g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_REFUSED,
-                     "nothing published: you are bound as %s, but the entry is %s; cacmail "
-                     "writes only your own entry",
-                     who, e->dn);
-        cm_ldap_entry_free (e);
-        return NULL;
-      }
-  }
-  return e;
+  who = whoami && g_str_has_prefix (whoami, "dn:") ? whoami + 3
+        : simple                                   ? (bdn ? bdn : e->dn)
+                                                   : NULL;
+  if (who && !same_dn (who, e->dn))
+    {
+      g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_REFUSED,
+                   "nothing published: you are bound as %s, but the entry is %s; cacmail "
+                   "writes only your own entry",
+                   who, e->dn);
+      g_clear_pointer (&e, cm_ldap_entry_free);
+    }
+out:
+  return g_steal_pointer (&e);
 }
 
 static void

@@ -160,8 +160,9 @@ void cm_ldap_result_free (CmLdapResult *result);
 
 /* Check a userSMIMECertificate blob: a CMS SignedData with absent content, one signer whose
  * signature over empty content verifies with @signing, holding @encryption, SMIMECapabilities,
- * id-aa-encrypKeyPref and Microsoft's encryption-key preference naming @encryption, chains
- * trusted at @at in NSS. CM_LDAP_ERROR_REFUSED naming what is wrong. */
+ * id-aa-encrypKeyPref and Microsoft's encryption-key preference naming @encryption, the
+ * signer's chain trusted now in NSS (@at: reserved). FALSE with CM_LDAP_ERROR_REFUSED naming what
+ * is wrong. */
 gboolean cm_ldap_smime_check (GBytes *blob, CmCert *signing, CmCert *encryption, gint64 at,
                               GError **error);
 

@@ -1,0 +1,241 @@
+#!/usr/bin/python3
+"""Helpers of the test-ldap-*.py tests (imported with importlib; run alone it checks itself).
+
+Each test re-executes itself inside tests/harness/with-pcscd (virtual cards of a generated PKI)
+and tests/harness/with-slapd (a throwaway slapd with TLS), then drives the real CLI."""
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from cmtest import CACMAIL, SOURCE, Tap, make_pki, skip
+
+OPENSC = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"
+WITH_PCSCD = os.path.join(SOURCE, "tests", "harness", "with-pcscd")
+WITH_SLAPD = os.path.join(SOURCE, "tests", "harness", "with-slapd")
+# libldap leaks a client cert's GnuTLS objects (see the file): for the ASan build
+LSAN = ("print_suppressions=0:suppressions="
+        + os.path.join(SOURCE, "ldap", "lsan-libldap.supp"))
+CTR = "john.q.doe.ctr@mail.mil"
+MIL = "john.q.doe.mil@mail.mil"
+PIN = "123456"
+
+
+def need_tools(*extra):
+    for tool in ("slapd", "ldapsearch", "ldapmodify", "certutil", "modutil", "pk12util",
+                 "openssl", "pcscd", *extra):
+        if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
+            skip(f"{tool} is not installed (scripts/test installs it)")
+    if not os.path.exists(OPENSC):
+        skip(f"{OPENSC} is missing (Debian: opensc-pkcs11)")
+
+
+def reexec(script, cards, pki_dirs_wanted=True):
+    """Outside: make a PKI, then run SCRIPT --inside PKI under with-pcscd and with-slapd."""
+    if len(sys.argv) > 2 and sys.argv[1] == "--inside":
+        return sys.argv[2]
+    need_tools()
+    with tempfile.TemporaryDirectory(prefix="cacmail-ldap-") as tmp:
+        pki, _ = make_pki(tmp)
+        cmd = [WITH_PCSCD]
+        for c in cards:
+            cmd += ["--card", os.path.join(pki, "cards", c)]
+        cmd += ["--", WITH_SLAPD, "--pki", pki, "--", sys.executable, script, "--inside", pki]
+        env = dict(os.environ, TMPDIR=tmp)
+        rc = subprocess.run(cmd, env=env).returncode
+        if rc == 77:
+            skip("with-pcscd or with-slapd cannot run here (needs root, namespaces, slapd)")
+        sys.exit(rc)
+
+
+E = os.environ.get
+
+
+def users():
+    with open(E("CACMAIL_LDAP_USERS")) as f:
+        return {u["uid"]: u for u in json.load(f)}
+
+
+def ldap_env():
+    return dict(os.environ, LDAPTLS_CACERT=E("CACMAIL_LDAP_CA"), LDAPTLS_REQCERT="demand")
+
+
+def parse_ldif(text):
+    """{attr: [bytes...]} of the first entry, values in the server's order."""
+    lines = []
+    for line in text.splitlines():
+        if line.startswith(" ") and lines:
+            lines[-1] += line[1:]
+        elif line and not line.startswith("#"):
+            lines.append(line)
+    out = {}
+    for line in lines:
+        m = re.match(r"^([^:]+)(::?) ?(.*)$", line)
+        if not m:
+            continue
+        attr, sep, val = m.groups()
+        data = base64.b64decode(val) if sep == "::" else val.encode()
+        out.setdefault(attr.lower(), []).append(data)
+    return out
+
+
+def read_entry(dn):
+    p = subprocess.run(["ldapsearch", "-x", "-H", E("CACMAIL_LDAP_URI"), "-ZZ", "-D",
+                        E("CACMAIL_LDAP_ADMIN_DN"), "-y", E("CACMAIL_LDAP_ADMIN_PASSWORD_FILE"),
+                        "-b", dn, "-s", "base", "-LLL", "-o", "ldif-wrap=no", "(objectClass=*)",
+                        "mail", "userCertificate;binary", "userSMIMECertificate", "entryCSN"],
+                       capture_output=True, text=True, env=ldap_env())
+    if p.returncode != 0:
+        raise AssertionError(f"ldapsearch {dn}: {p.stderr}")
+    e = parse_ldif(p.stdout)
+    return {"certs": e.get("usercertificate;binary", []),
+            "smime": e.get("usersmimecertificate", []),
+            "mail": [m.decode() for m in e.get("mail", [])],
+            "csn": e.get("entrycsn", [b""])[0].decode()}
+
+
+def admin_modify(ldif):
+    p = subprocess.run(["ldapmodify", "-x", "-H", E("CACMAIL_LDAP_URI"), "-ZZ", "-D",
+                        E("CACMAIL_LDAP_ADMIN_DN"), "-y", E("CACMAIL_LDAP_ADMIN_PASSWORD_FILE")],
+                       input=ldif, capture_output=True, text=True, env=ldap_env())
+    if p.returncode != 0:
+        raise AssertionError(f"ldapmodify: {p.stderr}\n{ldif}")
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+def set_entry(dn, certs, smime=None):
+    """Replace the entry's certificate attributes (as an admin)."""
+    ldif = f"dn: {dn}\nchangetype: modify\nreplace: userCertificate;binary\n"
+    ldif += "".join(f"userCertificate;binary:: {b64(c)}\n" for c in certs)
+    ldif += "-\nreplace: userSMIMECertificate\n"
+    if smime is not None:
+        ldif += f"userSMIMECertificate:: {b64(smime)}\n"
+    ldif += "-\n"
+    admin_modify(ldif)
+
+
+def mod_count():
+    """MOD operations slapd has logged so far."""
+    with open(E("CACMAIL_SLAPD_LOG"), errors="replace") as f:
+        return sum(1 for line in f if " MOD dn=" in line)
+
+
+def der(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    m = re.search(rb"-----BEGIN CERTIFICATE-----(.*?)-----END", data, re.S)
+    return base64.b64decode(b"".join(m.group(1).split())) if m else data
+
+
+def card_cert(pki, card, name):
+    return der(os.path.join(pki, "cards", card, name))
+
+
+def make_nssdb(tmp, pki, name="nssdb", trust_root=True, opensc=True, p12s=()):
+    """An NSS database as the NSS helper will prepare it: CAs, the OpenSC module, keys."""
+    d = os.path.join(tmp, name)
+    os.makedirs(d)
+
+    def run(*cmd):
+        p = subprocess.run(cmd, capture_output=True, text=True, input="")
+        if p.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)}: {p.stdout}{p.stderr}")
+
+    run("certutil", "-N", "-d", f"sql:{d}", "--empty-password")
+    run("certutil", "-A", "-d", f"sql:{d}", "-n", "Test DoD Root CA 3",
+        "-t", "C,C,C" if trust_root else ",,", "-i", os.path.join(pki, "ca", "root.crt"))
+    for ca in ("email-ca", "id-ca"):
+        run("certutil", "-A", "-d", f"sql:{d}", "-n", ca, "-t", ",,", "-i",
+            os.path.join(pki, "ca", ca + ".crt"))
+    if opensc:
+        run("modutil", "-dbdir", f"sql:{d}", "-add", "OpenSC", "-libfile", OPENSC, "-force")
+    for p12 in p12s:
+        run("pk12util", "-i", p12, "-d", f"sql:{d}", "-W", "")
+    return d
+
+
+class Ctx:
+    """Paths and the base command line of one test run (inside the harnesses)."""
+
+    def __init__(self, pki, tmp):
+        self.pki = pki
+        self.tmp = tmp
+        self.users = users()
+        self.nssdb = make_nssdb(tmp, pki)
+        self.pin_file = os.path.join(tmp, "pin")
+        with open(self.pin_file, "w") as f:
+            f.write(PIN + "\n")
+
+    def dn(self, uid):
+        return self.users[uid]["dn"]
+
+    def args(self, uid="contractor", email=CTR, pin_file=None, nssdb=None):
+        return ["republish", "--uri", E("CACMAIL_LDAP_URI"), "--base", E("CACMAIL_LDAP_BASE"),
+                "--ca-file", E("CACMAIL_LDAP_CA"), "--email", email,
+                "--password-file", self.users[uid]["password_file"],
+                "--nssdb", nssdb or self.nssdb, "--pin-file", pin_file or self.pin_file]
+
+    def run(self, *extra, uid="contractor", email=CTR, pin_file=None, nssdb=None, base=None,
+            env_extra=None, **kw):
+        args = base if base is not None else self.args(uid, email, pin_file, nssdb)
+        env = dict(os.environ, XDG_CONFIG_HOME=os.path.join(self.tmp, "config"),
+                   HOME=self.tmp, LSAN_OPTIONS=LSAN, **(env_extra or {}))
+        return subprocess.run([CACMAIL, *args, *extra], capture_output=True, text=True,
+                              env=env, **kw)
+
+
+def feed_fifo(proc, fifo, data, before=None, timeout=60):
+    """Write DATA to FIFO once PROC opens it for reading (it then waits for the PIN: the entry
+    was read). BEFORE() runs first. Fails instead of hanging when PROC exits without opening."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                out, err = proc.communicate()
+                raise AssertionError(f"cacmail ended before asking for the PIN: {out}{err}")
+            time.sleep(0.002)
+    try:
+        if before:
+            before()
+        os.set_blocking(fd, True)
+        os.write(fd, data.encode())
+    finally:
+        os.close(fd)
+
+
+def one_line_error(t, p, code, must_say, what):
+    lines = [l for l in p.stderr.splitlines() if l.strip()]
+    t.eq(p.returncode, code, f"{what}: exit {code}")
+    t.ok(len(lines) == 1 and lines[0].startswith("cacmail: error: ") and must_say in lines[0],
+         f"{what}: one error line saying '{must_say}'", p.stderr)
+
+
+def openssl_verify(pki, blob, tmp):
+    path = os.path.join(tmp, "blob.der")
+    cas = os.path.join(tmp, "cas.pem")
+    with open(path, "wb") as f:
+        f.write(blob)
+    with open(cas, "w") as f:
+        for ca in ("root", "email-ca"):
+            f.write(open(os.path.join(pki, "ca", ca + ".crt")).read())
+    return subprocess.run(["openssl", "cms", "-verify", "-inform", "der", "-in", path,
+                           "-content", "/dev/null", "-binary", "-CAfile", cas, "-purpose",
+                           "smimesign", "-out", "/dev/null"], capture_output=True, text=True)
+
+
+if __name__ == "__main__":
+    t = Tap()
+    e = parse_ldif("dn: x\nmail: a@b\nuserCertificate;binary:: AAEC\n AwQ=\n")
+    t.eq(e["usercertificate;binary"], [b"\x00\x01\x02\x03\x04"], "parse_ldif folds lines")
+    t.done()

@@ -1,0 +1,168 @@
+#!/usr/bin/python3
+"""cacmail republish refuses, with one line and nothing written, whatever is unsafe: another
+address, someone else's entry, expired / not yet valid / untrusted certs, certs that are not
+the card's own, an ambiguous entry, unverifiable TLS, refused StartTLS, a server that is down.
+Also: LDAPS, SASL EXTERNAL, failover to a second URI, --insecure, the config file."""
+import importlib.util
+import os
+import shutil
+import subprocess
+import tempfile
+
+spec = importlib.util.spec_from_file_location(
+    "ldaplib", os.path.join(os.path.dirname(os.path.abspath(__file__)), "test-ldap-lib.py"))
+L = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(L)
+from cmtest import Tap  # noqa: E402
+
+pki = L.reexec(os.path.abspath(__file__), ["contractor"])
+t = Tap()
+tmp = tempfile.mkdtemp(prefix="ldap-refusals-")
+c = L.Ctx(pki, tmp)
+DN = c.dn("contractor")
+OTHER = c.dn("someone")
+E = os.environ
+
+
+def refused(p, code, must_say, what):
+    n = L.mod_count()
+    L.one_line_error(t, p, code, must_say, what)
+    t.eq(n, refused.n0, f"{what}: nothing written (no MOD)")
+
+
+def start():
+    refused.n0 = L.mod_count()
+
+
+def with_opt(args, opt, value):
+    args = list(args)
+    if opt in args:
+        args[args.index(opt) + 1] = value
+    else:
+        args += [opt, value]
+    return args
+
+
+# ---- the address and the entry ---------------------------------------------------------------
+start()
+args = with_opt(c.args(uid="someone"), "--entry-dn", OTHER)
+refused(c.run(base=args), 5, "has mail jane.roe@mail.mil, not john.q.doe.ctr", "entry of another address")
+
+start()
+args = with_opt(with_opt(c.args(), "--entry-dn", OTHER), "--bind-dn", DN)
+refused(c.run(base=args), 5, "has mail jane.roe@mail.mil", "someone else's entry (mail differs)")
+
+# someone else's entry that carries our address: refused by us (bound identity), before the ACL
+L.admin_modify(f"dn: {OTHER}\nchangetype: modify\nadd: mail\nmail: {L.CTR}\n-\n")
+start()
+args = with_opt(with_opt(c.args(), "--entry-dn", OTHER), "--bind-dn", DN)
+p = c.run(base=args)
+refused(p, 5, "writes only your own entry", "someone else's entry with our address")
+
+# ---- not unique ------------------------------------------------------------------------------
+start()
+refused(c.run(), 5, "2 entries match (mail=john.q.doe.ctr@mail.mil)", "two entries with the address")
+L.admin_modify(f"dn: {OTHER}\nchangetype: modify\ndelete: mail\nmail: {L.CTR}\n-\n")
+
+# ---- the certificates ------------------------------------------------------------------------
+start()
+refused(c.run("--at", "2029-01-01"), 5, "expired", "expired certificates")
+start()
+p = c.run("--at", "2025-06-01")
+# from NSS the card's certs carry no slot: at that date the retired encryption cert (valid then)
+# counts as another persona's, and core may name that instead of the not-yet-valid signing cert
+refused(p, 5, "nothing published", "not yet valid certificates")
+t.ok("not valid until" in p.stderr or "signing-cert-missing" in p.stderr,
+     "not yet valid: says why", p.stderr)
+untrusted = L.make_nssdb(tmp, pki, name="untrusted", trust_root=False)
+start()
+refused(c.run(nssdb=untrusted), 5, "does not chain to a trusted root", "untrusted root")
+# a soft-token copy of another persona's newer certs for the address is not the card's own
+same = os.path.join(pki, "cards", "reservist-same-email")
+soft = L.make_nssdb(tmp, pki, name="soft", p12s=[os.path.join(same, "4 - Dig_Sig.p12"),
+                                                  os.path.join(same, "5 - Key_Mgmt.p12")])
+start()
+refused(c.run(nssdb=soft), 5, "not on a card", "certificates that are not the card's own")
+start()
+refused(c.run("--token", "DOE.JOHN.QUINCY.1234567890", nssdb=soft), 5,
+        "not on the card 'DOE.JOHN.QUINCY.1234567890'", "--token names the card, certs elsewhere")
+noopensc = L.make_nssdb(tmp, pki, name="noopensc", opensc=False)
+start()
+refused(c.run(nssdb=noopensc), 4, "no certificate with a private key", "no card module")
+
+# ---- TLS -------------------------------------------------------------------------------------
+wrong_ca = os.path.join(pki, "ca", "root.crt")
+start()
+refused(c.run(base=with_opt(c.args(), "--ca-file", wrong_ca)), 4, "could not be verified",
+        "StartTLS, server cert from another CA")
+start()
+refused(c.run(base=with_opt(with_opt(c.args(), "--ca-file", wrong_ca), "--uri",
+                            E["CACMAIL_LDAPS_URI"])), 4, "could not be verified",
+        "LDAPS, server cert from another CA")
+start()
+refused(c.run(base=with_opt(c.args(), "--uri", E["CACMAIL_LDAP_PLAIN_URI"])), 4,
+        "refused StartTLS", "StartTLS refused")
+start()
+refused(c.run(base=with_opt(c.args(), "--ca-file", os.path.join(tmp, "nope.pem"))), 2,
+        "does not exist", "missing CA file")
+
+# ---- servers ---------------------------------------------------------------------------------
+start()
+refused(c.run(base=with_opt(c.args(), "--uri", "ldap://127.0.0.1:1")), 4, "cannot reach",
+        "server down")
+p = c.run("--dry-run", base=with_opt(c.args(), "--uri",
+                                      "ldap://127.0.0.1:1 " + E["CACMAIL_LDAP_URI"]))
+t.ok(p.returncode == 0 and "dry run" in p.stdout, "first URI down: the second one is used",
+     p.stderr)
+p = c.run(base=with_opt(c.args(), "--uri", E["CACMAIL_LDAPS_URI"]))
+t.ok(p.returncode == 0 and L.read_entry(DN)["certs"][:1] ==
+     [L.card_cert(pki, "contractor", "5 - Key_Mgmt.crt")], "LDAPS: published", p.stderr)
+u = c.users["contractor"]
+args = [a for a in c.args() if a not in ("--password-file", u["password_file"])]
+args = with_opt(with_opt(with_opt(with_opt(args, "--uri", E["CACMAIL_LDAPS_URI"]), "--bind",
+                                  "external"), "--client-cert", u["cert"]), "--client-key",
+                u["key"])
+p = c.run(base=args)
+t.ok(p.returncode == 0 and "verified" in p.stdout, "SASL EXTERNAL over LDAPS: published",
+     p.stderr)
+args = with_opt(with_opt(args, "--client-cert", c.users["someone"]["cert"]), "--client-key",
+                c.users["someone"]["key"])
+start()
+refused(c.run(base=args), 5, "writes only your own entry", "SASL EXTERNAL as someone else")
+
+# GSSAPI without a Kerberos ticket (no KDC here): one line saying what to do
+args = [a for a in c.args() if a not in ("--password-file", u["password_file"])]
+p = c.run(base=with_opt(args, "--bind", "gssapi"),
+          env_extra={"KRB5CCNAME": os.path.join(tmp, "no-ccache")})
+L.one_line_error(t, p, 1, "get a Kerberos ticket first", "GSSAPI bind without a ticket")
+
+# plain LDAP only with --insecure, loudly
+p = c.run("--insecure", base=with_opt(c.args(), "--uri", E["CACMAIL_LDAP_PLAIN_URI"]))
+t.ok(p.returncode == 0 and "WARNING" in p.stderr and "clear text" in p.stderr,
+     "--insecure: works on plain LDAP and warns", p.stderr)
+
+# ---- secrets never in argv, no terminal ------------------------------------------------------
+p = c.run("--password", "x")
+t.eq(p.returncode, 2, "there is no --password option (usage error)")
+args = [a for a in c.args() if a not in ("--password-file", u["password_file"])]
+p = c.run(base=args, stdin=subprocess.DEVNULL, start_new_session=True)
+L.one_line_error(t, p, 2, "no terminal", "no password file and no terminal")
+
+# ---- the config file -------------------------------------------------------------------------
+cfgdir = os.path.join(tmp, "config", "cacmail")
+os.makedirs(cfgdir)
+with open(os.path.join(cfgdir, "cacmail.conf"), "w") as f:
+    f.write(f"[ldap]\nuri={E['CACMAIL_LDAP_URI']}\nbase={E['CACMAIL_LDAP_BASE']}\n"
+            f"ca-file={E['CACMAIL_LDAP_CA']}\nemail={L.CTR}\n"
+            f"password-file={u['password_file']}\nnssdb={c.nssdb}\n")
+p = c.run("--dry-run", base=["republish", "--pin-file", c.pin_file])
+t.ok(p.returncode == 0 and DN in p.stdout, "settings from cacmail.conf", p.stderr)
+p = c.run("--dry-run", base=["republish", "--uri", "ldap://127.0.0.1:1"])
+L.one_line_error(t, p, 4, "cannot reach", "an option overrides the config file")
+with open(os.path.join(cfgdir, "cacmail.conf"), "a") as f:
+    f.write("bogus=1\n")
+p = c.run("--dry-run", base=["republish"])
+L.one_line_error(t, p, 2, "key bogus", "unknown key in cacmail.conf")
+
+shutil.rmtree(tmp, ignore_errors=True)
+t.done()
