@@ -12,7 +12,7 @@ cmd_certs (int argc, char **argv)
       "TIME" },
     { "ca", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &c.ca_files,
       "Trust anchors and intermediates to check chains against", "FILE" },
-    { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &c.inputs, NULL, "INPUT..." },
+    { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &c.inputs, NULL, NULL },
     { NULL },
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("INPUT... - classify certificates");

@@ -136,7 +136,7 @@ cmd_import_p12 (int argc, char **argv)
     { "password-file", 0, 0, G_OPTION_ARG_FILENAME, &pwfile,
       "Read the PKCS#12 password from FILE (first line)", "FILE" },
     { "list", 0, 0, G_OPTION_ARG_NONE, &list, "List the recovered keys instead", NULL },
-    { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &files, NULL, "FILE..." },
+    { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &files, NULL, NULL },
     { NULL },
   };
   g_autoptr (GOptionContext) ctx =

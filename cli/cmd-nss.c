@@ -337,7 +337,7 @@ cmd_nss (int argc, char **argv)
       "register: auto (default), opensc or p11-kit", "KIND" },
     { "bundle", 0, 0, G_OPTION_ARG_FILENAME, &bundle,
       "trust: the PEM bundle to write (default $XDG_DATA_HOME/cacmail/ca-bundle.pem)", "FILE" },
-    { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &rest, NULL, "FILE..." },
+    { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &rest, NULL, NULL },
     { NULL },
   };
   g_autoptr (GOptionContext) ctx =

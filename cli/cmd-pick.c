@@ -12,7 +12,7 @@ cmd_pick (int argc, char **argv)
     { "at", 0, 0, G_OPTION_ARG_STRING, &c.at_text, "Pick for TIME (default now)", "TIME" },
     { "ca", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &c.ca_files,
       "Require chains to these trust anchors (intermediates allowed too)", "FILE" },
-    { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &c.inputs, NULL, "INPUT..." },
+    { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &c.inputs, NULL, NULL },
     { NULL },
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("INPUT... - pick certs for an address");
