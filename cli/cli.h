@@ -12,6 +12,7 @@ enum
   CLI_EXIT_BAD_INPUT = 3,   /* unreadable or malformed input */
   CLI_EXIT_ENVIRONMENT = 4, /* a service, module or database is missing or down */
   CLI_EXIT_REFUSED = 5,     /* refused for safety */
+  CLI_EXIT_CONFLICT = 6,    /* changed by someone else in between: nothing was written */
 };
 
 typedef struct
@@ -47,6 +48,8 @@ int cmd_pick (int argc, char **argv);
 int cmd_demo (int argc, char **argv);
 int cmd_status (int argc, char **argv);
 int cmd_evolution (int argc, char **argv);
+/* cmd-republish.c: the LDAP step of `cacmail demo` (a sandbox slapd). */
+int cli_demo_ldap_step (const char *pki_dir);
 int cmd_republish (int argc, char **argv);
 int cmd_nss (int argc, char **argv);
 int cmd_import_p12 (int argc, char **argv);

@@ -96,7 +96,7 @@ ldap_fail (GError *error)
       case CM_LDAP_ERROR_CARD: code = CLI_EXIT_ENVIRONMENT; break;
       case CM_LDAP_ERROR_REFUSED:
       case CM_LDAP_ERROR_NOT_UNIQUE: code = CLI_EXIT_REFUSED; break;
-      case CM_LDAP_ERROR_CONFLICT: code = 6; break;
+      case CM_LDAP_ERROR_CONFLICT: code = CLI_EXIT_CONFLICT; break;
       case CM_LDAP_ERROR_AUTH:
       case CM_LDAP_ERROR_PIN:
       case CM_LDAP_ERROR_SERVER:
@@ -176,31 +176,39 @@ cmd_republish (int argc, char **argv)
                          "filter", "guard" };
   char *vals[G_N_ELEMENTS (keys)] = { NULL };
   G_STATIC_ASSERT (G_N_ELEMENTS (keys) == 14);
+#define STR_OPT(n, i, help, arg) { n, 0, 0, G_OPTION_ARG_STRING, &vals[i], help, arg }
+#define FILE_OPT(n, i, help, arg) { n, 0, 0, G_OPTION_ARG_FILENAME, &vals[i], help, arg }
   GOptionEntry entries[] = {
-    { "uri", 0, 0, G_OPTION_ARG_STRING, &vals[0], "LDAP server(s): ldap:// (StartTLS) or ldaps://", "URI" },
-    { "base", 0, 0, G_OPTION_ARG_STRING, &vals[1], "Search base", "DN" },
-    { "entry-dn", 0, 0, G_OPTION_ARG_STRING, &vals[2], "Your entry (else found by --email)", "DN" },
-    { "bind", 0, 0, G_OPTION_ARG_STRING, &vals[3], "simple (default), external or gssapi", "METHOD" },
-    { "bind-dn", 0, 0, G_OPTION_ARG_STRING, &vals[4], "DN for a simple bind (default: your entry)", "DN" },
-    { "password-file", 0, 0, G_OPTION_ARG_FILENAME, &vals[5], "LDAP password in a file (else asked)", "FILE" },
-    { "ca-file", 0, 0, G_OPTION_ARG_FILENAME, &vals[6], "CA certs the server cert must chain to", "FILE" },
-    { "nssdb", 0, 0, G_OPTION_ARG_FILENAME, &vals[7], "NSS database with the card's module and CAs", "DIR" },
-    { "email", 0, 0, G_OPTION_ARG_STRING, &vals[8], "The address to publish for", "ADDR" },
-    { "token", 0, 0, G_OPTION_ARG_STRING, &vals[9], "NSS token label of the card", "LABEL" },
-    { "client-cert", 0, 0, G_OPTION_ARG_FILENAME, &vals[10], "Client cert for --bind external", "FILE" },
-    { "client-key", 0, 0, G_OPTION_ARG_FILENAME, &vals[11], "Its key file", "FILE" },
-    { "filter", 0, 0, G_OPTION_ARG_STRING, &vals[12], "Entry filter, %s = the address", "FILTER" },
-    { "guard", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &vals[13], "auto or values (tests)", "HOW" },
-    { "insecure", 0, 0, G_OPTION_ARG_NONE, &insecure, "Allow plain LDAP without TLS (tests only)", NULL },
-    { "pin-file", 0, 0, G_OPTION_ARG_FILENAME, &ctx.pin_file, "Card PIN in a file (else asked)", "FILE" },
-    { "dry-run", 0, 0, G_OPTION_ARG_NONE, &dry_run, "Print the planned change, write nothing", NULL },
+    STR_OPT ("uri", 0, "LDAP server(s): ldap:// (StartTLS) or ldaps://", "URI"),
+    STR_OPT ("base", 1, "Search base", "DN"),
+    STR_OPT ("entry-dn", 2, "Your entry (else found by --email)", "DN"),
+    STR_OPT ("bind", 3, "simple (default), external or gssapi", "METHOD"),
+    STR_OPT ("bind-dn", 4, "DN for a simple bind (default: your entry)", "DN"),
+    FILE_OPT ("password-file", 5, "LDAP password in a file (else asked)", "FILE"),
+    FILE_OPT ("ca-file", 6, "CA certs the server cert must chain to", "FILE"),
+    FILE_OPT ("nssdb", 7, "NSS database with the card's module and CAs", "DIR"),
+    STR_OPT ("email", 8, "The address to publish for", "ADDR"),
+    STR_OPT ("token", 9, "NSS token label of the card", "LABEL"),
+    FILE_OPT ("client-cert", 10, "Client cert for --bind external", "FILE"),
+    FILE_OPT ("client-key", 11, "Its key file", "FILE"),
+    STR_OPT ("filter", 12, "Entry filter, %s = the address", "FILTER"),
+    { "guard", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &vals[13], "auto or values", "HOW" },
+    { "insecure", 0, 0, G_OPTION_ARG_NONE, &insecure, "Allow plain LDAP without TLS (tests)",
+      NULL },
+    { "pin-file", 0, 0, G_OPTION_ARG_FILENAME, &ctx.pin_file, "Card PIN in a file (else asked)",
+      "FILE" },
+    { "dry-run", 0, 0, G_OPTION_ARG_NONE, &dry_run, "Print the planned change, write nothing",
+      NULL },
     { "unpublish", 0, 0, G_OPTION_ARG_NONE, &unpublish, "Remove what cacmail published", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &ctx.json, "Print JSON (docs/ldap.md)", NULL },
-    { "config", 0, 0, G_OPTION_ARG_FILENAME, &config, "Config file (default $XDG_CONFIG_HOME/cacmail/cacmail.conf)", "FILE" },
-    { "at", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &at_text, "Check validity at TIME (tests)", "TIME" },
+    { "config", 0, 0, G_OPTION_ARG_FILENAME, &config,
+      "Config file (default $XDG_CONFIG_HOME/cacmail/cacmail.conf)", "FILE" },
+    { "at", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &at_text,
+      "Check validity at TIME (tests)", "TIME" },
     { NULL },
   };
-  g_autoptr (GOptionContext) octx = g_option_context_new ("- publish the card's certificates to the address list");
+  g_autoptr (GOptionContext) octx =
+    g_option_context_new ("- publish the card's certificates to the address list");
   g_autoptr (GError) error = NULL;
   g_autoptr (CmLdapConfig) cfg = cm_ldap_config_new ();
   g_autoptr (CmLdapResult) result = NULL;
@@ -277,7 +285,6 @@ out:
 /* Called by cmd-demo.c (declared here until cli.h declares it): republish the contractor of
  * the test PKI in @pki_dir to a sandbox slapd and show the entry before and after. Returns a
  * CLI exit code; a missing slapd or NSS tool skips the step (CLI_EXIT_OK). */
-int cli_demo_ldap_step (const char *pki_dir);
 
 static char *
 find_tool (const char *env, const char *rel)
@@ -347,8 +354,8 @@ cli_demo_ldap_step (const char *pki_dir)
     " --email john.q.doe.ctr@mail.mil --password-file $CACMAIL_SLAPD_DIR/users/contractor.pw"
     " --nssdb $1 --token 'NSS Certificate DB'\";"
     " if command -v ldapmodify >/dev/null; then"
-    "  printf 'dn: uid=contractor,ou=people,%s\\nchangetype: modify\\nadd: userCertificate;binary\\n"
-    "userCertificate;binary:: %s\\n-\\n' \"$CACMAIL_LDAP_BASE\""
+    "  printf 'dn: uid=contractor,ou=people,%s\\nchangetype: modify\\n"
+    "add: userCertificate;binary\\nuserCertificate;binary:: %s\\n-\\n' \"$CACMAIL_LDAP_BASE\""
     "  \"$(sed '/-----/d' \"$2\" | tr -d '\\n')\" | LDAPTLS_CACERT=$CACMAIL_LDAP_CA ldapmodify"
     "  -x -H $CACMAIL_LDAP_URI -ZZ -D \"$CACMAIL_LDAP_ADMIN_DN\" -y"
     "  \"$CACMAIL_LDAP_ADMIN_PASSWORD_FILE\" >/dev/null; fi;"

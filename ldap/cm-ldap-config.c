@@ -42,6 +42,10 @@ cm_ldap_config_default_path (void)
 char *
 cm_ldap_default_ca_file (void)
 {
+  const char *state = g_getenv ("CACMAIL_STATE_DIR"); /* as the NSS helper writes it */
+
+  if (state && *state)
+    return g_build_filename (state, "ca-bundle.pem", NULL);
   return g_build_filename (g_get_user_data_dir (), "cacmail", "ca-bundle.pem", NULL);
 }
 
@@ -172,8 +176,8 @@ cm_ldap_config_load_file (CmLdapConfig *cfg, const char *path, gboolean must_exi
     {
       if (!must_exist && g_error_matches (local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
         return TRUE;
-      g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFIG, "%s: %s; fix the file (docs/ldap.md)",
-                   path, local->message);
+      g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFIG,
+                   "%s: %s; fix the file (docs/ldap.md)", path, local->message);
       return FALSE;
     }
   if (!g_key_file_has_group (kf, "ldap"))

@@ -64,7 +64,8 @@ void cm_ldap_config_free (CmLdapConfig *cfg);
 /* $XDG_CONFIG_HOME/cacmail/cacmail.conf. Caller frees. */
 char *cm_ldap_config_default_path (void);
 
-/* The CA bundle the NSS helper maintains: $XDG_DATA_HOME/cacmail/ca-bundle.pem. Caller frees. */
+/* The CA bundle the NSS helper maintains: $XDG_DATA_HOME/cacmail/ca-bundle.pem
+ * ($CACMAIL_STATE_DIR/ca-bundle.pem when set). Caller frees. */
 char *cm_ldap_default_ca_file (void);
 
 /* Read the [ldap] group of a GLib key file. A missing file is fine unless @must_exist. Unknown

@@ -20,7 +20,7 @@ t.eq(p.returncode, 2, "no command: usage error")
 
 p = run("demo", "--at", "2026-06-01")
 out = p.stdout
-t.ok("[7/7]" in out and "Demo finished." in out, "demo runs all its steps", out[-2000:])
+t.ok("[8/8]" in out and "Demo finished." in out, "demo runs all its steps", out[-2000:])
 t.ok("reader Virtual PCD 00 00: card read, persona 1234567890117274" in out
      and "reader Virtual PCD 00 01: card read, persona 1234567890117275" in out,
      "demo reads both persona cards from two readers (virtual cards, real pcscd)", out[-3000:])

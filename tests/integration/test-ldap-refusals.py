@@ -46,7 +46,8 @@ def with_opt(args, opt, value):
 # ---- the address and the entry ---------------------------------------------------------------
 start()
 args = with_opt(c.args(uid="someone"), "--entry-dn", OTHER)
-refused(c.run(base=args), 5, "has mail jane.roe@mail.mil, not john.q.doe.ctr", "entry of another address")
+refused(c.run(base=args), 5, "has mail jane.roe@mail.mil, not john.q.doe.ctr",
+        "entry of another address")
 
 start()
 args = with_opt(with_opt(c.args(), "--entry-dn", OTHER), "--bind-dn", DN)
@@ -61,7 +62,8 @@ refused(p, 5, "writes only your own entry", "someone else's entry with our addre
 
 # ---- not unique ------------------------------------------------------------------------------
 start()
-refused(c.run(), 5, "2 entries match (mail=john.q.doe.ctr@mail.mil)", "two entries with the address")
+refused(c.run(), 5, "2 entries match (mail=john.q.doe.ctr@mail.mil)",
+        "two entries with the address")
 L.admin_modify(f"dn: {OTHER}\nchangetype: modify\ndelete: mail\nmail: {L.CTR}\n-\n")
 
 # ---- the certificates ------------------------------------------------------------------------
