@@ -35,8 +35,9 @@ def need_tools(*extra):
         skip(f"{OPENSC} is missing (Debian: opensc-pkcs11)")
 
 
-def reexec(script, cards, pki_dirs_wanted=True):
-    """Outside: make a PKI, then run SCRIPT --inside PKI under with-pcscd and with-slapd."""
+def reexec(script, cards, pki_dirs_wanted=True, slapd_opts=()):
+    """Outside: make a PKI, then run SCRIPT --inside PKI under with-pcscd and with-slapd (with
+    SLAPD_OPTS, e.g. ["--kerberos"])."""
     if len(sys.argv) > 2 and sys.argv[1] == "--inside":
         return sys.argv[2]
     need_tools()
@@ -45,7 +46,8 @@ def reexec(script, cards, pki_dirs_wanted=True):
         cmd = [WITH_PCSCD]
         for c in cards:
             cmd += ["--card", os.path.join(pki, "cards", c)]
-        cmd += ["--", WITH_SLAPD, "--pki", pki, "--", sys.executable, script, "--inside", pki]
+        cmd += ["--", WITH_SLAPD, "--pki", pki, *slapd_opts, "--", sys.executable, script,
+                "--inside", pki]
         env = dict(os.environ, TMPDIR=tmp)
         rc = subprocess.run(cmd, env=env).returncode
         if rc == 77:
