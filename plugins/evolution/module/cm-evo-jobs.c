@@ -46,7 +46,7 @@ registry_error (CmEvoState *st, GError **error)
 gboolean
 cm_evo_job_fix_sync (char **report, GCancellable *cancellable, GError **error)
 {
-  g_autoptr (GString) out = g_string_new (NULL);
+  g_autoptr (GString) out = g_string_new (NULL), fixed = g_string_new (NULL);
   CmEvoState *st = cm_evo_state_load_sync (TRUE, cancellable, error);
   gboolean ok = FALSE;
   gint n;
@@ -61,15 +61,12 @@ cm_evo_job_fix_sync (char **report, GCancellable *cancellable, GError **error)
   for (guint i = 0; i < st->identities->len; i++)
     {
       CmEvoIdentity *id = g_ptr_array_index (st->identities, i);
-      const char *sig = cm_evo_identity_get_proposed_signing (id);
-      const char *enc = cm_evo_identity_get_proposed_encryption (id);
 
       if (cm_evo_identity_can_fix (id))
-        g_string_append_printf (out, "\n%s: signing %s, encryption %s",
-                                cm_evo_identity_get_address (id), sig ? sig : "unchanged",
-                                enc ? enc : "unchanged");
+        g_string_append_printf (fixed, "%s%s", fixed->len ? ", " : "",
+                                cm_evo_identity_get_address (id));
       else if (cm_evo_identity_is_stale (id))
-        g_string_append_printf (out, "\n%s: nothing to set (%s)",
+        g_string_append_printf (out, "\nNothing to set for %s: %s.",
                                 cm_evo_identity_get_address (id),
                                 cm_evo_identity_get_messages (id)[0]);
     }
@@ -78,9 +75,9 @@ cm_evo_job_fix_sync (char **report, GCancellable *cancellable, GError **error)
   {
     g_autofree char *head =
       n == 0 ? g_strdup ("No S/MIME setting needed a change.")
-             : g_strdup_printf ("Fixed the S/MIME settings of %d identit%s (Undo Last Fix "
-                                "restores them):",
-                                n, n == 1 ? "y" : "ies");
+             : g_strdup_printf ("Fixed the S/MIME settings of %d identit%s: %s. Undo Last Fix "
+                                "restores them.",
+                                n, n == 1 ? "y" : "ies", fixed->str);
     g_string_prepend (out, head);
   }
   *report = g_string_free (g_steal_pointer (&out), FALSE);
@@ -207,8 +204,9 @@ cm_evo_job_make_available_sync (char **report, GCancellable *cancellable, GError
   if (db == NULL || !choose_module (db, &name, &library, &registered, error))
     return FALSE;
   /* Loads the module into the running NSS and writes it to the module database Evolution's
-   * NSS was opened with ($HOME/.pki/nssdb/pkcs11.txt). */
-  rv = SECMOD_AddNewModuleEx (name, library, 0, 0, NULL, NULL);
+   * NSS was opened with ($HOME/.pki/nssdb/pkcs11.txt). "Friendly": the card's certificates
+   * are public, so listing them never makes NSS ask for the PIN (modutil's FRIENDLY). */
+  rv = SECMOD_AddNewModuleEx (name, library, PUBLIC_MECH_FRIENDLY_FLAG, 0, NULL, NULL);
   if (rv != SECSuccess && !(rv == SECWouldBlock && cm_evo_card_module_loaded ()))
     {
       g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,

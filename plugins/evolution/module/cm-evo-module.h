@@ -83,6 +83,8 @@ typedef struct
   GPtrArray *modules;       /* CmNssdbModule* registered in pkcs11.txt */
   gboolean card_module;     /* a card module (OpenSC or p11-kit proxy with OpenSC) is registered */
   char *card_module_loaded; /* the name of the card module loaded in this process, or NULL */
+  GPtrArray *locked;        /* char* token names whose certs NSS lists only after the PIN
+                               (module loaded without "friendly", not logged in) */
   GPtrArray *recovered;     /* CmNssdbRecovered* of this database */
   GPtrArray *problems;      /* char*: what could not be read, one sentence each */
 } CmEvoState;
@@ -106,9 +108,6 @@ const char *cm_evo_persona_label (CmPersona *persona);
 
 /* One line for a card: "DOE.JOHN.Q.1234567890 (contractor): a@b, c@d". Caller frees. */
 char *cm_evo_card_summary (CmInventory *inv, CmCard *card);
-
-/* The first NSS nickname of @cert, else "" (not visible to Evolution). Borrowed. */
-const char *cm_evo_cert_nickname (CmCert *cert);
 
 /* "valid until 2028-08-31", "EXPIRED 2025-08-31", "not valid before ...". Caller frees. */
 char *cm_evo_cert_validity (CmCert *cert, gint64 at);
@@ -153,21 +152,30 @@ CmEvoWatch *cm_evo_watch_new (EShell *shell);
 void cm_evo_watch_start (CmEvoWatch *watch);
 /* The process-wide watcher, or NULL before the shell extension made it (borrowed). */
 CmEvoWatch *cm_evo_watch_get_default (void);
+/* What the page read: cards that were in the readers when the watcher started, and that it
+ * has not read itself, get their names (so that their removal names them). Main thread. */
+void cm_evo_watch_learn (CmEvoWatch *watch, CmEvoState *state);
 /* Tell the watcher (and so any open page) that the S/MIME settings or the NSS database
  * changed: emits "changed". Main thread. */
 void cm_evo_watch_notify_changed (CmEvoWatch *watch);
 
-/* ---- the page (cm-evo-page.c) ------------------------------------------------------------ */
+/* ---- the page (cm-evo-page.c, cm-evo-certs.c) ------------------------------------------- */
 
 #define CM_EVO_PAGE_NAME "cacmail-smart-card"
 GtkWidget *cm_evo_page_new (EShell *shell);
 
+/* A new tree view of @st's personas and certificates (floating), or NULL when there is no
+ * personal certificate to show. */
+GtkWidget *cm_evo_certs_view_new (CmEvoState *st);
+
 /* ---- republish (cm-evo-republish.c) ------------------------------------------------------ */
+
+typedef void (*CmEvoDoneFunc) (gpointer data);
 
 /* Run "Republish Certificates to GAL" for @shell_view's window: a worker thread, progress in
  * an EActivity, PIN and password asked in dialogs, the outcome in an EAlert. @done (nullable)
- * is called in the main thread when it ends. */
-void cm_evo_republish_start (EShellView *shell_view, GCallback done, gpointer done_data);
+ * is called with @done_data in the main thread when it ends. */
+void cm_evo_republish_start (EShellView *shell_view, CmEvoDoneFunc done, gpointer done_data);
 
 /* ---- small shared helpers ----------------------------------------------------------------- */
 

@@ -17,6 +17,7 @@ typedef struct
   CmEvoWatch *watch; /* referenced */
   gboolean loaded;   /* the page shows a state that is still current */
   gboolean busy;     /* a load or a job runs */
+  gboolean stale;    /* something changed while busy: load again when done */
   gboolean card_module_loaded;
 } CmEvoPage;
 
@@ -67,7 +68,7 @@ add_label (GtkWidget *box, const char *text, gboolean markup)
     gtk_label_set_text (GTK_LABEL (label), text);
   gtk_label_set_xalign (GTK_LABEL (label), 0);
   gtk_label_set_line_wrap (GTK_LABEL (label), TRUE);
-  gtk_label_set_max_width_chars (GTK_LABEL (label), 90);
+  gtk_label_set_max_width_chars (GTK_LABEL (label), 80);
   gtk_label_set_selectable (GTK_LABEL (label), TRUE);
   gtk_widget_set_can_focus (label, FALSE);
   gtk_container_add (GTK_CONTAINER (box), label);
@@ -134,6 +135,8 @@ show_alert (CmEvoPage *page, GtkMessageType type, const char *primary, const cha
 {
   EAlert *alert = cm_evo_alert_new (type, primary, secondary);
 
+  /* only the outcome of the last action */
+  e_alert_bar_clear (E_ALERT_BAR (page->alert_bar));
   e_alert_bar_submit_alert (E_ALERT_BAR (page->alert_bar), alert);
   g_object_unref (alert);
 }
@@ -163,106 +166,18 @@ show_cards (CmEvoPage *page, CmEvoState *st)
     }
 }
 
-enum
-{
-  COL_NAME,
-  COL_ROLE,
-  COL_VALIDITY,
-  COL_WHERE,
-  N_COLS
-};
-
-static char *
-cert_where (CmCert *c)
-{
-  GPtrArray *sources = cm_cert_get_sources (c);
-  const char *nick = cm_nss_cert_nickname (c);
-  const char *reader = NULL;
-
-  for (guint i = 0; i < sources->len; i++)
-    {
-      CmSource *s = g_ptr_array_index (sources, i);
-      if (s->kind == CM_SOURCE_CARD)
-        reader = s->path;
-    }
-  if (cm_nssdb_is_recovered (cm_cert_get_sha256 (c)))
-    return g_strdup_printf ("%s (recovered key: decrypt only)", nick ? nick : "");
-  if (nick)
-    return g_strdup (nick);
-  return g_strdup_printf ("on the card in %s; not visible to Evolution", reader ? reader : "?");
-}
-
-static void
-add_cert_row (GtkTreeStore *store, GtkTreeIter *parent, CmCert *c, gint64 at)
-{
-  GtkTreeIter it;
-  g_autofree char *validity = cm_evo_cert_validity (c, at);
-  g_autofree char *where = cert_where (c);
-  const char *cn = cm_cert_get_subject_cn (c);
-
-  gtk_tree_store_append (store, &it, parent);
-  gtk_tree_store_set (store, &it, COL_NAME, cn ? cn : cm_cert_get_subject (c), COL_ROLE,
-                      cm_evo_role_label (cm_cert_get_role (c)), COL_VALIDITY, validity,
-                      COL_WHERE, where, -1);
-}
-
 static void
 show_certs (CmEvoPage *page, CmEvoState *st)
 {
-  g_autoptr (GtkTreeStore) store = gtk_tree_store_new (N_COLS, G_TYPE_STRING, G_TYPE_STRING,
-                                                       G_TYPE_STRING, G_TYPE_STRING);
-  GPtrArray *personas = cm_inventory_get_personas (st->inv);
-  GPtrArray *certs = cm_inventory_get_certs (st->inv);
-  const char *titles[] = { "Certificate", "Role", "Validity", "Name in Evolution" };
-  GtkTreeIter other;
-  gboolean have_other = FALSE;
-  GtkWidget *view;
+  GtkWidget *view = cm_evo_certs_view_new (st);
 
-  for (guint i = 0; i < personas->len; i++)
+  if (view == NULL)
+    add_label (page->certs, "No personal certificate: insert your card.", FALSE);
+  else
     {
-      CmPersona *p = g_ptr_array_index (personas, i);
-      GPtrArray *pc = cm_persona_get_certs (p);
-      g_autofree char *title = g_strdup_printf ("Persona: %s%s%s%s", cm_evo_persona_label (p),
-                                                cm_persona_get_persona_id (p) ? " (" : "",
-                                                cm_persona_get_persona_id (p)
-                                                  ? cm_persona_get_persona_id (p)
-                                                  : "",
-                                                cm_persona_get_persona_id (p) ? ")" : "");
-      GtkTreeIter top;
-
-      gtk_tree_store_append (store, &top, NULL);
-      gtk_tree_store_set (store, &top, COL_NAME, title, -1);
-      for (guint j = 0; j < pc->len; j++)
-        add_cert_row (store, &top, g_ptr_array_index (pc, j), st->at);
+      gtk_container_add (GTK_CONTAINER (page->certs), view);
+      gtk_widget_show (view);
     }
-  for (guint i = 0; i < certs->len; i++)
-    {
-      CmCert *c = g_ptr_array_index (certs, i);
-      /* personal certificates only: not the CAs and roots NSS knows */
-      if (cm_cert_is_ca (c) || cm_cert_is_self_issued (c) || cm_inventory_persona_of (st->inv, c)
-          || (cm_cert_get_role (c) == CM_ROLE_OTHER && !cm_cert_get_emails (c)[0]))
-        continue;
-      if (!have_other)
-        {
-          gtk_tree_store_append (store, &other, NULL);
-          gtk_tree_store_set (store, &other, COL_NAME, "Other certificates", -1);
-          have_other = TRUE;
-        }
-      add_cert_row (store, &other, c, st->at);
-    }
-  if (personas->len == 0 && !have_other)
-    {
-      add_label (page->certs, "No personal certificate: insert your card.", FALSE);
-      return;
-    }
-  view = gtk_tree_view_new_with_model (GTK_TREE_MODEL (store));
-  for (int i = 0; i < N_COLS; i++)
-    gtk_tree_view_insert_column_with_attributes (GTK_TREE_VIEW (view), -1, titles[i],
-                                                 gtk_cell_renderer_text_new (), "text", i,
-                                                 NULL);
-  gtk_tree_view_expand_all (GTK_TREE_VIEW (view));
-  gtk_container_add (GTK_CONTAINER (page->certs), view);
-  gtk_widget_show (view);
 }
 
 static const char *
@@ -346,6 +261,16 @@ show_module (CmEvoPage *page, CmEvoState *st)
                             "keeps it for the next start.",
                             st->nssdb);
   add_label (page->module, text, FALSE);
+  for (guint i = 0; i < st->locked->len; i++)
+    {
+      g_autofree char *locked = g_strdup_printf (
+        "NSS lists the certificates of the card \342\200\234%s\342\200\235 only after its PIN "
+        "is entered (its module was registered without the \342\200\234friendly\342\200\235 "
+        "option): until then they show as not visible here, and Evolution asks for the PIN when "
+        "it needs them.",
+        (char *)g_ptr_array_index (st->locked, i));
+      add_label (page->module, locked, FALSE);
+    }
 }
 
 static void
@@ -442,7 +367,7 @@ job_title (JobKind kind, gboolean ok)
 {
   switch (kind)
     {
-    case JOB_FIX: return ok ? "S/MIME settings checked" : "The S/MIME settings were not fixed";
+    case JOB_FIX: return ok ? "Fix S/MIME Settings" : "The S/MIME settings were not fixed";
     case JOB_UNDO: return ok ? "Last fix undone" : "The last fix was not undone";
     case JOB_MAKE_AVAILABLE:
       return ok ? "Card certificates available" : "The card module could not be loaded";
@@ -459,17 +384,26 @@ job_done (GObject *source, GAsyncResult *result, gpointer data)
   Job *job = g_task_get_task_data (G_TASK (result));
   g_autoptr (GError) error = NULL;
 
+  if (page->cancellable == NULL) /* disposed: the widgets are gone */
+    return;
   if (job->kind == JOB_LOAD)
     {
       CmEvoState *st = g_task_propagate_pointer (G_TASK (result), &error);
       if (st)
         show_state (page, st);
+      if (st && page->watch)
+        cm_evo_watch_learn (page->watch, st);
       else if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
         {
           show_alert (page, GTK_MESSAGE_ERROR, job_title (job->kind, FALSE), error->message);
           set_busy (page, FALSE, "");
         }
       cm_evo_state_free (st);
+      if (page->stale)
+        {
+          page->stale = FALSE;
+          page_load (page);
+        }
       return;
     }
   {
@@ -480,6 +414,7 @@ job_done (GObject *source, GAsyncResult *result, gpointer data)
                 job_title (job->kind, report != NULL), report ? report : error->message);
   }
   page->busy = FALSE;
+  page->stale = FALSE;
   /* the settings or the database changed: show what they are now */
   if (page->watch)
     cm_evo_watch_notify_changed (page->watch);
@@ -546,7 +481,12 @@ import_password (char *secret, GError *error, gpointer data)
 {
   Import *imp = data;
 
-  if (secret && !imp->page->busy)
+  if (secret && imp->page->cancellable == NULL)
+    ; /* the page is gone */
+  else if (secret && imp->page->busy)
+    show_alert (imp->page, GTK_MESSAGE_WARNING, "Nothing was imported",
+                "Another action was still running: try Import Recovered Key again.");
+  else if (secret)
     {
       Job *job = g_new0 (Job, 1);
       job->kind = JOB_IMPORT;
@@ -594,6 +534,7 @@ on_import (CmEvoPage *page)
   gtk_file_filter_add_pattern (filter, "*.P12");
   gtk_file_filter_add_pattern (filter, "*.PFX");
   gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (chooser), filter);
+  gtk_file_chooser_set_current_folder (GTK_FILE_CHOOSER (chooser), g_get_home_dir ());
   gtk_window_set_modal (GTK_WINDOW (chooser), TRUE);
   g_signal_connect (chooser, "response", G_CALLBACK (import_file_chosen), page);
   gtk_widget_show (chooser);
@@ -615,7 +556,9 @@ static void
 watch_changed (CmEvoWatch *watch, CmEvoPage *page)
 {
   page->loaded = FALSE;
-  if (gtk_widget_get_mapped (GTK_WIDGET (page)) && !page->busy)
+  if (page->busy)
+    page->stale = TRUE;
+  else if (gtk_widget_get_mapped (GTK_WIDGET (page)))
     page_load (page);
 }
 

@@ -6,6 +6,10 @@
  * password are asked in dialogs, and the outcome is an EAlert in the mail view. */
 #include "cm-evo-module.h"
 #include <signal.h>
+#include <cert.h>
+#include <pk11pub.h>
+#include <secerr.h>
+#include <secmod.h>
 
 typedef struct
 {
@@ -14,7 +18,10 @@ typedef struct
   EActivity *activity;       /* referenced */
   GCancellable *cancellable; /* referenced: the activity's */
   char *email;               /* Evolution's default address, or NULL */
-  void (*done) (gpointer);
+  char *address;             /* the address published for (worker) */
+  gboolean logged_in;        /* the worker asked for the PIN already */
+  GError *login_error;       /* why logging in to the card failed (worker) */
+  CmEvoDoneFunc done;
   gpointer done_data;
 } Republish;
 
@@ -26,6 +33,8 @@ republish_free (Republish *r)
   g_clear_object (&r->activity);
   g_clear_object (&r->cancellable);
   g_free (r->email);
+  g_free (r->address);
+  g_clear_error (&r->login_error);
   g_free (r);
 }
 
@@ -93,6 +102,80 @@ progress_in_main (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+static gboolean
+cert_has_email (CERTCertificate *cert, const char *email)
+{
+  for (const char *e = CERT_GetFirstEmailAddress (cert); e; e = CERT_GetNextEmailAddress (cert, e))
+    if (g_ascii_strcasecmp (e, email) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+/* Does @slot's card hold a certificate for @email? (Card certs are public: no login.) */
+static gboolean
+slot_has_email (PK11SlotInfo *slot, const char *email)
+{
+  CERTCertList *certs = PK11_ListCertsInSlot (slot);
+  gboolean found = FALSE;
+
+  for (CERTCertListNode *n = certs ? CERT_LIST_HEAD (certs) : NULL;
+       n && !CERT_LIST_END (n, certs) && !found; n = CERT_LIST_NEXT (n))
+    found = cert_has_email (n->cert, email);
+  if (certs)
+    CERT_DestroyCertList (certs);
+  return found;
+}
+
+static gboolean
+log_in_slot (Republish *r, PK11SlotInfo *slot, GError **error)
+{
+  const char *token = PK11_GetTokenName (slot);
+  char *pin = ask_secret (CM_LDAP_SECRET_PIN, token, r, error);
+  gboolean ok = FALSE;
+
+  if (pin == NULL)
+    return FALSE;
+  if (PK11_CheckUserPassword (slot, pin) == SECSuccess)
+    ok = TRUE;
+  else if (PORT_GetError () == SEC_ERROR_BAD_PASSWORD)
+    g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_PIN,
+                 "the card '%s' refused the PIN: check it and try again (the card locks after "
+                 "a few wrong PINs)",
+                 token);
+  else
+    g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CARD,
+                 "cannot log in to the card '%s': check that it is still in the reader", token);
+  cm_ldap_secret_free (pin);
+  return ok;
+}
+
+/* Log in, with our PIN dialog, to the cards that hold a certificate for @email. Inside
+ * Evolution the NSS password callback is Evolution's: without this, NSS would ask for the PIN
+ * through Evolution's generic prompt as soon as the library looks for the card's keys. */
+static gboolean
+log_in_cards (Republish *r, const char *email, GCancellable *cancellable, GError **error)
+{
+  g_autofree char *name = cm_evo_card_module_loaded ();
+  SECMODModule *mod = name ? SECMOD_FindModule (name) : NULL;
+  gboolean ok = TRUE;
+
+  for (int i = 0; mod && ok && i < mod->slotCount; i++)
+    {
+      PK11SlotInfo *slot = mod->slots[i];
+
+      if (!PK11_IsPresent (slot) || !PK11_NeedLogin (slot) || PK11_IsLoggedIn (slot, NULL)
+          || !slot_has_email (slot, email))
+        continue;
+      ok = log_in_slot (r, slot, error)
+           && !g_cancellable_set_error_if_cancelled (cancellable, error);
+    }
+  if (mod)
+    SECMOD_DestroyModule (mod);
+  return ok;
+}
+
+/* Called by the library in the worker. When it starts on the card, log in first with our
+ * dialog; a failure cancels the library's run and is reported instead. */
 static void
 progress (CmLdapStep step, gboolean done, double ms, gpointer data)
 {
@@ -103,6 +186,12 @@ progress (CmLdapStep step, gboolean done, double ms, gpointer data)
   p->step = step;
   p->done = done;
   g_main_context_invoke (NULL, progress_in_main, p);
+  if (step == CM_LDAP_STEP_READ_CARD && !done && !r->logged_in)
+    {
+      r->logged_in = TRUE;
+      if (!log_in_cards (r, r->address, r->cancellable, &r->login_error))
+        g_cancellable_cancel (r->cancellable);
+    }
 }
 
 static void
@@ -111,13 +200,13 @@ republish_thread (GTask *task, gpointer source, gpointer data, GCancellable *can
   Republish *r = data;
   g_autoptr (CmLdapConfig) cfg = cm_ldap_config_new ();
   g_autofree char *path = cm_ldap_config_default_path ();
-  g_autofree char *nssdb = cm_evo_nssdb_dir ();
   GError *error = NULL;
   CmLdapResult *result = NULL;
 
   if (!cm_ldap_config_load_file (cfg, path, FALSE, &error))
     goto out;
-  if (cm_ldap_config_get (cfg, "uri") == NULL || cm_ldap_config_get (cfg, "base") == NULL)
+  if (cm_ldap_config_get (cfg, "uri") == NULL
+      || (cm_ldap_config_get (cfg, "base") == NULL && cm_ldap_config_get (cfg, "entry-dn") == NULL))
     {
       g_set_error (&error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFIG,
                    "no address list (LDAP) server is set: put uri and base in the [ldap] group "
@@ -137,10 +226,25 @@ republish_thread (GTask *task, gpointer source, gpointer data, GCancellable *can
         }
       cm_ldap_config_set (cfg, "email", r->email, NULL);
     }
-  if (cm_ldap_config_get (cfg, "nssdb") == NULL)
-    cm_ldap_config_set (cfg, "nssdb", nssdb, NULL);
+  /* Evolution's own NSS (its database, its modules, its PIN prompt): with "nssdb" set, the
+   * library would install its own NSS password callback for the whole process */
+  cm_ldap_config_set (cfg, "nssdb", NULL, NULL);
+  r->address = g_strdup (cm_ldap_config_get (cfg, "email"));
   result = cm_ldap_republish_sync (cfg, CM_LDAP_REPUBLISH_DEFAULT, cm_time_now (), ask_secret, r,
                                    progress, r, cancellable, &error);
+  if (result == NULL && r->login_error)
+    {
+      g_clear_error (&error);
+      error = g_steal_pointer (&r->login_error);
+    }
+  else if (result == NULL && g_error_matches (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CARD))
+    {
+      /* the library's hint names modutil; in Evolution the Smart Card page does it */
+      g_autofree char *loaded = cm_evo_card_module_loaded ();
+      if (loaded == NULL)
+        g_prefix_error (&error, "Evolution cannot see your card: load its module with Make Card "
+                                "Certificates Available (Edit, Preferences, Smart Card). ");
+    }
 out:
   if (result)
     g_task_return_pointer (task, result, (GDestroyNotify)cm_ldap_result_free);
@@ -221,7 +325,7 @@ republish_done (GObject *source, GAsyncResult *result, gpointer data)
 }
 
 void
-cm_evo_republish_start (EShellView *shell_view, GCallback done, gpointer done_data)
+cm_evo_republish_start (EShellView *shell_view, CmEvoDoneFunc done, gpointer done_data)
 {
   Republish *r = g_new0 (Republish, 1);
   EShellWindow *window = e_shell_view_get_shell_window (shell_view);
@@ -235,7 +339,7 @@ cm_evo_republish_start (EShellView *shell_view, GCallback done, gpointer done_da
   r->shell_view = g_object_ref (shell_view);
   r->window = GTK_WINDOW (g_object_ref (window));
   r->email = default_address (e_shell_window_get_shell (window));
-  r->done = (void (*) (gpointer))done;
+  r->done = done;
   r->done_data = done_data;
   r->cancellable = g_cancellable_new ();
   r->activity = e_activity_new ();

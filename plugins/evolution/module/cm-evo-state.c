@@ -4,6 +4,8 @@
  * Nothing here touches GTK. */
 #include "cm-evo-module.h"
 #include <nss.h>
+#include <cert.h>
+#include <pk11pub.h>
 #include <secmod.h>
 
 char *
@@ -32,6 +34,7 @@ cm_evo_state_free (CmEvoState *st)
   g_clear_pointer (&st->modules, g_ptr_array_unref);
   g_clear_pointer (&st->recovered, g_ptr_array_unref);
   g_clear_pointer (&st->problems, g_ptr_array_unref);
+  g_clear_pointer (&st->locked, g_ptr_array_unref);
   g_clear_pointer (&st->reg, cm_evo_registry_free);
   g_clear_pointer (&st->inv, cm_inventory_free);
   g_free (st->card_module_loaded);
@@ -110,25 +113,62 @@ read_cards (CmEvoState *st, GCancellable *cancellable)
     }
 }
 
+/* The certificates of the cards NSS sees in this process, named as Evolution names them
+ * ("token:label"). Per token with PK11_ListCertsInSlot, which does not log in: PK11_ListCerts
+ * would, and a card module registered without the "friendly" flag (`cacmail nss register`)
+ * would then make NSS ask for the PIN through Evolution's prompt just to show this page. */
+static void
+add_card_certs (CmEvoState *st, GCancellable *cancellable)
+{
+  g_autoptr (GPtrArray) slots = g_ptr_array_new_with_free_func ((GDestroyNotify)PK11_FreeSlot);
+  SECMODListLock *lock = SECMOD_GetDefaultModuleListLock ();
+
+  if (lock == NULL)
+    return;
+  SECMOD_GetReadLock (lock);
+  for (SECMODModuleList *l = SECMOD_GetDefaultModuleList (); l; l = l->next)
+    for (int i = 0; l->module->loaded && i < l->module->slotCount; i++)
+      if (!PK11_IsInternal (l->module->slots[i]) && PK11_IsRemovable (l->module->slots[i]))
+        g_ptr_array_add (slots, PK11_ReferenceSlot (l->module->slots[i]));
+  SECMOD_ReleaseReadLock (lock);
+  for (guint i = 0; i < slots->len && !g_cancellable_is_cancelled (cancellable); i++)
+    {
+      PK11SlotInfo *slot = g_ptr_array_index (slots, i);
+      CERTCertList *list = PK11_IsPresent (slot) ? PK11_ListCertsInSlot (slot) : NULL;
+
+      if (PK11_IsPresent (slot) && !PK11_IsFriendly (slot) && PK11_NeedLogin (slot)
+          && !PK11_IsLoggedIn (slot, NULL))
+        g_ptr_array_add (st->locked, g_strdup (PK11_GetTokenName (slot)));
+
+      for (CERTCertListNode *n = list ? CERT_LIST_HEAD (list) : NULL;
+           n && !CERT_LIST_END (n, list); n = CERT_LIST_NEXT (n))
+        {
+          g_autoptr (GBytes) der = g_bytes_new (n->cert->derCert.data, n->cert->derCert.len);
+          CmSource src = { CM_SOURCE_NSS, st->nssdb, (char *)PK11_GetTokenName (slot),
+                           n->appData ? n->appData : n->cert->nickname, CM_SLOT_NONE };
+          cm_inventory_add_der (st->inv, der, &src, NULL);
+        }
+      if (list)
+        CERT_DestroyCertList (list);
+    }
+}
+
 static void
 read_nssdb (CmEvoState *st, GCancellable *cancellable)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (CmNssDb) db = NULL;
-  GPtrArray *problems;
 
   st->card_module_loaded = cm_evo_card_module_loaded ();
-  db = cm_nss_db_open_sync (st->nssdb, CM_NSS_DB_READ_ONLY | CM_NSS_DB_LOAD_MODULES, cancellable,
-                            &error);
+  /* the database's own token here; the cards' tokens below */
+  db = cm_nss_db_open_sync (st->nssdb, CM_NSS_DB_READ_ONLY, cancellable, &error);
   if (db == NULL || !cm_nss_db_add_certs_sync (db, st->inv, cancellable, &error))
     {
       g_ptr_array_add (st->problems, g_strdup_printf ("Evolution's certificate database: %s",
                                                       error->message));
       return;
     }
-  problems = cm_nss_db_get_module_problems (db);
-  for (guint i = 0; i < problems->len; i++)
-    g_ptr_array_add (st->problems, g_strdup (g_ptr_array_index (problems, i)));
+  add_card_certs (st, cancellable);
   if ((st->modules = cm_nssdb_list_modules (db, &error)) == NULL)
     {
       g_ptr_array_add (st->problems, g_strdup (error->message));
@@ -173,6 +213,7 @@ cm_evo_state_load_sync (gboolean with_cards, GCancellable *cancellable, GError *
   st->nssdb = cm_evo_nssdb_dir ();
   st->inv = cm_inventory_new ();
   st->problems = g_ptr_array_new_with_free_func (g_free);
+  st->locked = g_ptr_array_new_with_free_func (g_free);
   if (with_cards)
     read_cards (st, cancellable);
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
@@ -194,9 +235,18 @@ cm_evo_persona_label (CmPersona *p)
   if (p == NULL)
     return "no persona";
   if (cm_persona_get_association (p))
-    return cm_persona_get_association (p);
+    {
+      /* the FASC-N's person/organization association, as a person would say it */
+      static const char *const words[][2] = { { "executive-staff", "executive staff" },
+                                              { "uniformed-service", "uniformed service" } };
+      for (gsize i = 0; i < G_N_ELEMENTS (words); i++)
+        if (strcmp (cm_persona_get_association (p), words[i][0]) == 0)
+          return words[i][1];
+      return cm_persona_get_association (p);
+    }
   if (cm_persona_get_persona_id (p))
     return cm_persona_get_persona_id (p);
+  /* certificates of a card that is not here (an earlier card): its UUID */
   return cm_persona_get_key (p);
 }
 
@@ -234,13 +284,6 @@ cm_evo_card_summary (CmInventory *inv, CmCard *card)
                           cm_evo_persona_label (first ? cm_inventory_persona_of (inv, first)
                                                       : NULL),
                           *list ? ": " : "", list);
-}
-
-const char *
-cm_evo_cert_nickname (CmCert *cert)
-{
-  const char *n = cm_nss_cert_nickname (cert);
-  return n ? n : "";
 }
 
 char *

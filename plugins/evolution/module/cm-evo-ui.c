@@ -47,8 +47,9 @@ ui_shell_view (CmEvoUiExtension *ext)
 }
 
 static void
-republish_done (CmEvoUiExtension *ext)
+republish_done (gpointer data)
 {
+  CmEvoUiExtension *ext = data;
   GtkAction *action = gtk_action_group_get_action (ext->actions, ACTION_REPUBLISH);
 
   ext->busy = FALSE;
@@ -63,7 +64,7 @@ republish_activate (GtkAction *action, CmEvoUiExtension *ext)
     return;
   ext->busy = TRUE;
   gtk_action_set_sensitive (action, FALSE);
-  cm_evo_republish_start (ui_shell_view (ext), G_CALLBACK (republish_done), g_object_ref (ext));
+  cm_evo_republish_start (ui_shell_view (ext), republish_done, g_object_ref (ext));
 }
 
 /* Merge the UI while the mail view is active; remove it otherwise. */

@@ -277,6 +277,12 @@ announce (CmEvoWatch *w, Check *c)
   for (guint i = 0; i < c->warnings->len; i++)
     g_string_append_printf (text, "%s%s", text->len ? "\n" : "",
                             (char *)g_ptr_array_index (c->warnings, i));
+  if (inserted->len && removed->len)
+    {
+      g_autofree char *gone = g_strdup_printf ("Removed: %s.%s", removed->str,
+                                               text->len ? "\n" : "");
+      g_string_prepend (text, gone);
+    }
   if (inserted->len)
     primary = g_strdup_printf ("Smart card inserted: %s", inserted->str);
   else if (removed->len)
@@ -391,6 +397,17 @@ cm_evo_watch_start (CmEvoWatch *w)
     {
       g_warning ("cannot start the smart card watcher: %s", error->message);
       link_unref (link);
+    }
+}
+
+void
+cm_evo_watch_learn (CmEvoWatch *w, CmEvoState *st)
+{
+  for (guint i = 0; st->readers && i < st->readers->len; i++)
+    {
+      CmEvoReader *r = g_ptr_array_index (st->readers, i);
+      if (r->card && g_strcmp0 (g_hash_table_lookup (w->last, r->name), "?") == 0)
+        g_hash_table_insert (w->last, g_strdup (r->name), cm_evo_card_summary (st->inv, r->card));
     }
 }
 
