@@ -29,6 +29,7 @@ GPtrArray *
 cli_nss_targets (const char *nssdb, gboolean create_evolution, GError **error)
 {
   g_autoptr (GPtrArray) all = NULL;
+  g_autofree char *evolution = NULL;
   GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_nssdb_location_free);
 
   if (nssdb)
@@ -37,11 +38,12 @@ cli_nss_targets (const char *nssdb, gboolean create_evolution, GError **error)
       return out;
     }
   all = cm_nssdb_find_locations ();
+  evolution = g_find_program_in_path ("evolution");
   for (guint i = 0; i < all->len; i++)
     {
       CmNssdbLocation *loc = g_ptr_array_index (all, i);
       if (!loc->exists && loc->client == CM_NSSDB_CLIENT_EVOLUTION && create_evolution
-          && g_find_program_in_path ("evolution") && g_mkdir_with_parents (loc->dir, 0700) == 0)
+          && evolution && g_mkdir_with_parents (loc->dir, 0700) == 0)
         loc->exists = TRUE; /* Evolution would create the same database on its first start */
       if (loc->exists)
         g_ptr_array_add (out, g_ptr_array_steal_index (all, i--));

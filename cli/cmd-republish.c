@@ -369,10 +369,12 @@ cli_demo_ldap_step (const char *pki_dir)
                          old_sig, NULL };
   int status = 0;
 
+  g_autofree char *certutil = g_find_program_in_path ("certutil");
+
   printf ("\n== Republish to GAL (a sandbox slapd with StartTLS; docs/ldap.md) ==\n");
   fflush (stdout);
   if (harness == NULL || !g_file_test ("/usr/sbin/slapd", G_FILE_TEST_IS_EXECUTABLE)
-      || g_find_program_in_path ("certutil") == NULL || tmp == NULL || self == NULL)
+      || certutil == NULL || tmp == NULL || self == NULL)
     {
       printf ("skipped: needs slapd, libnss3-tools and tests/harness/with-slapd "
               "(scripts/install-deps test)\n");
