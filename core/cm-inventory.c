@@ -96,7 +96,19 @@ cm_inventory_free (CmInventory *inv)
   g_free (inv);
 }
 
-/* Takes over nothing; @cert must already be decoded. */
+/* Decode @der once, with @source as its only source; NULL with @error when it is not a
+ * certificate. */
+static CmCert *
+decode_with_source (GBytes *der, const CmSource *source, GError **error)
+{
+  g_autoptr (GPtrArray) sources = g_ptr_array_new ();
+
+  g_ptr_array_add (sources, (gpointer)source);
+  return cm_cert_new_from_der (der, sources, error);
+}
+
+/* Add @cert, decoded by decode_with_source() with @source (takes a reference): a new cert is
+ * kept as it is; a cert already there gets @source added to its sources. */
 static void
 insert_cert (CmInventory *inv, CmCert *cert, const CmSource *source)
 {
@@ -113,10 +125,7 @@ insert_cert (CmInventory *inv, CmCert *cert, const CmSource *source)
     }
   else
     {
-      g_autoptr (GPtrArray) sources = g_ptr_array_new ();
-      g_ptr_array_add (sources, (gpointer)source);
-      CmCert *fresh = cm_cert_new_from_der (cm_cert_get_der (cert), sources, NULL);
-      g_hash_table_insert (inv->by_sha, (gpointer)cm_cert_get_sha256 (fresh), fresh);
+      g_hash_table_insert (inv->by_sha, (gpointer)sha, cm_cert_ref (cert));
       g_ptr_array_add (inv->order, g_strdup (sha));
     }
   invalidate (inv);
@@ -125,7 +134,7 @@ insert_cert (CmInventory *inv, CmCert *cert, const CmSource *source)
 gboolean
 cm_inventory_add_der (CmInventory *inv, GBytes *der, const CmSource *source, GError **error)
 {
-  g_autoptr (CmCert) cert = cm_cert_new_from_der (der, NULL, error);
+  g_autoptr (CmCert) cert = decode_with_source (der, source, error);
 
   if (cert == NULL)
     return FALSE;
@@ -138,6 +147,7 @@ cm_inventory_add_card (CmInventory *inv, CmSourceKind kind, const char *label,
                        CmChuid *chuid, GHashTable *slot_certs, GError **error)
 {
   g_autoptr (GPtrArray) decoded = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_cert_unref);
+  g_autoptr (GPtrArray) sources = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_source_free);
   g_autoptr (GArray) slots = g_array_new (FALSE, FALSE, sizeof (CmSlot));
   CmCard *card;
 
@@ -148,7 +158,10 @@ cm_inventory_add_card (CmInventory *inv, CmSourceKind kind, const char *label,
       g_autoptr (GError) local = NULL;
       CmSlot slot = GPOINTER_TO_UINT (l->data);
       GBytes *v = g_hash_table_lookup (slot_certs, l->data);
-      CmCert *c = cm_cert_new_from_der (v, NULL, &local);
+      CmSource *src = cm_source_new (kind, label, slot);
+      CmCert *c = decode_with_source (v, src, &local);
+
+      g_ptr_array_add (sources, src);
       if (c == NULL)
         {
           g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT, "%s: slot %s: %s", label,
@@ -169,8 +182,7 @@ cm_inventory_add_card (CmInventory *inv, CmSourceKind kind, const char *label,
     {
       CmCert *c = g_ptr_array_index (decoded, i);
       CmSlot slot = g_array_index (slots, CmSlot, i);
-      g_autoptr (CmSource) src = cm_source_new (kind, label, slot);
-      insert_cert (inv, c, src);
+      insert_cert (inv, c, g_ptr_array_index (sources, i));
       g_hash_table_insert (card->slots, GUINT_TO_POINTER (slot),
                            g_strdup (cm_cert_get_sha256 (c)));
     }
@@ -185,6 +197,7 @@ cm_inventory_add_path (CmInventory *inv, const char *path, GError **error)
   g_autoptr (GBytes) bytes = NULL;
   g_autoptr (GPtrArray) blobs = NULL;
   g_autoptr (GPtrArray) certs = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_cert_unref);
+  g_autoptr (CmSource) src = NULL;
 
   if (!g_file_test (path, G_FILE_TEST_EXISTS))
     {
@@ -213,10 +226,11 @@ cm_inventory_add_path (CmInventory *inv, const char *path, GError **error)
   if ((bytes = cm_read_file (path, error)) == NULL
       || (blobs = cm_load_cert_blobs (bytes, path, error)) == NULL)
     return FALSE;
+  src = cm_source_new (CM_SOURCE_FILE, path, CM_SLOT_NONE);
   for (guint i = 0; i < blobs->len; i++)
     {
       g_autoptr (GError) local = NULL;
-      CmCert *c = cm_cert_new_from_der (g_ptr_array_index (blobs, i), NULL, &local);
+      CmCert *c = decode_with_source (g_ptr_array_index (blobs, i), src, &local);
       if (c == NULL)
         {
           if (blobs->len > 1)
@@ -231,10 +245,7 @@ cm_inventory_add_path (CmInventory *inv, const char *path, GError **error)
       g_ptr_array_add (certs, c);
     }
   for (guint i = 0; i < certs->len; i++)
-    {
-      g_autoptr (CmSource) src = cm_source_new (CM_SOURCE_FILE, path, CM_SLOT_NONE);
-      insert_cert (inv, g_ptr_array_index (certs, i), src);
-    }
+    insert_cert (inv, g_ptr_array_index (certs, i), src);
   return TRUE;
 }
 

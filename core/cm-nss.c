@@ -341,23 +341,11 @@ cm_nss_db_list_tokens (CmNssDb *db)
   return out;
 }
 
-/* "token:label" -> "label" for the database's own token (clients see it as the internal one). */
-static const char *
-own_label (CmNssDb *db, const char *nickname)
-{
-  const char *token = PK11_GetTokenName (db->slot);
-  gsize n = token ? strlen (token) : 0;
-
-  if (nickname && n && strncmp (nickname, token, n) == 0 && nickname[n] == ':')
-    return nickname + n + 1;
-  return nickname;
-}
-
 static void
-add_node (CmNssDb *db, CmInventory *inv, CERTCertificate *cert, const char *token,
-          const char *nickname)
+add_der (CmNssDb *db, CmInventory *inv, const SECItem *item, const char *token,
+         const char *nickname)
 {
-  g_autoptr (GBytes) der = g_bytes_new (cert->derCert.data, cert->derCert.len);
+  g_autoptr (GBytes) der = g_bytes_new (item->data, item->len);
   g_autoptr (GError) skip = NULL;
   CmSource src = { 0 };
 
@@ -370,6 +358,47 @@ add_node (CmNssDb *db, CmInventory *inv, CERTCertificate *cert, const char *toke
     g_debug ("skipping a certificate of token %s: %s", token, skip->message);
 }
 
+/* The database's own certificates, read as token objects (DER and label): no NSS certificate
+ * is built, as PK11_ListCertsInSlot would build one per cert and look up its trust, which
+ * scans every cert of the same issuer (quadratic in a database of one CA's certs). The label
+ * is the nickname clients use for the database's own certs. */
+static void
+add_own_certs (CmNssDb *db, CmInventory *inv, GCancellable *cancellable)
+{
+  PK11GenericObject *objs = PK11_FindGenericObjects (db->slot, CKO_CERTIFICATE);
+  g_autoptr (GHashTable) seen = g_hash_table_new_full (g_bytes_hash, g_bytes_equal,
+                                                       (GDestroyNotify)g_bytes_unref, NULL);
+
+  for (PK11GenericObject *o = objs; o && !g_cancellable_is_cancelled (cancellable);
+       o = PK11_GetNextGenericObject (o))
+    {
+      PLArenaPool *arena = PORT_NewArena (2048);
+      CK_ATTRIBUTE attrs[] = { { CKA_VALUE, NULL, 0 }, { CKA_LABEL, NULL, 0 } };
+      SECItem der = { siBuffer, NULL, 0 };
+      g_autofree char *nick = NULL;
+
+      /* both in one read; a cert without a label is read again alone */
+      if (arena && PK11_ReadRawAttributes (arena, PK11_TypeGeneric, o, attrs, 2) == SECSuccess)
+        {
+          der.data = attrs[0].pValue;
+          der.len = attrs[0].ulValueLen;
+          if (attrs[1].pValue && attrs[1].ulValueLen > 0)
+            nick = g_strndup (attrs[1].pValue, attrs[1].ulValueLen);
+        }
+      else if (arena && PK11_ReadRawAttributes (arena, PK11_TypeGeneric, o, attrs, 1) == SECSuccess)
+        {
+          der.data = attrs[0].pValue;
+          der.len = attrs[0].ulValueLen;
+        }
+      if (der.data && der.len > 0 && g_hash_table_add (seen, g_bytes_new (der.data, der.len)))
+        add_der (db, inv, &der, CM_NSS_DB_TOKEN_NAME, nick);
+      if (arena)
+        PORT_FreeArena (arena, PR_FALSE);
+    }
+  if (objs)
+    PK11_DestroyGenericObjects (objs);
+}
+
 gboolean
 cm_nss_db_add_certs_sync (CmNssDb *db, CmInventory *inv, GCancellable *cancellable,
                           GError **error)
@@ -380,14 +409,7 @@ cm_nss_db_add_certs_sync (CmNssDb *db, CmInventory *inv, GCancellable *cancellab
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
     return FALSE;
   /* the database's own token: its certs, named by label as the client names them */
-  if ((list = PK11_ListCertsInSlot (db->slot)))
-    {
-      for (CERTCertListNode *n = CERT_LIST_HEAD (list); !CERT_LIST_END (n, list);
-           n = CERT_LIST_NEXT (n))
-        add_node (db, inv, n->cert, CM_NSS_DB_TOKEN_NAME,
-                  own_label (db, n->appData ? n->appData : n->cert->nickname));
-      CERT_DestroyCertList (list);
-    }
+  add_own_certs (db, inv, cancellable);
   if (tokens->len < 2 || g_cancellable_set_error_if_cancelled (cancellable, error))
     return !g_cancellable_is_cancelled (cancellable);
   /* Tokens of registered modules: NSS lists a login-protected token's certs only through the
@@ -404,7 +426,7 @@ cm_nss_db_add_certs_sync (CmNssDb *db, CmInventory *inv, GCancellable *cancellab
           gsize len = strlen (name);
           if (len && strncmp (nick, name, len) == 0 && nick[len] == ':')
             {
-              add_node (db, inv, n->cert, name, nick);
+              add_der (db, inv, &n->cert->derCert, name, nick);
               break;
             }
         }

@@ -1,11 +1,17 @@
 /* cm-nssdb-p12.c: import recovered (escrowed) encryption keys from PKCS#12 files.
  *
- * NSS has no transaction across cert9.db and key4.db, so the file is first imported into a
- * scratch database (in memory-backed storage, with a random password, deleted at once) where
- * everything is checked: password, decoding, that each certificate has its key and that the key
- * really is the certificate's. Only then is the real database written; a write that fails
- * half-way is undone by deleting what was added. */
-#include "cm-nssdb-private.h"
+ * NSS has no transaction across cert9.db and key4.db, so everything is checked before the
+ * database is touched: password and MAC (NSS's decoder), then each shrouded key is unwrapped
+ * as a session key in the target's own token and proved to be its certificate's
+ * (cm-nssdb-pfx.c): session objects, nothing written. Then each session key is copied to the
+ * token (one write, where NSS's PKCS#12 import makes four), its certificates and public key
+ * imported. A write that fails half-way is undone by deleting what was added.
+ *
+ * Files whose keys cm-nssdb-pfx.c cannot see (a key in an encrypted bag, a plain keyBag,
+ * several keys whose certs are encrypted, a key that is neither RSA nor EC) and targets not
+ * ready for keys go the older way: the file is imported into a scratch database (memory-backed,
+ * deleted at once) where the same checks are made, then into the target by NSS's import. */
+#include "cm-nssdb-pfx.h"
 #include <errno.h>
 #include <certdb.h>
 #include <keyhi.h>
@@ -13,16 +19,16 @@
 #include <pk11pub.h>
 #include <prerror.h>
 #include <secerr.h>
-#include <sechash.h>
 #include <glib/gstdio.h>
 #include <unistd.h>
 
 typedef struct
 {
-  GPtrArray *certs;    /* GBytes DER, every cert bag */
-  GPtrArray *with_key; /* GBytes DER, cert bags that have a key bag */
+  GPtrArray *certs;      /* GBytes DER, every cert bag */
+  GPtrArray *with_key;   /* GBytes DER, cert bags that have a key bag */
   guint keys;
   GHashTable *nicknames; /* sha256 -> nickname to give (with_key certs) */
+  GPtrArray *described;  /* GBytes DER of each result of describe(), in order */
 } Bags;
 
 static void
@@ -31,6 +37,8 @@ bags_clear (Bags *b)
   g_clear_pointer (&b->certs, g_ptr_array_unref);
   g_clear_pointer (&b->with_key, g_ptr_array_unref);
   g_clear_pointer (&b->nicknames, g_hash_table_unref);
+  g_clear_pointer (&b->described, g_ptr_array_unref);
+  b->keys = 0;
 }
 
 const char *
@@ -64,113 +72,74 @@ cm_nssdb_own_label (CmNssDb *db, const char *nickname)
   return nickname;
 }
 
+static CERTCertificate *
+find_cert (PK11SlotInfo *slot, GBytes *der)
+{
+  gsize n = 0;
+  SECItem it = { siBuffer, (unsigned char *)g_bytes_get_data (der, &n), 0 };
+
+  it.len = n;
+  return PK11_FindCertFromDERCertItem (slot, &it, NULL);
+}
+
+/* @der as an NSS certificate: the database's if it holds it, else a temporary one. */
+static CERTCertificate *
+temp_cert (GBytes *der)
+{
+  gsize n = 0;
+  SECItem it = { siBuffer, (unsigned char *)g_bytes_get_data (der, &n), 0 };
+
+  it.len = n;
+  return CERT_NewTempCertificate (CERT_GetDefaultCertDB (), &it, NULL, PR_FALSE, PR_TRUE);
+}
+
+/* @c (a certificate of @slot, or NULL; taken) has its private key there. */
+static gboolean
+with_key_in (PK11SlotInfo *slot, CERTCertificate *c)
+{
+  SECKEYPrivateKey *k = c ? PK11_FindPrivateKeyFromCert (slot, c, NULL) : NULL;
+
+  if (k)
+    SECKEY_DestroyPrivateKey (k);
+  if (c)
+    CERT_DestroyCertificate (c);
+  return k != NULL;
+}
+
 gboolean
 cm_nssdb_db_has_cert_and_key (CmNssDb *db, const char *sha256)
 {
   PK11SlotInfo *slot = cm_nss_db_get_slot (db);
-  CERTCertList *list = PK11_ListCertsInSlot (slot);
-  gboolean found = FALSE;
+  PK11GenericObject *objs = PK11_FindGenericObjects (slot, CKO_CERTIFICATE);
+  gboolean found = FALSE, seen = FALSE;
 
-  for (CERTCertListNode *n = list ? CERT_LIST_HEAD (list) : NULL; n && !CERT_LIST_END (n, list);
-       n = CERT_LIST_NEXT (n))
+  /* the certificate objects as stored: no NSS certificate (and trust lookup) per object */
+  for (PK11GenericObject *o = objs; o && !seen; o = PK11_GetNextGenericObject (o))
     {
-      g_autofree char *h = cm_nssdb_sha256 (&n->cert->derCert);
-      if (strcmp (h, sha256) == 0)
+      SECItem der = { siBuffer, NULL, 0 };
+      if (PK11_ReadRawAttribute (PK11_TypeGeneric, o, CKA_VALUE, &der) == SECSuccess)
         {
-          SECKEYPrivateKey *k = PK11_FindPrivateKeyFromCert (slot, n->cert, NULL);
-          found = k != NULL;
-          if (k)
-            SECKEY_DestroyPrivateKey (k);
-          break;
+          g_autofree char *h = cm_nssdb_sha256 (&der);
+          seen = strcmp (h, sha256) == 0;
+          found = seen && with_key_in (slot, PK11_FindCertFromDERCertItem (slot, &der, NULL));
         }
+      SECITEM_FreeItem (&der, PR_FALSE);
     }
-  if (list)
-    CERT_DestroyCertList (list);
+  if (objs)
+    PK11_DestroyGenericObjects (objs);
   return found;
 }
 
-/* A first look at the bytes, for clear errors: PKCS#12 is SEQUENCE { INTEGER 3, ... }. */
-static gboolean
-check_shape (const guint8 *p, gsize len, const char *path, GError **error)
-{
-  gsize hdr = 2, body = 0;
-
-  if (len == 0)
-    return g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-                        "%s is empty: give the PKCS#12 (.p12/.pfx) file the key recovery "
-                        "service sent", path), FALSE;
-  if (len >= 10 && memcmp (p, "-----BEGIN", 10) == 0)
-    return g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-                        "%s is PEM text, not a PKCS#12 file: give the .p12/.pfx file (or convert "
-                        "with openssl pkcs12 -export)", path), FALSE;
-  if (len < 5 || p[0] != 0x30)
-    goto not_p12;
-  if (p[1] & 0x80)
-    {
-      gsize n = p[1] & 0x7f;
-      if (n == 0)
-        hdr = 2, body = len - 2; /* BER indefinite length */
-      else if (n > 4 || len < 2 + n)
-        goto not_p12;
-      else
-        {
-          for (gsize i = 0; i < n; i++)
-            body = (body << 8) | p[2 + i];
-          hdr = 2 + n;
-        }
-    }
-  else
-    body = p[1];
-  if (len < hdr + 3 || p[hdr] != 0x02 || p[hdr + 1] != 0x01 || p[hdr + 2] != 0x03)
-    goto not_p12;
-  if (hdr + body > len)
-    return g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-                        "%s is truncated (%" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT " bytes): "
-                        "copy the file again from the key recovery message", path, len,
-                        hdr + body), FALSE;
-  return TRUE;
-not_p12:
-  g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-               "%s is not a PKCS#12 file: give the .p12/.pfx file the key recovery service sent",
-               path);
-  return FALSE;
-}
-
-/* The password as PKCS#12 wants it: UCS-2 big-endian with a terminating zero. */
-static SECItem *
-ucs2_password (const char *utf8)
-{
-  glong n = 0;
-  gunichar2 *u = g_utf8_to_utf16 (utf8, -1, NULL, &n, NULL);
-  SECItem *it;
-
-  if (u == NULL)
-    return NULL;
-  it = SECITEM_AllocItem (NULL, NULL, 2 * n + 2);
-  for (glong i = 0; it && i <= n; i++)
-    {
-      it->data[2 * i] = u[i] >> 8;
-      it->data[2 * i + 1] = u[i] & 0xff;
-    }
-  explicit_bzero (u, n * sizeof *u);
-  g_free (u);
-  return it;
-}
-
-static void
-password_free (SECItem *pw)
-{
-  if (pw == NULL)
-    return;
-  explicit_bzero (pw->data, pw->len);
-  SECITEM_FreeItem (pw, PR_TRUE);
-}
-
+/* NSS's own nickname check (older way only) asks for another name when the file's is taken;
+ * the name given is replaced by rename_cb anyway, so it only has to be new. */
 static SECItem *
 collision_cb (SECItem *old_nickname, PRBool *cancel, void *wincx)
 {
-  *cancel = PR_FALSE;
-  return SECITEM_DupItem (&(SECItem){ siBuffer, (unsigned char *)"Recovered key", 14 });
+  static gint serial;
+  g_autofree char *nick = g_strdup_printf ("Recovered key %d", g_atomic_int_add (&serial, 1));
+
+  *cancel = PR_FALSE; /* NSS reads the name as a C string: the item holds its NUL */
+  return SECITEM_DupItem (&(SECItem){ siBuffer, (unsigned char *)nick, strlen (nick) + 1 });
 }
 
 /* Decode and verify the MAC; an empty password is tried both ways, as pk12util does. */
@@ -218,6 +187,7 @@ decode (PK11SlotInfo *slot, SECItem *pw, GBytes *bytes, const char *path, GError
   return NULL;
 }
 
+/* The cert bags and how many keys: every key needs a certificate, and one at least. */
 static gboolean
 collect_bags (SEC_PKCS12DecoderContext *dcx, Bags *b, const char *path, GError **error)
 {
@@ -226,7 +196,9 @@ collect_bags (SEC_PKCS12DecoderContext *dcx, Bags *b, const char *path, GError *
   b->certs = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
   b->with_key = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
   if (SEC_PKCS12DecoderIterateInit (dcx) != SECSuccess)
-    goto unusable;
+    return g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
+                        "%s holds bags NSS cannot use (%s): ask the key recovery agent for a "
+                        "new file", path, cm_nssdb_nss_error ()), FALSE;
   while (SEC_PKCS12DecoderIterateNext (dcx, &item) == SECSuccess)
     if (item->type == SEC_OID_PKCS12_V1_CERT_BAG_ID && item->der)
       {
@@ -248,15 +220,45 @@ collect_bags (SEC_PKCS12DecoderContext *dcx, Bags *b, const char *path, GError *
                         "%s holds a private key but no certificate for it (%u certificates, "
                         "none matches the key): ask the key recovery agent for a complete file",
                         path, b->certs->len), FALSE;
+  return TRUE;
+}
+
+/* Older way: NSS's own check of the bags (nicknames, keys already there) before its import. */
+static gboolean
+validate_bags (SEC_PKCS12DecoderContext *dcx, const char *path, GError **error)
+{
   if (SEC_PKCS12DecoderValidateBags (dcx, collision_cb) == SECSuccess)
     return TRUE;
-unusable:
   g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
                "%s holds bags NSS cannot use (%s): ask the key recovery agent for a new file",
                path, cm_nssdb_nss_error ());
   return FALSE;
 }
 
+/* Every cert with a key is in @slot with its key; with @prove, a key proved to be the cert's
+ * (the scratch database only: proving an EC key may mark it able to sign for a moment). */
+static gboolean
+check_imported (PK11SlotInfo *slot, Bags *b, gboolean prove, const char *path, GError **error)
+{
+  for (guint i = 0; i < b->with_key->len; i++)
+    {
+      CERTCertificate *c = find_cert (slot, g_ptr_array_index (b->with_key, i));
+      SECKEYPrivateKey *k = c ? PK11_FindPrivateKeyFromCert (slot, c, NULL) : NULL;
+      gboolean ok = k && (!prove || cm_nssdb_pfx_key_is_certs (k, c));
+
+      if (!ok)
+        cm_nssdb_pfx_not_its_key (c, path, error);
+      if (k)
+        SECKEY_DestroyPrivateKey (k);
+      if (c)
+        CERT_DestroyCertificate (c);
+      if (!ok)
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/* Older way: the nicknames chosen by describe(), given to NSS's import. */
 static SECStatus
 rename_cb (const CERTCertificate *cert, const SECItem *default_nickname, SECItem **new_nickname,
            void *arg)
@@ -266,75 +268,14 @@ rename_cb (const CERTCertificate *cert, const SECItem *default_nickname, SECItem
   const char *nick = g_hash_table_lookup (b->nicknames, h);
 
   *new_nickname = NULL;
+  if (nick && (*new_nickname = SECITEM_AllocItem (NULL, NULL, strlen (nick) + 1)) == NULL)
+    return SECFailure;
   if (nick)
     {
-      *new_nickname = SECITEM_AllocItem (NULL, NULL, strlen (nick) + 1);
-      if (*new_nickname == NULL)
-        return SECFailure;
       memcpy ((*new_nickname)->data, nick, strlen (nick) + 1);
       (*new_nickname)->len = strlen (nick);
     }
   return SECSuccess;
-}
-
-static CERTCertificate *
-find_cert (PK11SlotInfo *slot, GBytes *der)
-{
-  gsize n = 0;
-  SECItem it = { siBuffer, (unsigned char *)g_bytes_get_data (der, &n), 0 };
-
-  it.len = n;
-  return PK11_FindCertFromDERCertItem (slot, &it, NULL);
-}
-
-/* TRUE when @key is the private half of @cert's public key. */
-static gboolean
-key_matches (SECKEYPrivateKey *key, CERTCertificate *cert)
-{
-  SECKEYPublicKey *pub = CERT_ExtractPublicKey (cert);
-  SECKEYPublicKey *mine = SECKEY_ConvertToPublicKey (key);
-  gboolean ok = FALSE;
-
-  if (pub && mine && pub->keyType == mine->keyType)
-    {
-      if (pub->keyType == rsaKey)
-        ok = SECITEM_ItemsAreEqual (&pub->u.rsa.modulus, &mine->u.rsa.modulus)
-             && SECITEM_ItemsAreEqual (&pub->u.rsa.publicExponent, &mine->u.rsa.publicExponent);
-      else if (pub->keyType == ecKey)
-        ok = mine->u.ec.publicValue.len == 0
-             || SECITEM_ItemsAreEqual (&pub->u.ec.publicValue, &mine->u.ec.publicValue);
-      else
-        ok = TRUE; /* other key types: NSS matched the key by the certificate's key ID */
-    }
-  if (pub)
-    SECKEY_DestroyPublicKey (pub);
-  if (mine)
-    SECKEY_DestroyPublicKey (mine);
-  return ok;
-}
-
-/* Every cert with a key is in @slot with a key that is its own. */
-static gboolean
-check_imported (PK11SlotInfo *slot, Bags *b, const char *path, GError **error)
-{
-  for (guint i = 0; i < b->with_key->len; i++)
-    {
-      CERTCertificate *c = find_cert (slot, g_ptr_array_index (b->with_key, i));
-      SECKEYPrivateKey *k = c ? PK11_FindPrivateKeyFromCert (slot, c, NULL) : NULL;
-      gboolean ok = k && key_matches (k, c);
-      g_autofree char *cn = c ? CERT_GetCommonName (&c->subject) : NULL;
-
-      if (k)
-        SECKEY_DestroyPrivateKey (k);
-      if (c)
-        CERT_DestroyCertificate (c);
-      if (!ok)
-        return g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-                            "the private key in %s does not belong to its certificate%s%s%s: "
-                            "ask the key recovery agent for a new file",
-                            path, cn ? " (" : "", cn ? cn : "", cn ? ")" : ""), FALSE;
-    }
-  return TRUE;
 }
 
 static char *
@@ -363,7 +304,7 @@ remove_dir (const char *dir)
   g_rmdir (dir);
 }
 
-/* Pass 1: import into a throw-away database and check everything there. */
+/* Older way, pass 1: import into a throw-away database and check everything there. */
 static gboolean
 verify_in_scratch (GBytes *bytes, SECItem *pw, Bags *b, const char *path, GError **error)
 {
@@ -393,7 +334,7 @@ verify_in_scratch (GBytes *bytes, SECItem *pw, Bags *b, const char *path, GError
       goto out;
     }
   dcx = decode (cm_nss_db_get_slot (scratch), pw, bytes, path, error);
-  if (dcx == NULL || !collect_bags (dcx, b, path, error))
+  if (dcx == NULL || !collect_bags (dcx, b, path, error) || !validate_bags (dcx, path, error))
     goto out;
   if (SEC_PKCS12DecoderImportBags (dcx) != SECSuccess)
     {
@@ -402,7 +343,7 @@ verify_in_scratch (GBytes *bytes, SECItem *pw, Bags *b, const char *path, GError
                    "ask the key recovery agent for a new file", path, cm_nssdb_nss_error ());
       goto out;
     }
-  ok = check_imported (cm_nss_db_get_slot (scratch), b, path, error);
+  ok = check_imported (cm_nss_db_get_slot (scratch), b, TRUE, path, error);
 out:
   if (dcx)
     SEC_PKCS12DecoderFinish (dcx);
@@ -443,64 +384,147 @@ read_only:
   return FALSE;
 }
 
-static char *
-nickname_for (CmNssDb *db, CmCert *cert, gint64 now)
+typedef struct
 {
+  const SECItem *subject;
+  gboolean clash;
+} Clash;
+
+static SECStatus
+note_clash (CERTCertificate *c, void *arg)
+{
+  Clash *k = arg;
+
+  k->clash |= !SECITEM_ItemsAreEqual (&c->derSubject, k->subject);
+  return SECSuccess;
+}
+
+static char *
+numbered (const char *base, guint i)
+{
+  return i < 2 ? g_strdup (base) : g_strdup_printf ("%s #%u", base, i);
+}
+
+/* TRUE when a cert of another subject holds nickname number @i, in @slot or among those
+ * @given (nickname -> GBytes subject) to this file's other certs: a nickname names one subject. */
+static gboolean
+taken (PK11SlotInfo *slot, GHashTable *given, const char *base, guint i, const SECItem *subject)
+{
+  g_autofree char *nick = numbered (base, i);
+  SECItem it = { siBuffer, (unsigned char *)nick, strlen (nick) };
+  GBytes *other = g_hash_table_lookup (given, nick);
+  Clash k = { subject, FALSE };
+
+  if (other)
+    {
+      gsize n = 0;
+      const guint8 *d = g_bytes_get_data (other, &n);
+      return n != subject->len || memcmp (d, subject->data, n) != 0;
+    }
+  PK11_TraverseCertsForNicknameInSlot (&it, slot, note_clash, &k);
+  return k.clash;
+}
+
+/* One past the highest number @state records for @base in the database @dir. */
+static guint
+recorded_next (GPtrArray *state, const char *dir, const char *base)
+{
+  gsize n = strlen (base);
+  guint next = 1;
+
+  for (guint i = 0; i < state->len; i++)
+    {
+      CmNssdbRecovered *r = g_ptr_array_index (state, i);
+      char *end = NULL;
+      guint64 v = 1;
+
+      if (r->nssdb == NULL || r->nickname == NULL || strcmp (r->nssdb, dir) != 0
+          || strncmp (r->nickname, base, n) != 0
+          || (r->nickname[n] && (strncmp (r->nickname + n, " #", 2) != 0
+                                 || (v = g_ascii_strtoull (r->nickname + n + 2, &end, 10)) < 2
+                                 || *end)))
+        continue;
+      next = MAX (next, MIN (v, 8191) + 1);
+    }
+  return next;
+}
+
+/* A cert the database holds keeps its nickname; a new one gets "Recovered key, expired DATE"
+ * (or "... until DATE"), with " #N" while another subject holds that. Numbers are given in
+ * order, so the first free one is the one after what the record (@state) gives, when the
+ * database agrees; else it is found by doubling N, then halving back: log n lookups of one
+ * nickname each, not one per key of that date (a gap a deleted key left may be skipped). */
+static char *
+nickname_for (CmNssDb *db, GPtrArray *state, GHashTable *given, CmCert *cert, gint64 now)
+{
+  PK11SlotInfo *slot = cm_nss_db_get_slot (db);
   g_autofree char *date = cm_time_format_date (cm_cert_get_not_after (cert));
   g_autofree char *base = cm_cert_get_not_after (cert) < now
                             ? g_strdup_printf ("Recovered key, expired %s", date)
                             : g_strdup_printf ("Recovered key (decrypt only), until %s", date);
-  g_autofree char *nick = g_strdup (base);
-  CERTCertificate *c = NULL;
-  GBytes *der = cm_cert_get_der (cert);
-  gsize n = 0;
-  SECItem it = { siBuffer, (unsigned char *)g_bytes_get_data (der, &n), 0 };
+  CERTCertificate *c = find_cert (slot, cm_cert_get_der (cert));
+  char *nick = NULL;
+  guint lo = 0, hi = 1;
 
-  it.len = n;
-  c = CERT_NewTempCertificate (CERT_GetDefaultCertDB (), &it, NULL, PR_FALSE, PR_TRUE);
-  /* a nickname names one subject: add a number while another subject holds it */
-  for (int i = 2; c && i < 10000; i++)
+  if (c && c->nickname)
+    nick = g_strdup (cm_nssdb_own_label (db, c->nickname));
+  if (c == NULL)
+    c = temp_cert (cm_cert_get_der (cert));
+  if (nick == NULL && c)
     {
-      g_autofree char *full = g_strdup_printf ("%s:%s", PK11_GetTokenName (cm_nss_db_get_slot (db)), nick);
-      CERTCertList *l = PK11_FindCertsFromNickname (full, NULL);
-      gboolean clash = FALSE;
+      guint next = recorded_next (state, cm_nss_db_get_dir (db), base);
 
-      for (CERTCertListNode *x = l ? CERT_LIST_HEAD (l) : NULL; x && !CERT_LIST_END (x, l);
-           x = CERT_LIST_NEXT (x))
-        clash |= !SECITEM_ItemsAreEqual (&x->cert->derSubject, &c->derSubject);
-      if (l)
-        CERT_DestroyCertList (l);
-      if (!clash)
-        break;
-      g_free (nick);
-      nick = g_strdup_printf ("%s #%d", base, i);
+      if (next > 1 && taken (slot, given, base, next - 1, &c->derSubject)
+          && !taken (slot, given, base, next, &c->derSubject))
+        lo = next - 1, hi = next; /* the database agrees with the record */
+      else
+        while (hi < 8192 && taken (slot, given, base, hi, &c->derSubject))
+          lo = hi, hi *= 2;
+      while (hi - lo > 1)
+        {
+          guint mid = lo + (hi - lo) / 2;
+          if (taken (slot, given, base, mid, &c->derSubject))
+            lo = mid;
+          else
+            hi = mid;
+        }
     }
+  if (nick == NULL)
+    nick = numbered (base, hi);
+  if (c)
+    g_hash_table_insert (given, g_strdup (nick),
+                         g_bytes_new (c->derSubject.data, c->derSubject.len));
   if (c)
     CERT_DestroyCertificate (c);
-  return g_steal_pointer (&nick);
+  return nick;
 }
 
-/* Undo pass 2: delete the certs (and keys) that were not there before. */
+/* Undo the older way's pass 2: delete the certs and keys (with their public keys) that were
+ * not there before, a key whose cert never made it in too. */
 static void
 roll_back (PK11SlotInfo *slot, Bags *b, GHashTable *had_cert, GHashTable *had_key)
 {
   for (guint i = 0; i < b->certs->len; i++)
     {
       GBytes *der = g_ptr_array_index (b->certs, i);
-      CERTCertificate *c;
+      CERTCertificate *c = g_hash_table_contains (had_cert, der) ? NULL : find_cert (slot, der);
+      CERTCertificate *t = g_hash_table_contains (had_key, der) ? NULL : temp_cert (der);
+      SECKEYPrivateKey *k = t ? PK11_FindKeyByDERCert (slot, t, NULL) : NULL;
 
-      if (g_hash_table_contains (had_cert, der) || (c = find_cert (slot, der)) == NULL)
-        continue;
-      if (g_ptr_array_find_with_equal_func (b->with_key, der, g_bytes_equal, NULL)
-          && !g_hash_table_contains (had_key, der))
-        PK11_DeleteTokenCertAndKey (c, NULL);
-      else
+      if (c)
         SEC_DeletePermCertificate (c);
-      CERT_DestroyCertificate (c);
+      if (k)
+        PK11_DeleteTokenPrivateKey (k, PR_TRUE); /* frees k too */
+      if (k)
+        cm_nssdb_pfx_forget_public_key (slot, t);
+      if (t)
+        CERT_DestroyCertificate (t);
+      if (c)
+        CERT_DestroyCertificate (c);
     }
 }
 
-/* Pass 2: the real import. */
+/* Older way, pass 2: NSS's import into the target. */
 static gboolean
 import_into (CmNssDb *db, GBytes *bytes, SECItem *pw, Bags *b, const char *path, GError **error)
 {
@@ -514,14 +538,17 @@ import_into (CmNssDb *db, GBytes *bytes, SECItem *pw, Bags *b, const char *path,
   for (guint i = 0; i < b->certs->len; i++)
     {
       GBytes *der = g_ptr_array_index (b->certs, i);
-      CERTCertificate *c = find_cert (slot, der);
-      SECKEYPrivateKey *k = c ? PK11_FindPrivateKeyFromCert (slot, c, NULL) : NULL;
+      CERTCertificate *c = find_cert (slot, der), *t = temp_cert (der);
+      SECKEYPrivateKey *k = t ? PK11_FindKeyByDERCert (slot, t, NULL) : NULL;
+
       if (c)
         g_hash_table_add (had_cert, der);
-      if (k)
+      if (k || t == NULL) /* a key there before, or one this cannot tell: never deleted */
         g_hash_table_add (had_key, der);
       if (k)
         SECKEY_DestroyPrivateKey (k);
+      if (t)
+        CERT_DestroyCertificate (t);
       if (c)
         CERT_DestroyCertificate (c);
     }
@@ -533,11 +560,12 @@ import_into (CmNssDb *db, GBytes *bytes, SECItem *pw, Bags *b, const char *path,
       return FALSE;
     }
   dcx = decode (slot, pw, bytes, path, error);
-  if (dcx == NULL || !collect_bags (dcx, &again, path, error))
+  if (dcx == NULL || !collect_bags (dcx, &again, path, error)
+      || !validate_bags (dcx, path, error))
     goto out;
   if (SEC_PKCS12DecoderRenameCertNicknames (dcx, rename_cb, b) != SECSuccess
       || SEC_PKCS12DecoderImportBags (dcx) != SECSuccess
-      || !check_imported (slot, b, path, NULL))
+      || !check_imported (slot, b, FALSE, path, NULL))
     {
       g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
                    "writing %s into %s failed half-way (%s); what was added has been removed: "
@@ -554,55 +582,66 @@ out:
   return ok;
 }
 
-/* Record (or forget) the keys in the state file; returns the previous records for undo. */
-static GPtrArray *
-record (CmNssDb *db, GPtrArray *results, GError **error)
+static CmNssdbRecovered *
+copy_record (const CmNssdbRecovered *r)
 {
-  g_autoptr (GPtrArray) before = cm_nssdb_state_load (error);
-  g_autoptr (GPtrArray) now = cm_nssdb_state_load (error);
+  CmNssdbRecovered *copy = g_memdup2 (r, sizeof *r);
 
-  if (before == NULL || now == NULL)
-    return NULL;
+  copy->sha256 = g_strdup (r->sha256);
+  copy->nssdb = g_strdup (r->nssdb);
+  copy->nickname = g_strdup (r->nickname);
+  copy->subject = g_strdup (r->subject);
+  copy->file = g_strdup (r->file);
+  return copy;
+}
+
+/* Record the keys in @state (the state file as loaded; saved unless it said all this already).
+ * Returns the records as they were, for undo. */
+static GPtrArray *
+record (GPtrArray *state, GPtrArray *results, GError **error)
+{
+  g_autoptr (GPtrArray) before = g_ptr_array_new_with_free_func (
+    (GDestroyNotify)cm_nssdb_recovered_free);
+  gboolean changed = FALSE;
+
+  for (guint j = 0; j < state->len; j++)
+    g_ptr_array_add (before, copy_record (g_ptr_array_index (state, j)));
   for (guint i = 0; i < results->len; i++)
     {
-      CmNssdbRecovered *r = g_ptr_array_index (results, i), *copy;
-      gboolean dup = FALSE;
+      CmNssdbRecovered *r = g_ptr_array_index (results, i), *o = NULL;
 
-      for (guint j = 0; j < now->len && !dup; j++)
+      for (guint j = 0; j < state->len && o == NULL; j++)
+        if (strcmp (((CmNssdbRecovered *)g_ptr_array_index (state, j))->sha256, r->sha256) == 0
+            && strcmp (((CmNssdbRecovered *)g_ptr_array_index (state, j))->nssdb, r->nssdb) == 0)
+          o = g_ptr_array_index (state, j);
+      changed |= o == NULL || g_strcmp0 (o->nickname, r->nickname) != 0;
+      if (o && g_strcmp0 (o->nickname, r->nickname) != 0)
         {
-          CmNssdbRecovered *o = g_ptr_array_index (now, j);
-          if (strcmp (o->sha256, r->sha256) == 0 && strcmp (o->nssdb, r->nssdb) == 0)
-            {
-              g_free (o->nickname);
-              o->nickname = g_strdup (r->nickname);
-              dup = TRUE;
-            }
+          g_free (o->nickname);
+          o->nickname = g_strdup (r->nickname);
         }
-      if (dup)
-        continue;
-      copy = g_memdup2 (r, sizeof *r);
-      copy->sha256 = g_strdup (r->sha256);
-      copy->nssdb = g_strdup (r->nssdb);
-      copy->nickname = g_strdup (r->nickname);
-      copy->subject = g_strdup (r->subject);
-      copy->file = g_strdup (r->file);
-      g_ptr_array_add (now, copy);
+      if (o == NULL)
+        g_ptr_array_add (state, copy_record (r));
     }
-  if (!cm_nssdb_state_save (now, error))
+  if (changed && !cm_nssdb_state_save (state, error))
     return NULL;
   return g_steal_pointer (&before);
 }
 
 static GPtrArray *
-describe (CmNssDb *db, Bags *b, const char *path, gint64 now)
+describe (CmNssDb *db, Bags *b, GPtrArray *state, const char *path, gint64 now)
 {
   GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_nssdb_recovered_free);
   g_autofree char *abs = g_canonicalize_filename (path, NULL);
+  g_autoptr (GHashTable) given = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                        (GDestroyNotify)g_bytes_unref);
 
   b->nicknames = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  b->described = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
   for (guint i = 0; i < b->with_key->len; i++)
     {
-      g_autoptr (CmCert) c = cm_cert_new_from_der (g_ptr_array_index (b->with_key, i), NULL, NULL);
+      GBytes *der = g_ptr_array_index (b->with_key, i);
+      g_autoptr (CmCert) c = cm_cert_new_from_der (der, NULL, NULL);
       CmNssdbRecovered *r;
 
       if (c == NULL)
@@ -610,7 +649,7 @@ describe (CmNssDb *db, Bags *b, const char *path, gint64 now)
       r = g_new0 (CmNssdbRecovered, 1);
       r->sha256 = g_strdup (cm_cert_get_sha256 (c));
       r->nssdb = g_strdup (cm_nss_db_get_dir (db));
-      r->nickname = nickname_for (db, c, now);
+      r->nickname = nickname_for (db, state, given, c, now);
       r->subject = g_strdup (cm_cert_get_subject (c));
       r->file = g_strdup (abs);
       r->not_before = cm_cert_get_not_before (c);
@@ -618,27 +657,57 @@ describe (CmNssDb *db, Bags *b, const char *path, gint64 now)
       r->imported = now;
       r->present = TRUE;
       g_hash_table_insert (b->nicknames, g_strdup (r->sha256), g_strdup (r->nickname));
+      g_ptr_array_add (b->described, g_bytes_ref (der));
       g_ptr_array_add (out, r);
     }
   return out;
 }
 
-/* The nicknames the database really gave (a subject it knew keeps its old nickname). */
-static void
+/* The nicknames the database really gave; TRUE when one differs from what was recorded. */
+static gboolean
 read_back_nicknames (CmNssDb *db, Bags *b, GPtrArray *results)
 {
+  gboolean changed = FALSE;
+
   for (guint i = 0; i < results->len; i++)
     {
       CmNssdbRecovered *r = g_ptr_array_index (results, i);
-      CERTCertificate *c = find_cert (cm_nss_db_get_slot (db), g_ptr_array_index (b->with_key, i));
-      if (c && c->nickname)
+      CERTCertificate *c = find_cert (cm_nss_db_get_slot (db), g_ptr_array_index (b->described, i));
+      const char *nick = c && c->nickname ? cm_nssdb_own_label (db, c->nickname) : NULL;
+
+      if (nick && strcmp (nick, r->nickname) != 0)
         {
           g_free (r->nickname);
-          r->nickname = g_strdup (cm_nssdb_own_label (db, c->nickname));
+          r->nickname = g_strdup (nick);
+          changed = TRUE;
         }
       if (c)
         CERT_DestroyCertificate (c);
     }
+  return changed;
+}
+
+/* The fast way's pairs, or NULL for the older way: @db ready to take keys now, and every key
+ * of the file seen and of a type proved without a database. Decodes with @db's token. */
+static GPtrArray *
+plan (CmNssDb *db, GBytes *bytes, SECItem *pw, Bags *b, CmPfx *pfx, const char *path,
+      GError **error)
+{
+  PK11SlotInfo *slot = cm_nss_db_get_slot (db);
+  gsize len = 0;
+  const guint8 *data = g_bytes_get_data (bytes, &len);
+  SEC_PKCS12DecoderContext *dcx = NULL;
+  GPtrArray *pairs = NULL;
+
+  if (!check_target (db, NULL) || PK11_NeedUserInit (slot) || !cm_nssdb_pfx_parse (data, len, pfx))
+    return NULL;
+  if ((dcx = decode (slot, pw, bytes, path, error)) && collect_bags (dcx, b, path, error))
+    pairs = cm_nssdb_pfx_pair (pfx, b->with_key, b->keys);
+  if (dcx)
+    SEC_PKCS12DecoderFinish (dcx);
+  if (pairs == NULL)
+    bags_clear (b);
+  return pairs;
 }
 
 gboolean
@@ -647,12 +716,13 @@ cm_nssdb_import_p12_sync (CmNssDb *db, const char *path, const char *password,
                           GError **error)
 {
   g_autoptr (GBytes) bytes = NULL;
-  g_autoptr (GPtrArray) out = NULL, undo = NULL;
+  g_autoptr (GPtrArray) out = NULL, undo = NULL, pairs = NULL, state = NULL;
   g_autoptr (GError) local = NULL;
   g_autofree char *contents = NULL;
   gsize len = 0;
   SECItem *pw = NULL;
   Bags b = { 0 };
+  CmPfx pfx = { 0 };
   gboolean ok = FALSE, all_there = TRUE;
 
   *results = NULL;
@@ -665,35 +735,52 @@ cm_nssdb_import_p12_sync (CmNssDb *db, const char *path, const char *password,
       return FALSE;
     }
   bytes = g_bytes_new_take (g_steal_pointer (&contents), len);
-  if (!check_shape (g_bytes_get_data (bytes, NULL), len, path, error))
+  if (!cm_nssdb_pfx_check_shape (g_bytes_get_data (bytes, NULL), len, path, error))
     return FALSE;
-  if ((pw = ucs2_password (password)) == NULL)
+  if ((pw = cm_nssdb_pfx_password (password)) == NULL)
     {
       g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
                    "the password for %s is not valid UTF-8: type it again", path);
       return FALSE;
     }
-  if (g_cancellable_set_error_if_cancelled (cancellable, error)
-      || !verify_in_scratch (bytes, pw, &b, path, error) || !check_target (db, error))
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
     goto out;
-  out = describe (db, &b, path, cm_time_now ());
-  for (guint i = 0; i < out->len; i++)
+  pairs = plan (db, bytes, pw, &b, &pfx, path, &local);
+  if (local)
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      goto out;
+    }
+  if (pairs == NULL
+      && (!verify_in_scratch (bytes, pw, &b, path, error) || !check_target (db, error)))
+    goto out;
+  if ((state = cm_nssdb_state_load (error)) == NULL)
+    goto out;
+  out = describe (db, &b, state, path, cm_time_now ());
+  for (guint i = 0; i < out->len; i++) /* before the import, and before any session key */
     {
       CmNssdbRecovered *r = g_ptr_array_index (out, i);
-      r->present = cm_nssdb_db_has_cert_and_key (db, r->sha256); /* before the import */
+      PK11SlotInfo *slot = cm_nss_db_get_slot (db);
+
+      r->present = with_key_in (slot, find_cert (slot, g_ptr_array_index (b.described, i)));
       all_there &= r->present;
     }
-  /* the record first: a key in the database must never be unmarked */
-  if ((undo = record (db, out, error)) == NULL)
+  if (pairs && !cm_nssdb_pfx_verify (cm_nss_db_get_slot (db), pairs, b.nicknames, pw, password,
+                                     path, error))
     goto out;
-  if (!all_there && !import_into (db, bytes, pw, &b, path, error))
+  /* the record first: a key in the database must never be unmarked */
+  if ((undo = record (state, out, error)) == NULL)
+    goto out;
+  if (!all_there && !(pairs ? cm_nssdb_pfx_write (cm_nss_db_get_slot (db), pairs, b.nicknames,
+                                                 path, cm_nss_db_get_dir (db), error)
+                            : import_into (db, bytes, pw, &b, path, error)))
     {
       cm_nssdb_state_save (undo, NULL);
       goto out;
     }
-  read_back_nicknames (db, &b, out);
   g_clear_pointer (&undo, g_ptr_array_unref);
-  if ((undo = record (db, out, error)) == NULL) /* keep the nicknames the database gave */
+  /* keep the nicknames the database gave */
+  if (read_back_nicknames (db, &b, out) && (undo = record (state, out, error)) == NULL)
     goto out;
   for (guint i = 0; i < out->len; i++)
     {
@@ -704,7 +791,9 @@ cm_nssdb_import_p12_sync (CmNssDb *db, const char *path, const char *password,
   *results = g_steal_pointer (&out);
   ok = TRUE;
 out:
-  password_free (pw);
+  g_clear_pointer (&pairs, g_ptr_array_unref); /* session keys go before the database */
+  cm_nssdb_pfx_clear (&pfx);
+  cm_nssdb_pfx_password_free (pw);
   bags_clear (&b);
   return ok;
 }
