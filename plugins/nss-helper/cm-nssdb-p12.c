@@ -751,8 +751,10 @@ cm_nssdb_import_p12_sync (CmNssDb *db, const char *path, const char *password,
       g_propagate_error (error, g_steal_pointer (&local));
       goto out;
     }
+  /* the database first: a refusal to write (read-only, primary password) is the clearer
+   * message than anything NSS's own import says about the file */
   if (pairs == NULL
-      && (!verify_in_scratch (bytes, pw, &b, path, error) || !check_target (db, error)))
+      && (!check_target (db, error) || !verify_in_scratch (bytes, pw, &b, path, error)))
     goto out;
   if ((state = cm_nssdb_state_load (error)) == NULL)
     goto out;

@@ -258,7 +258,7 @@ safe_bag (Span bag, CmPfx *pfx, GPtrArray *keep, int depth)
       || (bag.len && !expect (&bag, 0x31, &attrs, depth)))
     return FALSE;
   type = oid_tag (oid);
-  if (type == SEC_OID_PKCS12_V1_PKCS8_SHROUDED_KEY_BAG_ID)
+  if (type == SEC_OID_PKCS12_V1_PKCS8_SHROUDED_KEY_BAG_ID || type == SEC_OID_PKCS12_V1_KEY_BAG_ID)
     {
       CmPfxKey *k;
       if (!tlv (&value, &t, &inner, &all, depth + 1) || t != 0x30)
@@ -266,6 +266,7 @@ safe_bag (Span bag, CmPfx *pfx, GPtrArray *keep, int depth)
       k = g_new0 (CmPfxKey, 1);
       k->epki = g_bytes_new (all.p, all.len);
       k->local_key_id = local_key_id (attrs, keep, depth + 1);
+      k->plain = type == SEC_OID_PKCS12_V1_KEY_BAG_ID;
       g_ptr_array_add (pfx->keys, k);
     }
   else if (type == SEC_OID_PKCS12_V1_CERT_BAG_ID)
@@ -283,7 +284,7 @@ safe_bag (Span bag, CmPfx *pfx, GPtrArray *keep, int depth)
       c->local_key_id = local_key_id (attrs, keep, depth + 1);
       g_ptr_array_add (pfx->certs, c);
     }
-  else if (type == SEC_OID_PKCS12_V1_KEY_BAG_ID || type == SEC_OID_PKCS12_V1_SAFE_CONTENTS_BAG_ID)
+  else if (type == SEC_OID_PKCS12_V1_SAFE_CONTENTS_BAG_ID)
     pfx->other_keys++;
   return TRUE; /* CRL and secret bags hold no key */
 }
@@ -457,6 +458,17 @@ unwrap (PK11SlotInfo *slot, CmPfxKey *key, const SECItem *ucs2, const char *utf8
   PRInt32 force_ucs2 = 0;
 
   der.len = n;
+  if (key->plain && pub && public_value (pub))
+    {
+      /* a keyBag (unencrypted, rare in escrow files but legal): imported as it is */
+      if (PK11_ImportDERPrivateKeyInfoAndReturnKey (slot, &der, &nick, public_value (pub),
+                                                    PR_FALSE, PR_TRUE, cert->keyUsage, &priv,
+                                                    NULL)
+            == SECSuccess
+          && priv)
+        goto out;
+      goto undecryptable;
+    }
   if (epki == NULL || pub == NULL || public_value (pub) == NULL
       || SEC_ASN1DecodeItem (arena, epki, SEC_ASN1_GET (SECKEY_EncryptedPrivateKeyInfoTemplate),
                              &der) != SECSuccess)

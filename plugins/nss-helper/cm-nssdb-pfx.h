@@ -9,8 +9,9 @@
 
 typedef struct
 {
-  GBytes *epki;         /* the EncryptedPrivateKeyInfo, as encoded */
+  GBytes *epki;         /* the EncryptedPrivateKeyInfo, as encoded (plain: PrivateKeyInfo) */
   GBytes *local_key_id; /* the localKeyID attribute, or NULL */
+  gboolean plain;       /* a keyBag: the key is not encrypted in the file */
 } CmPfxKey;
 
 typedef struct
@@ -21,9 +22,9 @@ typedef struct
 
 typedef struct
 {
-  GPtrArray *keys;  /* CmPfxKey*: pkcs8ShroudedKeyBags of the plain (data) SafeContents */
+  GPtrArray *keys;  /* CmPfxKey*: pkcs8ShroudedKeyBags and keyBags of the plain SafeContents */
   GPtrArray *certs; /* CmPfxCert*: x509 certBags of the plain SafeContents */
-  guint other_keys; /* keyBags and nested safeContentsBags there (not handled here) */
+  guint other_keys; /* nested safeContentsBags there (not handled here) */
   guint sealed;     /* encrypted or enveloped ContentInfos: their bags are not seen here */
 } CmPfx;
 

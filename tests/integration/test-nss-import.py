@@ -10,7 +10,15 @@ import json
 import os
 import shutil
 import subprocess
+import datetime as dt
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
+
+import pfxcraft
 from cmtest import CACMAIL, GSA_CARDS, Tap, make_pki, need, tmpdir
 
 for tool in ("certutil", "openssl", "setpriv"):
@@ -137,6 +145,35 @@ with tmpdir() as tmp:
     keynocert = os.path.join(tmp, "keynocert.p12")
     subprocess.run(["openssl", "pkcs12", "-export", "-nocerts", "-inkey", keyonly, "-passout",
                     f"pass:{m['escrow_password']}", "-out", keynocert], check=True)
+    # keys filed with a certificate that is not their own under one localKeyID (openssl will
+    # not write that, so pfxcraft does): the reservist's key with the contractor's cert, in a
+    # shrouded and in a plain keyBag; an EC key with another EC key's cert
+    epw = m["escrow_password"]
+
+    def load(name):
+        with open(os.path.join(esc, name), "rb") as fh:
+            return pkcs12.load_key_and_certificates(fh.read(), epw.encode())
+
+    res_key, _, _ = load("reservist-encryption-old-aes.p12")
+    _, con_cert, _ = load("contractor-encryption-old-aes.p12")
+    con_der = con_cert.public_bytes(serialization.Encoding.DER)
+
+    def ec_cert(key, cn):
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+        return (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(dt.datetime(2020, 1, 1))
+                .not_valid_after(dt.datetime(2030, 1, 1))
+                .add_extension(x509.KeyUsage(False, False, False, False, True, False, False,
+                                             False, False), critical=True)
+                .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+
+    ec_a, ec_b = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ec_a_der = ec_cert(ec_a, "EC key agreement A")
+    mism_rsa = write("mismatch-rsa.p12", pfxcraft.build(res_key, [con_der], epw))
+    mism_rsa_plain = write("mismatch-rsa-keybag.p12",
+                           pfxcraft.build(res_key, [con_der], epw, shrouded=False))
+    mism_ec = write("mismatch-ec.p12", pfxcraft.build(ec_b, [ec_a_der], epw))
     wrongpw = write("wrong-pw", b"not-the-password\n")
     cases = [
         ("wrong password", f, wrongpw, "password is wrong"),
@@ -147,6 +184,12 @@ with tmpdir() as tmp:
         ("no private key inside", nokey, pw, "no private key"),
         ("a key without its certificate", keynocert, pw, "no certificate for it"),
         ("missing file", os.path.join(tmp, "nope.p12"), pw, "cannot read"),
+        ("RSA key filed with another person's cert", mism_rsa, pw,
+         "does not belong to its certificate"),
+        ("RSA key in a plain keyBag with another person's cert", mism_rsa_plain, pw,
+         "does not belong to its certificate"),
+        ("EC key filed with another key's cert", mism_ec, pw,
+         "does not belong to its certificate"),
     ]
     base = snapshot(db)
     for what, path, pwf, says in cases:
@@ -158,6 +201,27 @@ with tmpdir() as tmp:
          or all(k["nssdb"] != db for k in json.load(open(os.path.join(
              env["XDG_DATA_HOME"], "cacmail", "recovered-keys.json")))["keys"]),
          "failures record nothing in the state file")
+
+    # --- the same hand-made files with the right key: imported (proves the refusals above
+    # come from the key check, not from the way the files are made) ---
+    for what, data in (("RSA key in a plain keyBag", pfxcraft.build(
+            load("contractor-encryption-old-aes.p12")[0], [con_der], epw, shrouded=False)),
+            ("EC key-agreement-only key", pfxcraft.build(ec_a, [ec_a_der], epw))):
+        db = newdb(os.path.join(tmp, "db-craft-" + what.split()[0]))
+        p = cm(env, "import-p12", "--nssdb", db, "--password-file", pw, write("ok.p12", data))
+        t.ok(p.returncode == 0 and "imported" in p.stdout and len(keys(db)) == 1,
+             f"hand-made file, {what}: imported with its key", p.stdout + p.stderr)
+
+    # --- a database with a primary password: refused before anything is written ---
+    db = os.path.join(tmp, "db-primary")
+    os.makedirs(db)
+    subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "-f", wrongpw], check=True,
+                   capture_output=True)
+    base = snapshot(db)
+    p = cm(env, "import-p12", "--nssdb", db, "--password-file", pw, f)
+    t.ok(p.returncode == 4 and one_line(p) and "primary password" in p.stderr,
+         "database with a primary password: exit 4, one line saying so", (p.returncode, p.stderr))
+    t.eq(snapshot(db), base, "database with a primary password: unchanged")
 
     # --- read-only database (another user, files not writable by them) ---
     rodb = newdb(os.path.join(tmp, "db-ro"))
