@@ -9,19 +9,23 @@ typedef struct
   const char *name;
   int (*run) (int argc, char **argv);
   const char *summary;
+  const char *helper; /* run as this program (cli-helper.c) instead, if set */
+  const char *feature;
 } Command;
 
 static const Command commands[] = {
-  { "certs", cmd_certs, "classify certificates and cards (offline)" },
-  { "pick", cmd_pick, "pick the login, signing and encryption certs for an address" },
-  { "status", cmd_status, "readers, cards, personas, certs and picks (PC/SC)" },
-  { "republish", cmd_republish, "publish the card's certificates to the address list (LDAP)" },
-  { "nss", cmd_nss, "NSS databases of Evolution and Thunderbird: card module, trust" },
-  { "import-p12", cmd_import_p12, "import recovered encryption keys (PKCS#12)" },
+  { "certs", cmd_certs, "classify certificates and cards (offline)", NULL, NULL },
+  { "pick", cmd_pick, "pick the login, signing and encryption certs for an address", NULL, NULL },
+  { "status", cmd_status, "readers, cards, personas, certs and picks (PC/SC)", NULL, NULL },
+  { "republish", NULL, "publish the card's certificates to the address list (LDAP)",
+    "cacmail-republish", "LDAP support" },
+  { "nss", cmd_nss, "NSS databases of Evolution and Thunderbird: card module, trust", NULL, NULL },
+  { "import-p12", cmd_import_p12, "import recovered encryption keys (PKCS#12)", NULL, NULL },
 #ifdef CM_HAVE_EVOLUTION
-  { "evolution", cmd_evolution, "check and fix Evolution's S/MIME settings" },
+  { "evolution", NULL, "check and fix Evolution's S/MIME settings", "cacmail-evolution",
+    "Evolution support (evolution-data-server)" },
 #endif
-  { "demo", cmd_demo, "run the whole flow on a generated test PKI in a sandbox" },
+  { "demo", cmd_demo, "run the whole flow on a generated test PKI in a sandbox", NULL, NULL },
 };
 
 static void
@@ -61,6 +65,8 @@ main (int argc, char **argv)
     if (strcmp (argv[1], commands[i].name) == 0)
       {
         g_autoptr (GError) error = NULL;
+        if (commands[i].helper)
+          return cli_run_helper (commands[i].helper, commands[i].feature, argc - 1, argv + 1);
         if (!cm_init (&error))
           return cli_fail (error);
         rc = commands[i].run (argc - 1, argv + 1);

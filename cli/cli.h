@@ -48,7 +48,7 @@ int cmd_pick (int argc, char **argv);
 int cmd_demo (int argc, char **argv);
 int cmd_status (int argc, char **argv);
 int cmd_evolution (int argc, char **argv);
-/* cmd-republish.c: the LDAP step of `cacmail demo` (a sandbox slapd). */
+/* demo-ldap.c: the LDAP step of `cacmail demo` (a sandbox slapd). */
 int cli_demo_ldap_step (const char *pki_dir);
 int cmd_republish (int argc, char **argv);
 int cmd_nss (int argc, char **argv);
@@ -58,3 +58,10 @@ int cli_demo_nss_step (const char *pki_dir);
 /* cmd-nss.c: the databases to change (--nssdb DIR, else every client's); GPtrArray of
  * CmNssdbLocation*, caller unrefs; NULL with @error when there is none. */
 GPtrArray *cli_nss_targets (const char *nssdb, gboolean create_evolution, GError **error);
+/* cli-helper.c: the helper program @program (cacmail-republish, ...) beside this executable
+ * (build tree) or in $libexecdir/cacmail; NULL when neither is there. Caller frees. */
+char *cli_helper_path (const char *program);
+/* cli-helper.c: replace this process with @program, argv[0] being the command's name; returns
+ * (a CLI exit code, message printed) only when it is missing or cannot run. @feature names
+ * what a build without it lacks. */
+int cli_run_helper (const char *program, const char *feature, int argc, char **argv);

@@ -2,8 +2,10 @@
 """The command itself: help, version, the demo end to end in its sandbox."""
 import os
 import re
+import shutil
+import subprocess
 
-from cmtest import Tap, run
+from cmtest import BUILD, CACMAIL, Tap, run, tmpdir
 
 t = Tap()
 p = run("--help")
@@ -17,6 +19,30 @@ for cmd in ("certs", "pick", "demo"):
     t.ok("--at" in p.stdout, f"{cmd} --help documents --at")
 p = run(check=False)
 t.eq(p.returncode, 2, "no command: usage error")
+
+# republish and evolution are helper programs (cli-helper.c): same names, options and exit codes
+helpers = {"republish": "cacmail-republish", "evolution": "cacmail-evolution"}
+for cmd, helper in helpers.items():
+    p = run(cmd, "--help")
+    t.ok(p.stdout.startswith("Usage:") and f"  {cmd} [OPTION" in p.stdout,
+         f"cacmail {cmd} --help runs {helper} under the command's name", p.stdout[:200])
+    p = run(cmd, "--no-such-option", check=False)
+    t.ok(p.returncode == 2 and p.stderr.startswith("cacmail: usage error:"),
+         f"cacmail {cmd}: a bad option is still a usage error (exit 2)", (p.returncode, p.stderr))
+# the main binary links neither LDAP nor evolution-data-server (start-up cost of every command)
+libs = subprocess.run(["ldd", CACMAIL], capture_output=True, text=True).stdout
+t.ok("libldap" not in libs and "libedataserver" not in libs,
+     "cacmail itself links neither libldap nor libedataserver", libs)
+# a cacmail without its helpers (copied away from them): one line naming what is missing
+with tmpdir() as tmp:
+    lone = os.path.join(tmp, "cacmail")
+    shutil.copy(CACMAIL, lone)
+    env = dict(os.environ, LD_LIBRARY_PATH=os.path.join(BUILD, "core"))
+    for cmd, helper in helpers.items():
+        p = subprocess.run([lone, cmd, "--help"], capture_output=True, text=True, env=env)
+        t.ok(p.returncode == 4 and p.stderr.count("\n") == 1 and helper in p.stderr
+             and "install" in p.stderr, f"helper {helper} missing: exit 4, one line with a fix",
+             (p.returncode, p.stderr))
 
 p = run("demo", "--at", "2026-06-01")
 out = p.stdout
