@@ -131,9 +131,18 @@ location_new (CmNssdbClient client, const char *dir, const char *profile, gboole
   loc->is_default = is_default;
   cert9 = g_build_filename (loc->dir, "cert9.db", NULL);
   loc->exists = g_file_test (cert9, G_FILE_TEST_EXISTS);
-  if (client == CM_NSSDB_CLIENT_THUNDERBIRD)
+  return loc;
+}
+
+/* Whether @loc's client runs now: apart from location_new() because looking for an evolution
+ * process reads every /proc/PID/comm, which `cacmail import-p12 --nssdb` should not pay for
+ * each location it only compares paths with. Returns @loc. */
+static CmNssdbLocation *
+location_check (CmNssdbLocation *loc)
+{
+  if (loc->client == CM_NSSDB_CLIENT_THUNDERBIRD)
     check_thunderbird (loc);
-  else if (client == CM_NSSDB_CLIENT_EVOLUTION)
+  else if (loc->client == CM_NSSDB_CLIENT_EVOLUTION)
     check_evolution (loc);
   else
     loc->state = g_strdup ("no mail client uses it");
@@ -201,8 +210,9 @@ add_thunderbird (GPtrArray *out)
       }
 }
 
-GPtrArray *
-cm_nssdb_find_locations (void)
+/* Every client's database, not yet checked for a running client. */
+static GPtrArray *
+locations (void)
 {
   GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_nssdb_location_free);
   g_autofree char *evo = evolution_dir ();
@@ -212,26 +222,36 @@ cm_nssdb_find_locations (void)
   return out;
 }
 
+GPtrArray *
+cm_nssdb_find_locations (void)
+{
+  GPtrArray *out = locations ();
+
+  for (guint i = 0; i < out->len; i++)
+    location_check (g_ptr_array_index (out, i));
+  return out;
+}
+
 CmNssdbLocation *
 cm_nssdb_locate (const char *dir)
 {
   const char *path = g_str_has_prefix (dir, "sql:") ? dir + 4 : dir;
   g_autofree char *canon = g_canonicalize_filename (path, NULL);
-  g_autoptr (GPtrArray) all = cm_nssdb_find_locations ();
+  g_autoptr (GPtrArray) all = locations ();
   g_autofree char *lock = NULL, *prefs = NULL;
 
   for (guint i = 0; i < all->len; i++)
     {
       CmNssdbLocation *loc = g_ptr_array_index (all, i);
       if (strcmp (loc->dir, canon) == 0)
-        return g_ptr_array_steal_index (all, i);
+        return location_check (g_ptr_array_steal_index (all, i));
     }
   /* A Thunderbird profile that profiles.ini does not list (thunderbird -profile DIR). */
   lock = g_build_filename (canon, "lock", NULL);
   prefs = g_build_filename (canon, "prefs.js", NULL);
   if (g_file_test (lock, G_FILE_TEST_IS_SYMLINK) || g_file_test (prefs, G_FILE_TEST_EXISTS))
-    return location_new (CM_NSSDB_CLIENT_THUNDERBIRD, canon, NULL, FALSE);
-  return location_new (CM_NSSDB_CLIENT_OTHER, canon, NULL, FALSE);
+    return location_check (location_new (CM_NSSDB_CLIENT_THUNDERBIRD, canon, NULL, FALSE));
+  return location_check (location_new (CM_NSSDB_CLIENT_OTHER, canon, NULL, FALSE));
 }
 
 gboolean
