@@ -2,6 +2,7 @@
  * Thunderbird (plugins/nss-helper), and the NSS step of `cacmail demo`. */
 #include "cli.h"
 #include <cm-nssdb.h>
+#include <stdarg.h>
 #include <stdio.h>
 
 static const char *
@@ -71,8 +72,41 @@ check_all (GPtrArray *targets, CmNssdbChange change, GError **error)
   return TRUE;
 }
 
+static const char *
+module_kind (CmNssdbModuleKind kind)
+{
+  switch (kind)
+    {
+    case CM_NSSDB_MODULE_OPENSC: return "opensc";
+    case CM_NSSDB_MODULE_P11KIT_PROXY: return "p11-kit-proxy";
+    default: return "other";
+    }
+}
+
+/* A warning: a line of text, or a member of the database's "warnings" (@jb). */
 static void
-print_modules (CmNssDb *db, gboolean *card_twice)
+warn (JsonBuilder *jb, GPtrArray *warnings, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
+static void
+warn (JsonBuilder *jb, GPtrArray *warnings, const char *fmt, ...)
+{
+  va_list ap;
+  char *text;
+
+  va_start (ap, fmt);
+  text = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  if (jb)
+    g_ptr_array_add (warnings, text);
+  else
+    {
+      printf ("  warning: %s\n", text);
+      g_free (text);
+    }
+}
+
+/* The registered modules (text, or the "modules" member of @jb). */
+static void
+list_modules (CmNssDb *db, JsonBuilder *jb, GPtrArray *warnings)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (GPtrArray) mods = cm_nssdb_list_modules (db, &error);
@@ -80,29 +114,53 @@ print_modules (CmNssDb *db, gboolean *card_twice)
 
   if (mods == NULL)
     {
-      printf ("  modules: unreadable (%s)\n", error->message);
+      if (!jb)
+        printf ("  modules: unreadable (%s)\n", error->message);
+      else
+        warn (jb, warnings, "modules unreadable (%s)", error->message);
       return;
     }
-  printf ("  modules:%s\n", mods->len ? "" : " none (no card reachable: run cacmail nss register)");
+  if (jb)
+    {
+      json_builder_set_member_name (jb, "modules");
+      json_builder_begin_array (jb);
+    }
+  else
+    printf ("  modules:%s\n",
+            mods->len ? "" : " none (no card reachable: run cacmail nss register)");
   for (guint i = 0; i < mods->len; i++)
     {
       CmNssdbModule *m = g_ptr_array_index (mods, i);
       opensc |= m->kind == CM_NSSDB_MODULE_OPENSC;
       proxy |= m->kind == CM_NSSDB_MODULE_P11KIT_PROXY;
-      printf ("    \"%s\" %s%s%s\n", m->name, m->library,
-              m->kind == CM_NSSDB_MODULE_OPENSC ? " (OpenSC: the card)"
-              : m->kind == CM_NSSDB_MODULE_P11KIT_PROXY ? " (p11-kit proxy)" : "",
-              m->library_exists ? "" : " MISSING: reinstall it or run cacmail nss unregister");
+      if (jb)
+        {
+          json_builder_begin_object (jb);
+          cm_json_add_string_or_null (jb, "name", m->name);
+          cm_json_add_string_or_null (jb, "library", m->library);
+          cm_json_add_string_or_null (jb, "kind", module_kind (m->kind));
+          json_builder_set_member_name (jb, "library_exists");
+          json_builder_add_boolean_value (jb, m->library_exists);
+          json_builder_end_object (jb);
+        }
+      else
+        printf ("    \"%s\" %s%s%s\n", m->name, m->library,
+                m->kind == CM_NSSDB_MODULE_OPENSC ? " (OpenSC: the card)"
+                : m->kind == CM_NSSDB_MODULE_P11KIT_PROXY ? " (p11-kit proxy)" : "",
+                m->library_exists ? "" : " MISSING: reinstall it or run cacmail nss unregister");
     }
-  *card_twice = opensc && proxy && cm_nssdb_p11kit_has_opensc (NULL);
-  if (*card_twice)
-    printf ("  warning: OpenSC and the p11-kit proxy (which loads OpenSC) are both registered, so "
-            "the card shows twice; fix: cacmail nss unregister, then cacmail nss register\n");
+  if (jb)
+    json_builder_end_array (jb);
+  if (opensc && proxy && cm_nssdb_p11kit_has_opensc (NULL))
+    warn (jb, warnings,
+          "OpenSC and the p11-kit proxy (which loads OpenSC) are both registered, so the card "
+          "shows twice; fix: cacmail nss unregister, then cacmail nss register");
 }
 
-/* Card certs with the names mail clients use, and nicknames two different certs share. */
+/* Card certs with the names mail clients use, and nicknames two different certs share (text,
+ * or the "card_certs" member of @jb). */
 static void
-print_token_certs (CmNssDb *db, gint64 now)
+list_token_certs (CmNssDb *db, gint64 now, JsonBuilder *jb, GPtrArray *warnings)
 {
   g_autoptr (CmInventory) inv = cm_inventory_new ();
   g_autoptr (GError) error = NULL;
@@ -113,11 +171,19 @@ print_token_certs (CmNssDb *db, gint64 now)
   const char *first_dup = NULL;
 
   for (guint i = 0; i < problems->len; i++)
-    printf ("  warning: %s\n", (char *)g_ptr_array_index (problems, i));
+    warn (jb, warnings, "%s", (char *)g_ptr_array_index (problems, i));
   if (!cm_nss_db_add_certs_sync (db, inv, NULL, &error))
     {
-      printf ("  certificates: unreadable (%s)\n", error->message);
+      if (!jb)
+        printf ("  certificates: unreadable (%s)\n", error->message);
+      else
+        warn (jb, warnings, "certificates unreadable (%s)", error->message);
       return;
+    }
+  if (jb)
+    {
+      json_builder_set_member_name (jb, "card_certs");
+      json_builder_begin_array (jb);
     }
   certs = cm_inventory_get_certs (inv);
   for (guint i = 0; i < certs->len; i++)
@@ -126,6 +192,8 @@ print_token_certs (CmNssDb *db, gint64 now)
       GPtrArray *srcs = cm_cert_get_sources (c);
       g_autofree char *key = cm_nss_cert_dbkey (c);
       g_autofree char *until = cm_time_format_date (cm_cert_get_not_after (c));
+      gboolean valid = cm_cert_is_valid_at (c, now);
+      gboolean recovered = cm_nssdb_is_recovered (cm_cert_get_sha256 (c));
 
       for (guint j = 0; j < srcs->len; j++)
         {
@@ -133,54 +201,152 @@ print_token_certs (CmNssDb *db, gint64 now)
           CmCert *other;
           if (s->kind != CM_SOURCE_NSS || g_strcmp0 (s->token, CM_NSS_DB_TOKEN_NAME) == 0)
             continue;
-          if (shown++ == 0)
-            printf ("  card certificates (nickname, role, dbKey):\n");
-          printf ("    %s\n      %s, %s %s%s, dbKey %s\n", s->nickname, cm_role_to_string (cm_cert_get_role (c)),
-                  cm_cert_is_valid_at (c, now) ? "valid until" : "NOT VALID NOW, until", until,
-                  cm_nssdb_is_recovered (cm_cert_get_sha256 (c)) ? ", decrypt only" : "", key);
+          if (jb)
+            {
+              json_builder_begin_object (jb);
+              cm_json_add_string_or_null (jb, "sha256", cm_cert_get_sha256 (c));
+              cm_json_add_string_or_null (jb, "nickname", s->nickname);
+              cm_json_add_string_or_null (jb, "token", s->token);
+              cm_json_add_string_or_null (jb, "role", cm_role_to_string (cm_cert_get_role (c)));
+              cm_json_add_time (jb, "not_after", cm_cert_get_not_after (c));
+              json_builder_set_member_name (jb, "valid_now");
+              json_builder_add_boolean_value (jb, valid);
+              json_builder_set_member_name (jb, "decrypt_only");
+              json_builder_add_boolean_value (jb, recovered);
+              cm_json_add_string_or_null (jb, "dbkey", key);
+              json_builder_end_object (jb);
+            }
+          else
+            {
+              if (shown == 0)
+                printf ("  card certificates (nickname, role, dbKey):\n");
+              printf ("    %s\n      %s, %s %s%s, dbKey %s\n", s->nickname,
+                      cm_role_to_string (cm_cert_get_role (c)),
+                      valid ? "valid until" : "NOT VALID NOW, until", until,
+                      recovered ? ", decrypt only" : "", key);
+            }
+          shown++;
           other = g_hash_table_lookup (by_nick, s->nickname);
           if (other && other != c && dup++ == 0)
             first_dup = s->nickname;
           g_hash_table_insert (by_nick, s->nickname, c);
         }
     }
-  if (shown == 0)
+  if (jb)
+    json_builder_end_array (jb);
+  else if (shown == 0)
     printf ("  card certificates: none (insert the card; is its module registered?)\n");
   if (dup)
-    printf ("  warning: two inserted cards give %u certificates the same nickname, e.g. \"%s\" "
-            "(OpenSC names a token after the first cert's CN): a mail client may pick the wrong "
-            "card; keep one card inserted while you set up S/MIME, or pick by dbKey\n",
-            dup, first_dup);
+    warn (jb, warnings,
+          "two inserted cards give %u certificates the same nickname, e.g. \"%s\" (OpenSC names "
+          "a token after the first cert's CN): a mail client may pick the wrong card; keep one "
+          "card inserted while you set up S/MIME, or pick by dbKey",
+          dup, first_dup);
 }
 
+/* The recovered keys recorded for @db (text, or the "recovered_keys" member of @jb). */
 static void
-print_recovered (CmNssDb *db, gint64 now)
+list_recovered (CmNssDb *db, gint64 now, JsonBuilder *jb, GPtrArray *warnings)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (GPtrArray) rec = cm_nssdb_recovered_list (db, &error);
 
   if (rec == NULL)
     {
-      printf ("  recovered keys: unreadable (%s)\n", error->message);
+      if (!jb)
+        printf ("  recovered keys: unreadable (%s)\n", error->message);
+      else
+        warn (jb, warnings, "recovered keys unreadable (%s)", error->message);
       return;
     }
-  if (rec->len)
+  if (jb)
+    {
+      json_builder_set_member_name (jb, "recovered_keys");
+      json_builder_begin_array (jb);
+    }
+  else if (rec->len)
     printf ("  recovered keys (decrypt only, most recent Not After first):\n");
   for (guint i = 0; i < rec->len; i++)
     {
       CmNssdbRecovered *r = g_ptr_array_index (rec, i);
       g_autofree char *from = cm_time_format_date (r->not_before);
       g_autofree char *to = cm_time_format_date (r->not_after);
-      printf ("    %s\n      %s; valid %s .. %s%s%s\n", r->nickname, r->subject, from, to,
-              r->not_after < now ? " (expired)" : "",
-              r->present ? "" : "; MISSING from the database: import the file again");
+
+      if (jb)
+        {
+          json_builder_begin_object (jb);
+          cm_json_add_string_or_null (jb, "sha256", r->sha256);
+          cm_json_add_string_or_null (jb, "nickname", r->nickname);
+          cm_json_add_string_or_null (jb, "subject", r->subject);
+          cm_json_add_time (jb, "not_before", r->not_before);
+          cm_json_add_time (jb, "not_after", r->not_after);
+          json_builder_set_member_name (jb, "expired");
+          json_builder_add_boolean_value (jb, r->not_after < now);
+          json_builder_set_member_name (jb, "present");
+          json_builder_add_boolean_value (jb, r->present);
+          json_builder_end_object (jb);
+        }
+      else
+        printf ("    %s\n      %s; valid %s .. %s%s%s\n", r->nickname, r->subject, from, to,
+                r->not_after < now ? " (expired)" : "",
+                r->present ? "" : "; MISSING from the database: import the file again");
+    }
+  if (jb)
+    json_builder_end_array (jb);
+}
+
+static const char *
+client_code (CmNssdbClient client)
+{
+  switch (client)
+    {
+    case CM_NSSDB_CLIENT_EVOLUTION: return "evolution";
+    case CM_NSSDB_CLIENT_THUNDERBIRD: return "thunderbird";
+    default: return "other";
     }
 }
 
+/* One database of `nss list --json`: where, whose, and what list_*() found. */
+static void
+json_location (JsonBuilder *jb, CmNssdbLocation *loc, CmNssDb *db, const char *error,
+               gint64 now)
+{
+  g_autoptr (GPtrArray) warnings = g_ptr_array_new_with_free_func (g_free);
+
+  json_builder_begin_object (jb);
+  cm_json_add_string_or_null (jb, "dir", loc->dir);
+  cm_json_add_string_or_null (jb, "client", client_code (loc->client));
+  cm_json_add_string_or_null (jb, "profile", loc->profile);
+  json_builder_set_member_name (jb, "default");
+  json_builder_add_boolean_value (jb, loc->is_default);
+  json_builder_set_member_name (jb, "exists");
+  json_builder_add_boolean_value (jb, loc->exists);
+  json_builder_set_member_name (jb, "client_pid");
+  if (loc->pid > 0)
+    json_builder_add_int_value (jb, loc->pid);
+  else
+    json_builder_add_null_value (jb);
+  cm_json_add_string_or_null (jb, "state", loc->state);
+  cm_json_add_string_or_null (jb, "error", error);
+  if (db)
+    {
+      list_modules (db, jb, warnings);
+      list_token_certs (db, now, jb, warnings);
+      list_recovered (db, now, jb, warnings);
+    }
+  json_builder_set_member_name (jb, "warnings");
+  json_builder_begin_array (jb);
+  for (guint i = 0; i < warnings->len; i++)
+    json_builder_add_string_value (jb, g_ptr_array_index (warnings, i));
+  json_builder_end_array (jb);
+  json_builder_end_object (jb);
+}
+
 static int
-nss_list (const char *nssdb)
+nss_list (const char *nssdb, gboolean json)
 {
   g_autoptr (GPtrArray) locs = NULL;
+  g_autoptr (JsonBuilder) jb = json ? json_builder_new () : NULL;
   gint64 now = cm_time_now ();
 
   if (nssdb)
@@ -190,26 +356,41 @@ nss_list (const char *nssdb)
     }
   else
     locs = cm_nssdb_find_locations ();
+  if (jb)
+    {
+      json_builder_begin_object (jb);
+      json_builder_set_member_name (jb, "databases");
+      json_builder_begin_array (jb);
+    }
   for (guint i = 0; i < locs->len; i++)
     {
       CmNssdbLocation *loc = g_ptr_array_index (locs, i);
       g_autoptr (GError) error = NULL;
       g_autoptr (CmNssDb) db = NULL;
-      gboolean twice = FALSE;
 
-      print_location (loc);
-      if (!loc->exists)
-        continue;
-      db = cm_nss_db_open_sync (loc->dir, CM_NSS_DB_READ_ONLY | CM_NSS_DB_LOAD_MODULES, NULL,
-                                &error);
-      if (db == NULL)
+      if (!jb)
+        print_location (loc);
+      if (loc->exists)
+        db = cm_nss_db_open_sync (loc->dir, CM_NSS_DB_READ_ONLY | CM_NSS_DB_LOAD_MODULES, NULL,
+                                  &error);
+      if (jb)
+        json_location (jb, loc, db, error ? error->message : NULL, now);
+      else if (error)
+        printf ("  error: %s\n", error->message);
+      else if (db)
         {
-          printf ("  error: %s\n", error->message);
-          continue;
+          list_modules (db, NULL, NULL);
+          list_token_certs (db, now, NULL, NULL);
+          list_recovered (db, now, NULL, NULL);
         }
-      print_modules (db, &twice);
-      print_token_certs (db, now);
-      print_recovered (db, now);
+    }
+  if (jb)
+    {
+      g_autoptr (JsonNode) root = NULL;
+      json_builder_end_array (jb);
+      json_builder_end_object (jb);
+      root = json_builder_get_root (jb);
+      cli_print_json (root);
     }
   return CLI_EXIT_OK;
 }
@@ -332,6 +513,7 @@ cmd_nss (int argc, char **argv)
 {
   g_autofree char *nssdb = NULL, *module = NULL, *bundle = NULL;
   g_auto (GStrv) rest = NULL;
+  gboolean json = FALSE;
   GOptionEntry entries[] = {
     { "nssdb", 0, 0, G_OPTION_ARG_FILENAME, &nssdb,
       "The NSS database folder (default: Evolution's and every Thunderbird profile's)", "DIR" },
@@ -339,6 +521,7 @@ cmd_nss (int argc, char **argv)
       "register: auto (default), opensc or p11-kit", "KIND" },
     { "bundle", 0, 0, G_OPTION_ARG_FILENAME, &bundle,
       "trust: the PEM bundle to write (default $XDG_DATA_HOME/cacmail/ca-bundle.pem)", "FILE" },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json, "list: print JSON (docs/json.md)", NULL },
     { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &rest, NULL, NULL },
     { NULL },
   };
@@ -356,8 +539,10 @@ cmd_nss (int argc, char **argv)
   sub = rest[0];
   if (strcmp (sub, "trust") != 0 && rest[1])
     return cli_usage ("nss %s takes no arguments ('%s')", sub, rest[1]);
+  if (json && strcmp (sub, "list") != 0)
+    return cli_usage ("--json is for nss list only");
   if (strcmp (sub, "list") == 0)
-    return nss_list (nssdb);
+    return nss_list (nssdb, json);
   if (strcmp (sub, "register") == 0)
     return nss_register (nssdb, module, FALSE);
   if (strcmp (sub, "unregister") == 0)
@@ -397,7 +582,7 @@ cli_demo_nss_step (const char *pki_dir)
   if (!cm_nssdb_import_p12_sync (db, p12, "escrow-pass", &keys, &added, NULL, &error))
     return cli_fail (error);
   printf ("  recovered key from %s (3DES, as old escrow files are): %u added\n", p12, added);
-  print_recovered (db, cm_time_now ());
+  list_recovered (db, cm_time_now (), NULL, NULL);
   printf ("  A recovered key decrypts old mail only: selection never signs or encrypts with it.\n");
   return CLI_EXIT_OK;
 }

@@ -12,8 +12,8 @@ add_strv (JsonBuilder *b, const char *name, const char *const *v)
   json_builder_end_array (b);
 }
 
-static void
-add_str_or_null (JsonBuilder *b, const char *name, const char *v)
+void
+cm_json_add_string_or_null (JsonBuilder *b, const char *name, const char *v)
 {
   json_builder_set_member_name (b, name);
   if (v)
@@ -22,8 +22,8 @@ add_str_or_null (JsonBuilder *b, const char *name, const char *v)
     json_builder_add_null_value (b);
 }
 
-static void
-add_time (JsonBuilder *b, const char *name, gint64 t)
+void
+cm_json_add_time (JsonBuilder *b, const char *name, gint64 t)
 {
   g_autofree char *s = cm_time_format (t);
   json_builder_set_member_name (b, name);
@@ -40,16 +40,16 @@ add_fascn (JsonBuilder *b, const char *name, const CmFascn *f)
       return;
     }
   json_builder_begin_object (b);
-  add_str_or_null (b, "agency_code", f->agency_code);
-  add_str_or_null (b, "system_code", f->system_code);
-  add_str_or_null (b, "credential_number", f->credential_number);
-  add_str_or_null (b, "cs", f->cs);
-  add_str_or_null (b, "ici", f->ici);
-  add_str_or_null (b, "pi", f->pi);
-  add_str_or_null (b, "oc", f->oc);
-  add_str_or_null (b, "oi", f->oi);
-  add_str_or_null (b, "poa", f->poa);
-  add_str_or_null (b, "hex", f->hex);
+  cm_json_add_string_or_null (b, "agency_code", f->agency_code);
+  cm_json_add_string_or_null (b, "system_code", f->system_code);
+  cm_json_add_string_or_null (b, "credential_number", f->credential_number);
+  cm_json_add_string_or_null (b, "cs", f->cs);
+  cm_json_add_string_or_null (b, "ici", f->ici);
+  cm_json_add_string_or_null (b, "pi", f->pi);
+  cm_json_add_string_or_null (b, "oc", f->oc);
+  cm_json_add_string_or_null (b, "oi", f->oi);
+  cm_json_add_string_or_null (b, "poa", f->poa);
+  cm_json_add_string_or_null (b, "hex", f->hex);
   json_builder_end_object (b);
 }
 
@@ -57,13 +57,13 @@ static void
 add_source (JsonBuilder *b, const CmSource *s)
 {
   json_builder_begin_object (b);
-  add_str_or_null (b, "type", cm_source_kind_to_string (s->kind));
-  add_str_or_null (b, "path", s->path);
-  add_str_or_null (b, "slot", cm_slot_to_string (s->slot));
+  cm_json_add_string_or_null (b, "type", cm_source_kind_to_string (s->kind));
+  cm_json_add_string_or_null (b, "path", s->path);
+  cm_json_add_string_or_null (b, "slot", cm_slot_to_string (s->slot));
   if (s->kind == CM_SOURCE_NSS)
     {
-      add_str_or_null (b, "token", s->token);
-      add_str_or_null (b, "nickname", s->nickname);
+      cm_json_add_string_or_null (b, "token", s->token);
+      cm_json_add_string_or_null (b, "nickname", s->nickname);
     }
   json_builder_end_object (b);
 }
@@ -88,23 +88,23 @@ cm_json_cert (CmInventory *inv, CmCert *c, gint64 at)
   for (guint i = 0; i < sources->len; i++)
     add_source (b, g_ptr_array_index (sources, i));
   json_builder_end_array (b);
-  add_str_or_null (b, "subject", cm_cert_get_subject (c));
-  add_str_or_null (b, "issuer", cm_cert_get_issuer (c));
-  add_str_or_null (b, "serial", cm_cert_get_serial (c));
-  add_str_or_null (b, "sha256", cm_cert_get_sha256 (c));
-  add_time (b, "not_before", cm_cert_get_not_before (c));
-  add_time (b, "not_after", cm_cert_get_not_after (c));
+  cm_json_add_string_or_null (b, "subject", cm_cert_get_subject (c));
+  cm_json_add_string_or_null (b, "issuer", cm_cert_get_issuer (c));
+  cm_json_add_string_or_null (b, "serial", cm_cert_get_serial (c));
+  cm_json_add_string_or_null (b, "sha256", cm_cert_get_sha256 (c));
+  cm_json_add_time (b, "not_before", cm_cert_get_not_before (c));
+  cm_json_add_time (b, "not_after", cm_cert_get_not_after (c));
   json_builder_set_member_name (b, "valid_at");
   json_builder_add_boolean_value (b, cm_cert_is_valid_at (c, at));
-  add_str_or_null (b, "role", cm_role_to_string (cm_cert_get_role (c)));
+  cm_json_add_string_or_null (b, "role", cm_role_to_string (cm_cert_get_role (c)));
   add_strv (b, "reasons", cm_cert_get_reasons (c));
   add_strv (b, "emails", cm_cert_get_emails (c));
-  add_str_or_null (b, "upn", cm_cert_get_upn (c));
-  add_str_or_null (b, "edipi", cm_cert_get_edipi (c));
-  add_str_or_null (b, "persona_id", persona_id);
-  add_str_or_null (b, "persona", p ? cm_persona_get_key (p) : NULL);
+  cm_json_add_string_or_null (b, "upn", cm_cert_get_upn (c));
+  cm_json_add_string_or_null (b, "edipi", cm_cert_get_edipi (c));
+  cm_json_add_string_or_null (b, "persona_id", persona_id);
+  cm_json_add_string_or_null (b, "persona", p ? cm_persona_get_key (p) : NULL);
   add_fascn (b, "fascn", cm_cert_get_fascn (c));
-  add_str_or_null (b, "uuid", cm_cert_get_uuid (c));
+  cm_json_add_string_or_null (b, "uuid", cm_cert_get_uuid (c));
   add_strv (b, "ekus", cm_cert_get_ekus (c));
   add_strv (b, "policies", cm_cert_get_policies (c));
   json_builder_end_object (b);
@@ -118,16 +118,16 @@ cm_json_card (CmInventory *inv, CmCard *card)
   const CmChuid *chuid = cm_card_get_chuid (card);
 
   json_builder_begin_object (b);
-  add_str_or_null (b, "label", cm_card_get_label (card));
-  add_str_or_null (b, "identity", cm_card_get_identity (card));
+  cm_json_add_string_or_null (b, "label", cm_card_get_label (card));
+  cm_json_add_string_or_null (b, "identity", cm_card_get_identity (card));
   json_builder_set_member_name (b, "chuid");
   if (chuid)
     {
       json_builder_begin_object (b);
       add_fascn (b, "fascn", cm_chuid_get_fascn (chuid));
-      add_str_or_null (b, "guid", cm_chuid_get_guid (chuid));
-      add_str_or_null (b, "expiry", cm_chuid_get_expiry (chuid));
-      add_str_or_null (b, "cardholder_uuid", cm_chuid_get_cardholder_uuid (chuid));
+      cm_json_add_string_or_null (b, "guid", cm_chuid_get_guid (chuid));
+      cm_json_add_string_or_null (b, "expiry", cm_chuid_get_expiry (chuid));
+      cm_json_add_string_or_null (b, "cardholder_uuid", cm_chuid_get_cardholder_uuid (chuid));
       json_builder_set_member_name (b, "signed");
       json_builder_add_boolean_value (b, cm_chuid_has_signature (chuid));
       json_builder_end_object (b);
@@ -143,8 +143,8 @@ cm_json_card (CmInventory *inv, CmCard *card)
       if (c == NULL)
         continue;
       json_builder_begin_object (b);
-      add_str_or_null (b, "slot", cm_slot_to_string ((CmSlot)slot));
-      add_str_or_null (b, "sha256", cm_cert_get_sha256 (c));
+      cm_json_add_string_or_null (b, "slot", cm_slot_to_string ((CmSlot)slot));
+      cm_json_add_string_or_null (b, "sha256", cm_cert_get_sha256 (c));
       json_builder_end_object (b);
     }
   json_builder_end_array (b);
@@ -159,10 +159,10 @@ cm_json_problem (const CmProblem *p)
   GPtrArray *certs = cm_problem_get_certs (p);
 
   json_builder_begin_object (b);
-  add_str_or_null (b, "code", cm_problem_get_code (p));
-  add_str_or_null (b, "severity", cm_severity_to_string (cm_problem_get_severity (p)));
-  add_str_or_null (b, "message", cm_problem_get_message (p));
-  add_str_or_null (b, "hint", cm_problem_get_hint (p));
+  cm_json_add_string_or_null (b, "code", cm_problem_get_code (p));
+  cm_json_add_string_or_null (b, "severity", cm_severity_to_string (cm_problem_get_severity (p)));
+  cm_json_add_string_or_null (b, "message", cm_problem_get_message (p));
+  cm_json_add_string_or_null (b, "hint", cm_problem_get_hint (p));
   json_builder_set_member_name (b, "certs");
   json_builder_begin_array (b);
   for (guint i = 0; i < certs->len; i++)
@@ -175,7 +175,7 @@ cm_json_problem (const CmProblem *p)
 static void
 add_cert_ref (JsonBuilder *b, const char *name, CmCert *c)
 {
-  add_str_or_null (b, name, c ? cm_cert_get_sha256 (c) : NULL);
+  cm_json_add_string_or_null (b, name, c ? cm_cert_get_sha256 (c) : NULL);
 }
 
 static void
@@ -197,9 +197,9 @@ cm_json_picks (CmPicks *pk)
   CmPersona *persona = cm_picks_get_persona (pk);
 
   json_builder_begin_object (b);
-  add_str_or_null (b, "email", cm_picks_get_email (pk));
-  add_time (b, "at", cm_picks_get_at (pk));
-  add_str_or_null (b, "persona", persona ? cm_persona_get_key (persona) : NULL);
+  cm_json_add_string_or_null (b, "email", cm_picks_get_email (pk));
+  cm_json_add_time (b, "at", cm_picks_get_at (pk));
+  cm_json_add_string_or_null (b, "persona", persona ? cm_persona_get_key (persona) : NULL);
   add_cert_ref (b, "login", cm_picks_get_login (pk));
   add_cert_ref (b, "signing", cm_picks_get_signing (pk));
   add_cert_ref (b, "encryption", cm_picks_get_encryption (pk));

@@ -14,6 +14,11 @@ JsonNode *cm_json_picks (CmPicks *picks);
 /* {"certs": [...], "cards": [...], "problems": [...]} */
 JsonNode *cm_json_certs_report (CmInventory *inv, gint64 at, CmTrust *trust);
 
+/* Builder helpers for documents of the same style: member @name with @value, or null when
+ * @value is NULL; member @name with @t as a "time" (2026-06-01T00:00:00Z). */
+void cm_json_add_string_or_null (JsonBuilder *b, const char *name, const char *value);
+void cm_json_add_time (JsonBuilder *b, const char *name, gint64 t);
+
 /* Pretty-printed UTF-8 text with a trailing newline. Caller frees. */
 char *cm_json_to_string (JsonNode *node);
 

@@ -5,12 +5,13 @@ databases found from a temp $HOME (Evolution, Thunderbird profiles.ini rules), r
 client runs, trust anchors (PEM, DER, PKCS#7) with the CA bundle, and a SoftHSM2 token's certs
 named "token:label" with Thunderbird's dbKey."""
 import base64
+import json
 import os
 import shutil
 import signal
 import subprocess
 
-from cmtest import CACMAIL, Tap, make_pki, need, skip, tmpdir
+from cmtest import CACMAIL, Tap, make_pki, need, schema_errors, skip, tmpdir
 
 for tool in ("certutil", "modutil", "openssl"):
     need(tool)
@@ -150,6 +151,24 @@ with tmpdir() as tmp:
          "the running client's pkcs11.txt is untouched")
     p = cm(env, "nss", "list")
     t.ok(f"running (PID {sleeper.pid}" in p.stdout, "list says the client runs", p.stdout)
+    p = cm(env, "nss", "list", "--json")
+    doc = json.loads(p.stdout)
+    t.eq(schema_errors(doc), [], "nss list --json: matches the schema")
+    dbs = doc["databases"]
+    t.ok([(d["client"], d["profile"], d["default"]) for d in dbs]
+         == [("evolution", None, True), ("thunderbird", "work", True),
+             ("thunderbird", "default", False), ("thunderbird", "abs", False)],
+         "nss list --json: Evolution, then the profile Thunderbird uses, then the others",
+         [(d["client"], d["profile"], d["default"]) for d in dbs])
+    t.ok([d["client_pid"] for d in dbs] == [None, sleeper.pid, None, None]
+         and dbs[1]["dir"] == os.path.realpath(os.path.join(tb, "wxyz.work")),
+         "nss list --json: the running Thunderbird's PID on its profile only", dbs)
+    t.ok(all(d["modules"][0]["kind"] == "p11-kit-proxy" for d in dbs if d["exists"]),
+         "nss list --json: the registered p11-kit proxy in each database",
+         [d.get("modules") for d in dbs])
+    p = cm(env, "nss", "register", "--json")
+    t.ok(p.returncode == 2 and "--json is for nss list only" in p.stderr,
+         "--json with another nss subcommand: usage error", p.stderr)
     sleeper.kill()
     sleeper.wait()
     p = cm(env, "nss", "list")

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import datetime as dt
 
 from cryptography import x509
@@ -19,12 +20,13 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 import pfxcraft
-from cmtest import CACMAIL, GSA_CARDS, Tap, make_pki, need, tmpdir
+from cmtest import CACMAIL, GSA_CARDS, Tap, make_pki, need, schema_errors, tmpdir
 
 for tool in ("certutil", "openssl", "setpriv"):
     need(tool)
 
 t = Tap()
+NOW = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def env_for(tmp):
@@ -121,6 +123,15 @@ with tmpdir() as tmp:
     dates = [l.split("not after ")[1][:10] for l in lines]
     t.ok(p.returncode == 0 and len(dates) == 3 and dates == sorted(dates, reverse=True),
          "--list: 3 keys, most recent Not After first", p.stdout)
+    p = cm(env, "nss", "list", "--nssdb", db, "--json")
+    doc = json.loads(p.stdout)
+    rec = doc["databases"][0]["recovered_keys"]
+    t.eq(schema_errors(doc), [], "nss list --json with recovered keys: matches the schema")
+    t.ok([r["not_after"][:10] for r in rec] == dates and all(r["present"] for r in rec)
+         and [r["expired"] for r in rec] == [r["not_after"] < NOW for r in rec]
+         and old["contractor"]["sha256"] in {r["sha256"] for r in rec},
+         "nss list --json: the recovered keys, most recent first, present, expired flagged",
+         rec)
 
     # --- failures leave the database byte-for-byte unchanged ---
     db = newdb(os.path.join(tmp, "db-fail"))
