@@ -169,8 +169,28 @@ cm_nssdb_p11kit_has_opensc (char **where)
   return FALSE;
 }
 
+/* NSS's slot parameters that make the card's slots "friendly" (modutil -mechanisms FRIENDLY,
+ * what SECMOD_AddNewModuleEx writes for PUBLIC_MECH_FRIENDLY_FLAG): the card's certificates are
+ * public objects, so without this NSS asks for the PIN before it lists them (Evolution's
+ * Certificates page, Thunderbird's S/MIME settings). NSS keys the flag by slot ID and only
+ * writes the slots present when it loads the module; we write the IDs the module hands out
+ * instead, with no card needed: OpenSC 4 per reader (readers 0..7), the p11-kit proxy from
+ * 0x11 up. */
+static char *
+friendly_slots (CmNssdbModuleKind kind)
+{
+  GString *s = g_string_new ("slotParams={");
+  gulong first = kind == CM_NSSDB_MODULE_P11KIT_PROXY ? 0x11 : 0;
+
+  for (gulong id = first; id < first + 32; id++)
+    g_string_append_printf (s, "0x%08lx=[slotFlags=PublicCerts] ", id);
+  g_string_append (s, "}");
+  return g_string_free (s, FALSE);
+}
+
 static gboolean
-db_func (CmNssDb *db, unsigned long fn, const char *name, const char *library, GError **error)
+db_func (CmNssDb *db, unsigned long fn, const char *name, const char *library,
+         const char *nss_params, GError **error)
 {
   SECMODModule *m = cm_nss_db_get_module_db (db, error);
   g_autofree char *spec = NULL;
@@ -178,7 +198,9 @@ db_func (CmNssDb *db, unsigned long fn, const char *name, const char *library, G
 
   if (m == NULL)
     return FALSE;
-  spec = g_strdup_printf ("library=\"%s\" name=\"%s\"", library, name);
+  spec = g_strdup_printf ("library=\"%s\" name=\"%s\"%s%s%s", library, name,
+                          nss_params ? " NSS=\"" : "", nss_params ? nss_params : "",
+                          nss_params ? "\"" : "");
   ret = ((SECMODModuleDBFunc)m->moduleDBFunc) (fn, m->libraryParams, spec);
   if (ret == NULL)
     {
@@ -211,7 +233,7 @@ cm_nssdb_register_card_sync (CmNssDb *db, CmNssdbModuleKind kind, char **report,
   g_autoptr (GPtrArray) mods = cm_nssdb_list_modules (db, error);
   g_autofree char *opensc = cm_nssdb_find_opensc_module ();
   g_autofree char *proxy = cm_nssdb_find_p11kit_proxy ();
-  g_autofree char *conf = NULL;
+  g_autofree char *conf = NULL, *friendly = NULL;
   gboolean p11kit_opensc = cm_nssdb_p11kit_has_opensc (&conf);
   g_autoptr (GPtrArray) after = NULL;
   const char *lib, *name;
@@ -250,7 +272,8 @@ cm_nssdb_register_card_sync (CmNssDb *db, CmNssdbModuleKind kind, char **report,
     }
   lib = kind == CM_NSSDB_MODULE_OPENSC ? opensc : proxy;
   name = kind == CM_NSSDB_MODULE_OPENSC ? OPENSC_NAME : P11KIT_NAME;
-  if (!db_func (db, SECMOD_MODULE_DB_FUNCTION_ADD, name, lib, error))
+  friendly = friendly_slots (kind);
+  if (!db_func (db, SECMOD_MODULE_DB_FUNCTION_ADD, name, lib, friendly, error))
     return FALSE;
   after = cm_nssdb_list_modules (db, error);
   if (after == NULL)
@@ -286,7 +309,7 @@ cm_nssdb_unregister_card_sync (CmNssDb *db, char **report, GCancellable *cancell
       CmNssdbModule *m = g_ptr_array_index (mods, i);
       if (m->kind == CM_NSSDB_MODULE_OTHER)
         continue;
-      if (!db_func (db, SECMOD_MODULE_DB_FUNCTION_DEL, m->name, m->library, error))
+      if (!db_func (db, SECMOD_MODULE_DB_FUNCTION_DEL, m->name, m->library, NULL, error))
         return FALSE;
       g_string_append_printf (out, "%sremoved: \"%s\" (%s)", out->len ? "\n" : "", m->name,
                               m->library);

@@ -6,12 +6,13 @@ client nickname "token:label" and dbKey; two persona cards give the same nicknam
 (thunderbird --headless -CreateProfile, run once): found through profiles.ini, registered, and
 refused while Thunderbird runs."""
 import glob
+import json
 import os
 import signal
 import subprocess
 import time
 
-from cmtest import CACMAIL, SOURCE, Tap, make_pki, need, skip, tmpdir
+from cmtest import CACMAIL, SOURCE, Tap, make_pki, need, schema_errors, skip, tmpdir
 
 HARNESS = os.path.join(SOURCE, "tests", "harness", "with-pcscd")
 for tool in ("certutil", "modutil", "pcscd", "unshare", "openssl"):
@@ -72,9 +73,38 @@ with tmpdir() as tmp:
     t.ok(out.count("dbKey ") >= 4, "each card cert has its dbKey", out)
     t.ok("same nickname" not in out, "one card: no nickname warning")
 
+    # registered "friendly": NSS lists the card's certs without asking for the PIN (a module
+    # added the plain way makes certutil prompt, and fail with no terminal)
+    pin_free = os.path.join(tmp, "pin-free.sh")
+    with open(pin_free, "w") as f:
+        f.write(f"exec certutil -L -d sql:{db} -h all </dev/null\n")
+    p = subprocess.run([HARNESS, "--card", contractor, "--", "sh", pin_free],
+                       capture_output=True, text=True, env=env, timeout=120)
+    t.ok(p.returncode == 0 and f"{tok}:Certificate for Digital Signature" in p.stdout
+         and "input terminal" not in p.stdout + p.stderr and "Password" not in p.stdout,
+         "card certs listed by NSS without a PIN prompt (slots registered friendly)",
+         p.stdout + p.stderr)
+    p = with_cards(env, [contractor], "nss", "list", "--nssdb", db, "--json")
+    doc = json.loads(p.stdout)
+    t.eq(schema_errors(doc), [], "nss list --json: matches the schema")
+    d = doc["databases"][0]
+    byrole = {c["role"]: c for c in d["card_certs"]}
+    t.ok(set(byrole) >= {"piv-auth", "email-signing", "email-encryption"}
+         and byrole["email-signing"]["nickname"] == f"{tok}:Certificate for Digital Signature"
+         and all(c["dbkey"] and c["token"] == tok for c in d["card_certs"]),
+         "nss list --json: card certs with token:label nicknames, roles and dbKeys", d)
+    t.ok([m_["kind"] for m_ in d["modules"]] == ["opensc"] and d["modules"][0]["library_exists"],
+         "nss list --json: the registered module, of kind opensc", d["modules"])
+    t.ok(d["client"] == "other" and d["client_pid"] is None and d["warnings"] == [],
+         "nss list --json: a database no client uses, no warnings", d)
+
     p = with_cards(env, [contractor, reservist], "nss", "list", "--nssdb", db)
     t.ok("two inserted cards give" in p.stdout, "two persona cards: same nicknames warned",
          p.stdout + p.stderr)
+    p = with_cards(env, [contractor, reservist], "nss", "list", "--nssdb", db, "--json")
+    d = json.loads(p.stdout)["databases"][0]
+    t.ok(any("same nickname" in w for w in d["warnings"]) and len(d["card_certs"]) >= 6,
+         "nss list --json, two persona cards: both cards' certs and the nickname warning", d)
 
     bundle = os.path.join(tmp, "dod.p7b")
     subprocess.run(["openssl", "crl2pkcs7", "-nocrl", "-certfile",
