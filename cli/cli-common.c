@@ -46,8 +46,7 @@ cli_common_prepare (CliCommon *c, CmTrust **trust, GError **error)
       if (!cm_time_parse (c->at_text, &c->at, &local))
         {
           /* a bad option value is a usage error */
-          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--at: %s",
-                       local->message);
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--at: %s", local->message);
           return FALSE;
         }
     }
@@ -99,7 +98,7 @@ char *
 cli_short_name (CmCert *c)
 {
   return g_strdup (cm_cert_get_subject_cn (c) ? cm_cert_get_subject_cn (c)
-                                               : cm_cert_get_subject (c));
+                                              : cm_cert_get_subject (c));
 }
 
 static const char *
@@ -117,8 +116,8 @@ cli_print_cert_line (CmInventory *inv, CmCert *c, gint64 at)
   g_autofree char *reasons = g_strjoinv (", ", (char **)cm_cert_get_reasons (c));
   g_autofree char *emails = g_strjoinv (", ", (char **)cm_cert_get_emails (c));
   gboolean future = !cm_cert_is_valid_at (c, at) && cm_cert_get_not_after (c) >= at;
-  g_autofree char *when = cm_time_format_date (future ? cm_cert_get_not_before (c)
-                                                      : cm_cert_get_not_after (c));
+  g_autofree char *when
+    = cm_time_format_date (future ? cm_cert_get_not_before (c) : cm_cert_get_not_after (c));
   CmPersona *p = cm_inventory_persona_of (inv, c);
   GPtrArray *sources = cm_cert_get_sources (c);
 
@@ -158,8 +157,7 @@ print_pick (const char *label, CmCert *c)
   g_autofree char *until = c ? cm_time_format_date (cm_cert_get_not_after (c)) : NULL;
 
   if (c)
-    printf ("  %-12s %s, until %s (sha256 %.16s...)\n", label, name, until,
-            cm_cert_get_sha256 (c));
+    printf ("  %-12s %s, until %s (sha256 %.16s...)\n", label, name, until, cm_cert_get_sha256 (c));
   else
     printf ("  %-12s none\n", label);
 }

@@ -8,8 +8,7 @@ cmd_certs (int argc, char **argv)
   CliCommon c = { 0 };
   GOptionEntry entries[] = {
     { "json", 0, 0, G_OPTION_ARG_NONE, &c.json, "Print JSON (docs/cacmail.schema.json)", NULL },
-    { "at", 0, 0, G_OPTION_ARG_STRING, &c.at_text, "Judge validity at TIME (default now)",
-      "TIME" },
+    { "at", 0, 0, G_OPTION_ARG_STRING, &c.at_text, "Judge validity at TIME (default now)", "TIME" },
     { "ca", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &c.ca_files,
       "Trust anchors and intermediates to check chains against", "FILE" },
     { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &c.inputs, NULL, NULL },
@@ -57,8 +56,7 @@ cmd_certs (int argc, char **argv)
         {
           CmCard *card = g_ptr_array_index (cards, i);
           const CmChuid *chuid = cm_card_get_chuid (card);
-          printf ("card %s\n  identity %s", cm_card_get_label (card),
-                  cm_card_get_identity (card));
+          printf ("card %s\n  identity %s", cm_card_get_label (card), cm_card_get_identity (card));
           if (chuid && cm_chuid_get_expiry (chuid))
             printf (", CHUID expires %s", cm_chuid_get_expiry (chuid));
           printf ("\n");

@@ -11,8 +11,8 @@ static char *
 find_make_pki (void)
 {
   const char *env = g_getenv ("CACMAIL_MAKE_PKI");
-  const char *candidates[] = { CM_SOURCE_ROOT "/tests/pki/make-pki",
-                               CM_LIBEXECDIR "/cacmail/make-pki" };
+  const char *candidates[]
+    = { CM_SOURCE_ROOT "/tests/pki/make-pki", CM_LIBEXECDIR "/cacmail/make-pki" };
 
   if (env && *env)
     return g_strdup (env);
@@ -47,8 +47,8 @@ generate_pki (const char *dir, GError **error)
         *nl = '\0';
       g_clear_error (error);
       g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
-                   "%s failed (%s); run scripts/demo, which installs python3-cryptography",
-                   tool, first);
+                   "%s failed (%s); run scripts/demo, which installs python3-cryptography", tool,
+                   first);
       return FALSE;
     }
   return TRUE;
@@ -59,18 +59,18 @@ generate_pki (const char *dir, GError **error)
 static void
 show_cards_in_readers (const char *pki, const char *at_text)
 {
-  g_autofree char *harness = g_build_filename (CM_SOURCE_ROOT, "tests", "harness", "with-pcscd",
-                                               NULL);
-  g_autofree char *vcard = g_build_filename (CM_BUILD_ROOT, "tests", "virtual-card",
-                                             "cacmail-vcard", NULL);
+  g_autofree char *harness
+    = g_build_filename (CM_SOURCE_ROOT, "tests", "harness", "with-pcscd", NULL);
+  g_autofree char *vcard
+    = g_build_filename (CM_BUILD_ROOT, "tests", "virtual-card", "cacmail-vcard", NULL);
   g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
   g_autofree char *c1 = g_build_filename (pki, "cards", "contractor", NULL);
   g_autofree char *c2 = g_build_filename (pki, "cards", "reservist", NULL);
   g_autofree char *cache = g_build_filename (pki, "cache", NULL);
   g_auto (GStrv) env = g_get_environ ();
   int status = 0;
-  const char *argv[] = { harness, "--card", c1, "--card", c2, "--", self, "status",
-                         "--at", at_text, NULL };
+  const char *argv[]
+    = { harness, "--card", c1, "--card", c2, "--", self, "status", "--at", at_text, NULL };
 
   if (getuid () != 0 || !g_file_test (harness, G_FILE_TEST_IS_EXECUTABLE)
       || !g_file_test (vcard, G_FILE_TEST_IS_EXECUTABLE) || self == NULL)
@@ -82,8 +82,8 @@ show_cards_in_readers (const char *pki, const char *at_text)
   env = g_environ_setenv (env, "CACMAIL_VCARD", vcard, TRUE);
   env = g_environ_setenv (env, "XDG_CACHE_HOME", cache, TRUE);
   fflush (stdout);
-  if (!g_spawn_sync (NULL, (char **)argv, env, G_SPAWN_CHILD_INHERITS_STDIN, NULL, NULL, NULL,
-                     NULL, &status, NULL)
+  if (!g_spawn_sync (NULL, (char **)argv, env, G_SPAWN_CHILD_INHERITS_STDIN, NULL, NULL, NULL, NULL,
+                     &status, NULL)
       || !g_spawn_check_wait_status (status, NULL))
     printf ("      (the virtual cards could not be started: run scripts/test, which installs "
             "pcscd and vsmartcard-vpcd)\n");
@@ -97,11 +97,11 @@ show_cards_in_readers (const char *pki, const char *at_text)
 static void
 show_evolution_fix (const char *pki, const char *at_text)
 {
-  g_autofree char *pcscd = g_build_filename (CM_SOURCE_ROOT, "tests", "harness", "with-pcscd",
-                                             NULL);
+  g_autofree char *pcscd
+    = g_build_filename (CM_SOURCE_ROOT, "tests", "harness", "with-pcscd", NULL);
   g_autofree char *eds = g_build_filename (CM_SOURCE_ROOT, "tests", "harness", "with-eds", NULL);
-  g_autofree char *vcard = g_build_filename (CM_BUILD_ROOT, "tests", "virtual-card",
-                                             "cacmail-vcard", NULL);
+  g_autofree char *vcard
+    = g_build_filename (CM_BUILD_ROOT, "tests", "virtual-card", "cacmail-vcard", NULL);
   g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
   g_autofree char *card = g_build_filename (pki, "cards", "contractor", NULL);
   g_autofree char *home = g_build_filename (pki, "evolution-home", NULL);
@@ -109,21 +109,21 @@ show_evolution_fix (const char *pki, const char *at_text)
   g_autofree char *sources = g_build_filename (home, ".config", "evolution", "sources", NULL);
   g_autofree char *ident = g_build_filename (sources, "demo-contractor.source", NULL);
   g_autofree char *report = NULL;
-  g_autofree char *script = g_strdup_printf (
-    "echo '--- before:'; \"$0\" evolution check --at %s; "
-    "echo '--- cacmail evolution fix:'; \"$0\" evolution fix --at %s; "
-    "echo '--- after:'; \"$0\" evolution check --at %s",
-    at_text, at_text, at_text);
-  const char *argv[] = { pcscd, "--card", card, "--", eds, "--home", home, "--", "sh", "-c",
-                         script, self, NULL };
-  static const char source[] =
-    "[Data Source]\nDisplayName=John Doe (contractor)\nEnabled=true\nParent=\n\n"
-    "[Mail Identity]\nAddress=john.q.doe.ctr@mail.mil\nName=John Q. Doe\n\n"
-    "[Secure MIME (S/MIME)]\n"
-    "SigningCertificate=DOE.JOHN.QUINCY.1234567890 (2022):Certificate for Digital Signature\n"
-    "EncryptionCertificate=DOE.JOHN.QUINCY.1234567890 (2022):Certificate for Digital "
-    "Signature\nSignByDefault=true\nEncryptByDefault=false\nEncryptToSelf=true\n"
-    "SigningAlgorithm=\n";
+  g_autofree char *script
+    = g_strdup_printf ("echo '--- before:'; \"$0\" evolution check --at %s; "
+                       "echo '--- cacmail evolution fix:'; \"$0\" evolution fix --at %s; "
+                       "echo '--- after:'; \"$0\" evolution check --at %s",
+                       at_text, at_text, at_text);
+  const char *argv[]
+    = { pcscd, "--card", card, "--", eds, "--home", home, "--", "sh", "-c", script, self, NULL };
+  static const char source[]
+    = "[Data Source]\nDisplayName=John Doe (contractor)\nEnabled=true\nParent=\n\n"
+      "[Mail Identity]\nAddress=john.q.doe.ctr@mail.mil\nName=John Q. Doe\n\n"
+      "[Secure MIME (S/MIME)]\n"
+      "SigningCertificate=DOE.JOHN.QUINCY.1234567890 (2022):Certificate for Digital Signature\n"
+      "EncryptionCertificate=DOE.JOHN.QUINCY.1234567890 (2022):Certificate for Digital "
+      "Signature\nSignByDefault=true\nEncryptByDefault=false\nEncryptToSelf=true\n"
+      "SigningAlgorithm=\n";
   g_autoptr (GError) error = NULL;
   g_autoptr (CmNssDb) ndb = NULL;
   int status = 0;
@@ -147,12 +147,13 @@ show_evolution_fix (const char *pki, const char *at_text)
     }
   g_clear_pointer (&ndb, cm_nss_db_free);
   printf ("      identity demo-contractor names last generation's certificate; Evolution's "
-          "NSS database\n      has the card module (%s)\n", report);
+          "NSS database\n      has the card module (%s)\n",
+          report);
   fflush (stdout);
   {
     g_auto (GStrv) env = g_environ_setenv (g_get_environ (), "CACMAIL_VCARD", vcard, TRUE);
-    if (!g_spawn_sync (NULL, (char **)argv, env, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, NULL,
-                       NULL, &status, NULL)
+    if (!g_spawn_sync (NULL, (char **)argv, env, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, NULL, NULL,
+                       &status, NULL)
         || !g_spawn_check_wait_status (status, NULL))
       printf ("      (the sandbox registry could not be run: run scripts/test, which installs "
               "evolution-data-server)\n");
@@ -197,11 +198,13 @@ cmd_demo (int argc, char **argv)
     { "keep", 0, 0, G_OPTION_ARG_NONE, &keep, "Keep the sandbox folder", NULL },
     { NULL },
   };
-  static const char *const dual[] = { "cards/contractor", "cards/reservist",
+  static const char *const dual[] = { "cards/contractor",
+                                      "cards/reservist",
                                       "previous/contractor-signing-old.crt",
                                       "previous/contractor-encryption-old.crt",
                                       "previous/reservist-signing-old.crt",
-                                      "previous/reservist-encryption-old.crt", NULL };
+                                      "previous/reservist-encryption-old.crt",
+                                      NULL };
   static const char *const shared[] = { "cards/contractor", "cards/reservist-same-email", NULL };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- run the flow on a test PKI");
   g_autoptr (GError) error = NULL;
@@ -273,8 +276,8 @@ cmd_demo (int argc, char **argv)
     g_autoptr (GPtrArray) emails = cm_inventory_list_emails (inv2);
     for (guint i = 0; i < emails->len; i++)
       {
-        g_autoptr (CmPicks) pk = cm_select_for_email (inv2, g_ptr_array_index (emails, i), at,
-                                                      NULL);
+        g_autoptr (CmPicks) pk
+          = cm_select_for_email (inv2, g_ptr_array_index (emails, i), at, NULL);
         if (cm_picks_get_problems (pk)->len == 0)
           continue;
         printf ("\n");

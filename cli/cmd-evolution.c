@@ -62,14 +62,13 @@ cmd_evolution (int argc, char **argv)
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL },
     { "nssdb", 0, 0, G_OPTION_ARG_FILENAME, &nssdb,
       "Evolution's NSS database (default ~/.pki/nssdb)", "DIR" },
-    { "at", 0, 0, G_OPTION_ARG_STRING, &at_text, "Judge validity at TIME (default now)",
-      "TIME" },
+    { "at", 0, 0, G_OPTION_ARG_STRING, &at_text, "Judge validity at TIME (default now)", "TIME" },
     { "no-card", 0, 0, G_OPTION_ARG_NONE, &no_card,
       "Do not read the card readers (skip the inserted-card check)", NULL },
     { NULL },
   };
-  g_autoptr (GOptionContext) ctx = g_option_context_new (
-    "check|fix|undo - Evolution's S/MIME settings");
+  g_autoptr (GOptionContext) ctx
+    = g_option_context_new ("check|fix|undo - Evolution's S/MIME settings");
   g_autoptr (GError) error = NULL;
   g_autoptr (CmInventory) inv = cm_inventory_new ();
   g_autoptr (CmNssDb) db = NULL;
@@ -84,7 +83,8 @@ cmd_evolution (int argc, char **argv)
   g_option_context_add_main_entries (ctx, entries, NULL);
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
     return cli_usage ("%s", error->message);
-  if (argc != 2 || (strcmp (argv[1], "check") && strcmp (argv[1], "fix") && strcmp (argv[1], "undo")))
+  if (argc != 2
+      || (strcmp (argv[1], "check") && strcmp (argv[1], "fix") && strcmp (argv[1], "undo")))
     return cli_usage ("evolution needs one of: check, fix, undo");
   verb = argv[1];
   if (at_text && !cm_time_parse (at_text, &at, &error))
@@ -159,12 +159,12 @@ fail:
     {
       /* The registry missing is the environment; nothing to undo or no such identity is
        * the user's input. */
-      g_autoptr (GError) mapped = g_error_new_literal (
-        CM_ERROR,
-        error->code == CM_EVO_ERROR_REGISTRY ? CM_ERROR_ENVIRONMENT
-        : error->code == CM_EVO_ERROR_FAILED ? CM_ERROR_FAILED
-                                             : CM_ERROR_NOT_FOUND,
-        error->message);
+      g_autoptr (GError) mapped
+        = g_error_new_literal (CM_ERROR,
+                               error->code == CM_EVO_ERROR_REGISTRY ? CM_ERROR_ENVIRONMENT
+                               : error->code == CM_EVO_ERROR_FAILED ? CM_ERROR_FAILED
+                                                                    : CM_ERROR_NOT_FOUND,
+                               error->message);
       return cli_fail (mapped);
     }
   return cli_fail (error);

@@ -115,9 +115,9 @@ list_recovered (GPtrArray *targets)
           CmNssdbRecovered *r = g_ptr_array_index (rec, j);
           g_autofree char *from = cm_time_format_date (r->not_before);
           g_autofree char *to = cm_time_format_date (r->not_after);
-          printf ("  %s\n    not before %s, not after %s%s; %s\n    sha256 %s%s\n",
-                  r->nickname, from, to, r->not_after < now ? " (expired)" : "", r->subject,
-                  r->sha256, r->present ? "" : "; MISSING from the database: import it again");
+          printf ("  %s\n    not before %s, not after %s%s; %s\n    sha256 %s%s\n", r->nickname,
+                  from, to, r->not_after < now ? " (expired)" : "", r->subject, r->sha256,
+                  r->present ? "" : "; MISSING from the database: import it again");
         }
     }
   return CLI_EXIT_OK;
@@ -139,8 +139,8 @@ cmd_import_p12 (int argc, char **argv)
     { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &files, NULL, NULL },
     { NULL },
   };
-  g_autoptr (GOptionContext) ctx =
-    g_option_context_new ("FILE... - import recovered encryption keys (PKCS#12)");
+  g_autoptr (GOptionContext) ctx
+    = g_option_context_new ("FILE... - import recovered encryption keys (PKCS#12)");
   g_autoptr (GError) error = NULL;
   g_autoptr (GPtrArray) targets = NULL;
 
@@ -156,8 +156,7 @@ cmd_import_p12 (int argc, char **argv)
   if (list)
     return list_recovered (targets);
   for (guint i = 0; i < targets->len; i++)
-    if (!cm_nssdb_location_check (g_ptr_array_index (targets, i), CM_NSSDB_CHANGE_OBJECTS,
-                                  &error))
+    if (!cm_nssdb_location_check (g_ptr_array_index (targets, i), CM_NSSDB_CHANGE_OBJECTS, &error))
       return cli_fail (error);
   password = pwfile ? read_password_file (pwfile, &error)
                     : prompt_password (files[1] ? "the PKCS#12 files" : files[0], &error);
@@ -171,15 +170,13 @@ cmd_import_p12 (int argc, char **argv)
         g_autoptr (GPtrArray) keys = NULL;
         guint added = 0;
 
-        if (db == NULL
-            || !cm_nssdb_import_p12_sync (db, *f, password, &keys, &added, NULL, &error))
+        if (db == NULL || !cm_nssdb_import_p12_sync (db, *f, password, &keys, &added, NULL, &error))
           return cli_fail (error);
         for (guint k = 0; k < keys->len; k++)
           {
             CmNssdbRecovered *r = g_ptr_array_index (keys, k);
-            printf ("%s: \"%s\" in sql:%s (%s)\n",
-                    added ? "imported" : "unchanged, already there", r->nickname, loc->dir,
-                    cm_nssdb_client_name (loc->client));
+            printf ("%s: \"%s\" in sql:%s (%s)\n", added ? "imported" : "unchanged, already there",
+                    r->nickname, loc->dir, cm_nssdb_client_name (loc->client));
           }
         if (loc->pid > 0)
           printf ("  note: %s is running; it sees the key when it next looks it up\n",

@@ -43,20 +43,23 @@ cli_nss_targets (const char *nssdb, gboolean create_evolution, GError **error)
   for (guint i = 0; i < all->len; i++)
     {
       CmNssdbLocation *loc = g_ptr_array_index (all, i);
-      if (!loc->exists && loc->client == CM_NSSDB_CLIENT_EVOLUTION && create_evolution
-          && evolution && g_mkdir_with_parents (loc->dir, 0700) == 0)
+      if (!loc->exists && loc->client == CM_NSSDB_CLIENT_EVOLUTION && create_evolution && evolution
+          && g_mkdir_with_parents (loc->dir, 0700) == 0)
         loc->exists = TRUE; /* Evolution would create the same database on its first start */
       if (loc->exists)
         g_ptr_array_add (out, g_ptr_array_steal_index (all, i--));
       else if (loc->client == CM_NSSDB_CLIENT_THUNDERBIRD)
-        fprintf (stderr, "cacmail: note: Thunderbird profile %s has no NSS database yet: start "
-                         "Thunderbird with it once\n", loc->profile ? loc->profile : loc->dir);
+        fprintf (stderr,
+                 "cacmail: note: Thunderbird profile %s has no NSS database yet: start "
+                 "Thunderbird with it once\n",
+                 loc->profile ? loc->profile : loc->dir);
     }
   if (out->len == 0)
     {
       g_set_error (error, CM_ERROR, CM_ERROR_NOT_FOUND,
                    "no NSS database of Evolution or Thunderbird found under %s: start the mail "
-                   "client once, or name a database with --nssdb DIR", g_get_home_dir ());
+                   "client once, or name a database with --nssdb DIR",
+                   g_get_home_dir ());
       g_clear_pointer (&out, g_ptr_array_unref);
     }
   return out;
@@ -84,8 +87,7 @@ module_kind (CmNssdbModuleKind kind)
 }
 
 /* A warning: a line of text, or a member of the database's "warnings" (@jb). */
-static void
-warn (JsonBuilder *jb, GPtrArray *warnings, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
+static void warn (JsonBuilder *jb, GPtrArray *warnings, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
 static void
 warn (JsonBuilder *jb, GPtrArray *warnings, const char *fmt, ...)
 {
@@ -145,8 +147,9 @@ list_modules (CmNssDb *db, JsonBuilder *jb, GPtrArray *warnings)
         }
       else
         printf ("    \"%s\" %s%s%s\n", m->name, m->library,
-                m->kind == CM_NSSDB_MODULE_OPENSC ? " (OpenSC: the card)"
-                : m->kind == CM_NSSDB_MODULE_P11KIT_PROXY ? " (p11-kit proxy)" : "",
+                m->kind == CM_NSSDB_MODULE_OPENSC         ? " (OpenSC: the card)"
+                : m->kind == CM_NSSDB_MODULE_P11KIT_PROXY ? " (p11-kit proxy)"
+                                                          : "",
                 m->library_exists ? "" : " MISSING: reinstall it or run cacmail nss unregister");
     }
   if (jb)
@@ -308,8 +311,7 @@ client_code (CmNssdbClient client)
 
 /* One database of `nss list --json`: where, whose, and what list_*() found. */
 static void
-json_location (JsonBuilder *jb, CmNssdbLocation *loc, CmNssDb *db, const char *error,
-               gint64 now)
+json_location (JsonBuilder *jb, CmNssdbLocation *loc, CmNssDb *db, const char *error, gint64 now)
 {
   g_autoptr (GPtrArray) warnings = g_ptr_array_new_with_free_func (g_free);
 
@@ -461,7 +463,7 @@ print_chains (CmNssDb *db, const char *bundle, gint64 now)
               st == CM_CHAIN_NO_ISSUER ? " (fix: add the issuing CA: cacmail nss trust the DoD "
                                          "PKI bundle)"
               : st == CM_CHAIN_UNTRUSTED_ROOT ? " (fix: trust its root with cacmail nss trust)"
-                                               : "");
+                                              : "");
     }
   if (n == 0)
     printf ("  card certificate chains: no card certificate found (insert the card; "
@@ -490,8 +492,8 @@ nss_trust (const char *nssdb, const char *bundle_opt, char **files)
       guint added = 0, roots = 0;
       char label[256];
 
-      if (db == NULL || !cm_nssdb_trust_import_sync (db, cas, i == 0 ? bundle : NULL, &items,
-                                                     NULL, &error))
+      if (db == NULL
+          || !cm_nssdb_trust_import_sync (db, cas, i == 0 ? bundle : NULL, &items, NULL, &error))
         return cli_fail (error);
       for (guint j = 0; j < items->len; j++)
         {
@@ -500,7 +502,8 @@ nss_trust (const char *nssdb, const char *bundle_opt, char **files)
           roots += it->root;
         }
       printf ("%s (sql:%s): %u CA certificates (%u roots trusted C,C,; %u intermediates), %u "
-              "new\n", client_label (loc, label, sizeof label), loc->dir, items->len, roots,
+              "new\n",
+              client_label (loc, label, sizeof label), loc->dir, items->len, roots,
               items->len - roots, added);
       print_chains (db, bundle, now);
     }
@@ -517,17 +520,17 @@ cmd_nss (int argc, char **argv)
   GOptionEntry entries[] = {
     { "nssdb", 0, 0, G_OPTION_ARG_FILENAME, &nssdb,
       "The NSS database folder (default: Evolution's and every Thunderbird profile's)", "DIR" },
-    { "module", 0, 0, G_OPTION_ARG_STRING, &module,
-      "register: auto (default), opensc or p11-kit", "KIND" },
+    { "module", 0, 0, G_OPTION_ARG_STRING, &module, "register: auto (default), opensc or p11-kit",
+      "KIND" },
     { "bundle", 0, 0, G_OPTION_ARG_FILENAME, &bundle,
       "trust: the PEM bundle to write (default $XDG_DATA_HOME/cacmail/ca-bundle.pem)", "FILE" },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "list: print JSON (docs/json.md)", NULL },
     { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &rest, NULL, NULL },
     { NULL },
   };
-  g_autoptr (GOptionContext) ctx =
-    g_option_context_new ("list|register|unregister|trust [FILE...] - the mail clients' NSS "
-                          "databases");
+  g_autoptr (GOptionContext) ctx
+    = g_option_context_new ("list|register|unregister|trust [FILE...] - the mail clients' NSS "
+                            "databases");
   g_autoptr (GError) error = NULL;
   const char *sub;
 
@@ -557,8 +560,8 @@ cli_demo_nss_step (const char *pki_dir)
 {
   g_autofree char *dir = g_build_filename (pki_dir, "nssdb", NULL);
   g_autofree char *state = g_build_filename (pki_dir, "state", NULL);
-  g_autofree char *p12 = g_build_filename (pki_dir, "escrow",
-                                           "contractor-encryption-old-3des.p12", NULL);
+  g_autofree char *p12
+    = g_build_filename (pki_dir, "escrow", "contractor-encryption-old-3des.p12", NULL);
   g_autofree char *root = g_build_filename (pki_dir, "ca", "root.crt", NULL);
   g_autofree char *report = NULL;
   char *ca_files[] = { root, NULL };

@@ -149,8 +149,7 @@ print_result (CmLdapResult *r, gboolean dry_run, gboolean unpublish, gint64 at)
   if (!unpublish)
     print_certs ("new:", cm_ldap_result_get_new_certs (r), at);
   if (unpublish)
-    printf ("  userSMIMECertificate: %s\n",
-            cm_ldap_result_get_old_smime (r) ? "removed" : "none");
+    printf ("  userSMIMECertificate: %s\n", cm_ldap_result_get_old_smime (r) ? "removed" : "none");
   else if (blob)
     printf ("  userSMIMECertificate: %s (%zu bytes, signed with your signing key)\n",
             cm_ldap_result_get_old_smime (r) ? "replaced" : "added", g_bytes_get_size (blob));
@@ -171,13 +170,16 @@ cmd_republish (int argc, char **argv)
   Ctx ctx = { NULL, FALSE, FALSE };
   g_autofree char *config = NULL, *at_text = NULL;
   gboolean dry_run = FALSE, unpublish = FALSE, insecure = FALSE;
-  const char *keys[] = { "uri", "base", "entry-dn", "bind", "bind-dn", "password-file",
-                         "ca-file", "nssdb", "email", "token", "client-cert", "client-key",
-                         "filter", "guard" };
+  const char *keys[]
+    = { "uri",   "base",  "entry-dn", "bind",        "bind-dn",    "password-file", "ca-file",
+        "nssdb", "email", "token",    "client-cert", "client-key", "filter",        "guard" };
   char *vals[G_N_ELEMENTS (keys)] = { NULL };
   G_STATIC_ASSERT (G_N_ELEMENTS (keys) == 14);
 #define STR_OPT(n, i, help, arg) { n, 0, 0, G_OPTION_ARG_STRING, &vals[i], help, arg }
-#define FILE_OPT(n, i, help, arg) { n, 0, 0, G_OPTION_ARG_FILENAME, &vals[i], help, arg }
+#define FILE_OPT(n, i, help, arg)                                                                  \
+  {                                                                                                \
+    n, 0, 0, G_OPTION_ARG_FILENAME, &vals[i], help, arg                                            \
+  }
   GOptionEntry entries[] = {
     STR_OPT ("uri", 0, "LDAP server(s): ldap:// (StartTLS) or ldaps://", "URI"),
     STR_OPT ("base", 1, "Search base", "DN"),
@@ -207,8 +209,8 @@ cmd_republish (int argc, char **argv)
       "Check validity at TIME (tests)", "TIME" },
     { NULL },
   };
-  g_autoptr (GOptionContext) octx =
-    g_option_context_new ("- publish the card's certificates to the address list");
+  g_autoptr (GOptionContext) octx
+    = g_option_context_new ("- publish the card's certificates to the address list");
   g_autoptr (GError) error = NULL;
   g_autoptr (CmLdapConfig) cfg = cm_ldap_config_new ();
   g_autoptr (CmLdapResult) result = NULL;
@@ -253,10 +255,9 @@ cmd_republish (int argc, char **argv)
       && strchr ("tTyY1", cm_ldap_config_get (cfg, "insecure")[0]))
     fprintf (stderr, "cacmail: WARNING: insecure: plain LDAP without TLS; the password and the "
                      "certificates cross the network in clear text; use this only for tests\n");
-  result = cm_ldap_republish_sync (cfg,
-                                   (dry_run ? CM_LDAP_REPUBLISH_DRY_RUN : 0)
-                                     | (unpublish ? CM_LDAP_REPUBLISH_UNPUBLISH : 0),
-                                   at, ask_secret, &ctx, show_progress, &ctx, NULL, &error);
+  result = cm_ldap_republish_sync (
+    cfg, (dry_run ? CM_LDAP_REPUBLISH_DRY_RUN : 0) | (unpublish ? CM_LDAP_REPUBLISH_UNPUBLISH : 0),
+    at, ask_secret, &ctx, show_progress, &ctx, NULL, &error);
   if (result == NULL)
     {
       if (ctx.in_step)

@@ -8,7 +8,7 @@ typedef struct
   char *name;
   char *atr;
   gboolean present;
-  CmCard *card;  /* borrowed from the inventory, NULL if not read */
+  CmCard *card; /* borrowed from the inventory, NULL if not read */
   CmCardReport report;
   char *problem; /* code of a reader-level problem, or NULL */
 } ReaderRow;
@@ -43,8 +43,8 @@ reader_json (CmInventory *inv, ReaderRow *r, gint64 at)
     {
       const CmChuid *chuid = cm_card_get_chuid (r->card);
       GPtrArray *certs = cm_card_get_certs (r->card);
-      CmPersona *p = certs->len ? cm_inventory_persona_of (inv, g_ptr_array_index (certs, 0))
-                                : NULL;
+      CmPersona *p
+        = certs->len ? cm_inventory_persona_of (inv, g_ptr_array_index (certs, 0)) : NULL;
       json_builder_begin_object (b);
       json_builder_set_member_name (b, "atr");
       json_builder_add_string_value (b, r->atr ? r->atr : "");
@@ -81,8 +81,8 @@ reader_json (CmInventory *inv, ReaderRow *r, gint64 at)
       json_builder_begin_array (b);
       for (guint slot = 0; slot <= CM_SLOT_CAC_ENC; slot++)
         {
-          CmCert *c = cm_slot_to_string ((CmSlot)slot) ? cm_card_get_cert (r->card, (CmSlot)slot)
-                                                        : NULL;
+          CmCert *c
+            = cm_slot_to_string ((CmSlot)slot) ? cm_card_get_cert (r->card, (CmSlot)slot) : NULL;
           JsonNode *n;
           if (c == NULL)
             continue;
@@ -109,10 +109,9 @@ cmd_status (int argc, char **argv)
     { "json", 0, 0, G_OPTION_ARG_NONE, &c.json, "Print JSON (docs/cacmail.schema.json)", NULL },
     { "reader", 0, 0, G_OPTION_ARG_STRING, &only, "Only this reader", "NAME" },
     { "all", 0, 0, G_OPTION_ARG_NONE, &all, "Also read Card Auth (9E)", NULL },
-    { "at", 0, 0, G_OPTION_ARG_STRING, &c.at_text, "Judge validity at TIME (default now)",
-      "TIME" },
-    { "short-only", 0, 0, G_OPTION_ARG_NONE, &short_only,
-      "Never send extended-length APDUs", NULL },
+    { "at", 0, 0, G_OPTION_ARG_STRING, &c.at_text, "Judge validity at TIME (default now)", "TIME" },
+    { "short-only", 0, 0, G_OPTION_ARG_NONE, &short_only, "Never send extended-length APDUs",
+      NULL },
     { "no-cache", 0, 0, G_OPTION_ARG_NONE, &no_cache,
       "Read every certificate in full instead of confirming it from the cache", NULL },
     { "wait", 0, 0, G_OPTION_ARG_INT, &wait_seconds,
@@ -196,8 +195,8 @@ cmd_status (int argc, char **argv)
           row->card = g_ptr_array_index (cards, before);
         if (row->report.pin_tries_left == 0)
           {
-            g_autofree char *msg = g_strdup_printf ("the PIN of the card in %s is blocked",
-                                                    info->name);
+            g_autofree char *msg
+              = g_strdup_printf ("the PIN of the card in %s is blocked", info->name);
             g_ptr_array_add (problems, state_problem ("pin-blocked",
                                                       "Unblock the PIN at a RAPIDS / card "
                                                       "issuing office (it cannot be done here)",
@@ -205,8 +204,8 @@ cmd_status (int argc, char **argv)
           }
         else if (row->report.pin_tries_left == 1)
           {
-            g_autofree char *msg = g_strdup_printf ("the card in %s has 1 PIN try left",
-                                                    info->name);
+            g_autofree char *msg
+              = g_strdup_printf ("the card in %s has 1 PIN try left", info->name);
             CmProblem *pp = cm_problem_new ("pin-tries-low", CM_SEVERITY_WARNING, msg,
                                             "Enter the PIN carefully: one more wrong PIN blocks "
                                             "the card");
@@ -222,14 +221,14 @@ cmd_status (int argc, char **argv)
       goto out;
     }
   if (readers && readers->len && cm_inventory_get_cards (inv)->len == 0 && problems->len == 0)
-    g_ptr_array_add (problems, state_problem ("no-card", "Insert your CAC or PIV card",
-                                              "no card in any reader"));
+    g_ptr_array_add (
+      problems, state_problem ("no-card", "Insert your CAC or PIV card", "no card in any reader"));
   {
     g_autoptr (GPtrArray) emails = cm_inventory_list_emails (inv);
     g_autoptr (GPtrArray) card_problems = cm_select_check_inventory (inv, c.at, trust);
     for (guint i = 0; i < emails->len; i++)
-      g_ptr_array_add (picks, cm_select_for_email (inv, g_ptr_array_index (emails, i), c.at,
-                                                   trust));
+      g_ptr_array_add (picks,
+                       cm_select_for_email (inv, g_ptr_array_index (emails, i), c.at, trust));
     while (card_problems->len)
       g_ptr_array_add (problems, g_ptr_array_steal_index (card_problems, 0));
   }
@@ -268,7 +267,9 @@ cmd_status (int argc, char **argv)
                            ? cm_inventory_persona_of (inv, g_ptr_array_index (certs, 0))
                            : NULL;
           printf ("reader %s: %s", r->name,
-                  r->card ? "card read" : r->present ? "card present, not read" : "no card");
+                  r->card      ? "card read"
+                  : r->present ? "card present, not read"
+                               : "no card");
           if (p)
             printf (", persona %s%s%s%s", cm_persona_get_key (p),
                     cm_persona_get_association (p) ? " (" : "",

@@ -31,8 +31,7 @@ run_quiet (const char *const *argv, GError **error)
     return FALSE;
   if (!g_spawn_check_wait_status (status, NULL))
     {
-      g_set_error (error, CM_ERROR, CM_ERROR_FAILED, "%s failed: %s", argv[0],
-                   g_strstrip (err));
+      g_set_error (error, CM_ERROR, CM_ERROR_FAILED, "%s failed: %s", argv[0], g_strstrip (err));
       return FALSE;
     }
   return TRUE;
@@ -49,10 +48,9 @@ demo_nssdb (const char *pki, const char *db, GError **error)
   g_autofree char *sig = g_build_filename (pki, "cards", "contractor", "4 - Dig_Sig.p12", NULL);
   g_autofree char *enc = g_build_filename (pki, "cards", "contractor", "5 - Key_Mgmt.p12", NULL);
   const char *n[] = { "certutil", "-N", "-d", sql, "--empty-password", NULL };
-  const char *r[] = { "certutil", "-A", "-d", sql, "-n", "Test DoD Root CA 3", "-t", "C,C,C",
-                      "-i", root, NULL };
-  const char *e[] = { "certutil", "-A", "-d", sql, "-n", "email-ca", "-t", ",,", "-i", eca,
-                      NULL };
+  const char *r[]
+    = { "certutil", "-A", "-d", sql, "-n", "Test DoD Root CA 3", "-t", "C,C,C", "-i", root, NULL };
+  const char *e[] = { "certutil", "-A", "-d", sql, "-n", "email-ca", "-t", ",,", "-i", eca, NULL };
   const char *p1[] = { "pk12util", "-i", sig, "-d", sql, "-W", "", NULL };
   const char *p2[] = { "pk12util", "-i", enc, "-d", sql, "-W", "", NULL };
 
@@ -67,29 +65,29 @@ cli_demo_ldap_step (const char *pki_dir)
   g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
   g_autofree char *tmp = g_dir_make_tmp ("cacmail-demo-ldap-XXXXXX", NULL);
   g_autofree char *db = tmp ? g_build_filename (tmp, "nssdb", NULL) : NULL;
-  g_autofree char *old_sig = g_build_filename (pki_dir, "previous",
-                                               "contractor-signing-old.crt", NULL);
+  g_autofree char *old_sig
+    = g_build_filename (pki_dir, "previous", "contractor-signing-old.crt", NULL);
   g_autoptr (GError) error = NULL;
   /* $0 = cacmail, $1 = NSS DB, $2 = old signing cert: before (stale certs of the previous
    * card), republish, after */
-  const char *script =
-    "set -e; A=\"--uri $CACMAIL_LDAP_URI --base $CACMAIL_LDAP_BASE --ca-file $CACMAIL_LDAP_CA"
-    " --email john.q.doe.ctr@mail.mil --password-file $CACMAIL_SLAPD_DIR/users/contractor.pw"
-    " --nssdb $1 --token 'NSS Certificate DB'\";"
-    " if command -v ldapmodify >/dev/null; then"
-    "  printf 'dn: uid=contractor,ou=people,%s\\nchangetype: modify\\n"
-    "add: userCertificate;binary\\nuserCertificate;binary:: %s\\n-\\n' \"$CACMAIL_LDAP_BASE\""
-    "  \"$(sed '/-----/d' \"$2\" | tr -d '\\n')\" | LDAPTLS_CACERT=$CACMAIL_LDAP_CA ldapmodify"
-    "  -x -H $CACMAIL_LDAP_URI -ZZ -D \"$CACMAIL_LDAP_ADMIN_DN\" -y"
-    "  \"$CACMAIL_LDAP_ADMIN_PASSWORD_FILE\" >/dev/null; fi;"
-    " echo '--- before: the entry holds the previous card'\\''s signing cert';"
-    " eval \"\\\"$0\\\" republish $A --dry-run\";"
-    " echo '--- republish (one guarded modify, then read back)';"
-    " eval \"\\\"$0\\\" republish $A\";"
-    " echo '--- after';"
-    " eval \"\\\"$0\\\" republish $A --dry-run\"";
-  const char *argv[] = { harness, "--pki", pki_dir, "--", "/bin/sh", "-c", script, self, db,
-                         old_sig, NULL };
+  const char *script
+    = "set -e; A=\"--uri $CACMAIL_LDAP_URI --base $CACMAIL_LDAP_BASE --ca-file $CACMAIL_LDAP_CA"
+      " --email john.q.doe.ctr@mail.mil --password-file $CACMAIL_SLAPD_DIR/users/contractor.pw"
+      " --nssdb $1 --token 'NSS Certificate DB'\";"
+      " if command -v ldapmodify >/dev/null; then"
+      "  printf 'dn: uid=contractor,ou=people,%s\\nchangetype: modify\\n"
+      "add: userCertificate;binary\\nuserCertificate;binary:: %s\\n-\\n' \"$CACMAIL_LDAP_BASE\""
+      "  \"$(sed '/-----/d' \"$2\" | tr -d '\\n')\" | LDAPTLS_CACERT=$CACMAIL_LDAP_CA ldapmodify"
+      "  -x -H $CACMAIL_LDAP_URI -ZZ -D \"$CACMAIL_LDAP_ADMIN_DN\" -y"
+      "  \"$CACMAIL_LDAP_ADMIN_PASSWORD_FILE\" >/dev/null; fi;"
+      " echo '--- before: the entry holds the previous card'\\''s signing cert';"
+      " eval \"\\\"$0\\\" republish $A --dry-run\";"
+      " echo '--- republish (one guarded modify, then read back)';"
+      " eval \"\\\"$0\\\" republish $A\";"
+      " echo '--- after';"
+      " eval \"\\\"$0\\\" republish $A --dry-run\"";
+  const char *argv[]
+    = { harness, "--pki", pki_dir, "--", "/bin/sh", "-c", script, self, db, old_sig, NULL };
   int status = 0;
 
   g_autofree char *certutil = g_find_program_in_path ("certutil");

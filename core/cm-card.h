@@ -30,10 +30,10 @@ typedef struct
   guint apdus;
   guint64 bytes_sent;
   guint64 bytes_received;
-  gboolean extended;      /* extended-length APDUs were used */
-  guint from_cache;       /* certificates confirmed from the cache instead of read in full */
-  gint pin_tries_left;    /* with CM_READ_ALL: 0 = blocked; -1 = not asked or unknown */
-  gboolean pin_verified;  /* with CM_READ_ALL: the PIN is already verified in this session */
+  gboolean extended;     /* extended-length APDUs were used */
+  guint from_cache;      /* certificates confirmed from the cache instead of read in full */
+  gint pin_tries_left;   /* with CM_READ_ALL: 0 = blocked; -1 = not asked or unknown */
+  gboolean pin_verified; /* with CM_READ_ALL: the PIN is already verified in this session */
 } CmCardReport;
 
 void cm_reader_info_free (CmReaderInfo *info);

@@ -70,8 +70,8 @@ cm_card_folder_read (const char *dir, GError **error)
   g_ptr_array_sort (names, (GCompareFunc)g_strcmp0);
 
   cf = g_new0 (CmCardFolder, 1);
-  cf->slot_certs = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL,
-                                          (GDestroyNotify)g_bytes_unref);
+  cf->slot_certs
+    = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, (GDestroyNotify)g_bytes_unref);
   cf->slot_files = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
   for (guint i = 0; i < names->len; i++)
     {

@@ -88,9 +88,9 @@ cm_source_kind_to_string (CmSourceKind kind)
 const char *
 cm_slot_to_string (CmSlot slot)
 {
-  static const char *const retired[] = { "82", "83", "84", "85", "86", "87", "88",
-                                         "89", "8a", "8b", "8c", "8d", "8e", "8f",
-                                         "90", "91", "92", "93", "94", "95" };
+  static const char *const retired[]
+    = { "82", "83", "84", "85", "86", "87", "88", "89", "8a", "8b",
+        "8c", "8d", "8e", "8f", "90", "91", "92", "93", "94", "95" };
   switch (slot)
     {
     case CM_SLOT_NONE: return NULL;
@@ -317,8 +317,8 @@ parse_extensions (CmCert *c, GError **error)
         ok = parse_key_id (v, 0x30, &c->aki);
       if (!ok)
         {
-          g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-                       "certificate extension %s is malformed", id ? id : "(bad OID)");
+          g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT, "certificate extension %s is malformed",
+                       id ? id : "(bad OID)");
           return FALSE;
         }
     }
@@ -437,32 +437,136 @@ cm_cert_unref (CmCert *c)
   g_free (c);
 }
 
-GBytes *cm_cert_get_der (CmCert *c) { return c->der; }
-const char *cm_cert_get_sha256 (CmCert *c) { return c->sha256; }
-const char *cm_cert_get_subject (CmCert *c) { return c->subject; }
-const char *cm_cert_get_issuer (CmCert *c) { return c->issuer; }
-const char *cm_cert_get_subject_cn (CmCert *c) { return c->subject_cn; }
-const char *cm_cert_get_serial (CmCert *c) { return c->serial; }
-gint64 cm_cert_get_not_before (CmCert *c) { return c->not_before; }
-gint64 cm_cert_get_not_after (CmCert *c) { return c->not_after; }
-guint cm_cert_get_key_usage (CmCert *c) { return c->key_usage; }
-gboolean cm_cert_has_key_usage (CmCert *c) { return c->has_key_usage; }
-const char *const *cm_cert_get_ekus (CmCert *c) { return (const char *const *)c->ekus; }
-const char *const *cm_cert_get_policies (CmCert *c) { return (const char *const *)c->policies; }
-const char *const *cm_cert_get_emails (CmCert *c) { return (const char *const *)c->emails; }
-const char *cm_cert_get_upn (CmCert *c) { return c->upn; }
-const char *cm_cert_get_edipi (CmCert *c) { return c->edipi; }
-const char *cm_cert_get_persona_id (CmCert *c) { return c->persona_id; }
-const CmFascn *cm_cert_get_fascn (CmCert *c) { return c->has_fascn ? &c->fascn : NULL; }
-const char *cm_cert_get_uuid (CmCert *c) { return c->uuid; }
-gboolean cm_cert_is_ca (CmCert *c) { return c->is_ca; }
-gboolean cm_cert_is_self_issued (CmCert *c) { return c->self_issued; }
-CmRole cm_cert_get_role (CmCert *c) { return c->role; }
-const char *const *cm_cert_get_reasons (CmCert *c) { return (const char *const *)c->reasons; }
-GPtrArray *cm_cert_get_sources (CmCert *c) { return c->sources; }
-CERTCertificate *cm_cert_get_nss (CmCert *c) { return c->nss; }
-const SECItem *cm_cert_get_ski (CmCert *c) { return c->ski.len ? &c->ski : NULL; }
-const SECItem *cm_cert_get_aki (CmCert *c) { return c->aki.len ? &c->aki : NULL; }
+GBytes *
+cm_cert_get_der (CmCert *c)
+{
+  return c->der;
+}
+const char *
+cm_cert_get_sha256 (CmCert *c)
+{
+  return c->sha256;
+}
+const char *
+cm_cert_get_subject (CmCert *c)
+{
+  return c->subject;
+}
+const char *
+cm_cert_get_issuer (CmCert *c)
+{
+  return c->issuer;
+}
+const char *
+cm_cert_get_subject_cn (CmCert *c)
+{
+  return c->subject_cn;
+}
+const char *
+cm_cert_get_serial (CmCert *c)
+{
+  return c->serial;
+}
+gint64
+cm_cert_get_not_before (CmCert *c)
+{
+  return c->not_before;
+}
+gint64
+cm_cert_get_not_after (CmCert *c)
+{
+  return c->not_after;
+}
+guint
+cm_cert_get_key_usage (CmCert *c)
+{
+  return c->key_usage;
+}
+gboolean
+cm_cert_has_key_usage (CmCert *c)
+{
+  return c->has_key_usage;
+}
+const char *const *
+cm_cert_get_ekus (CmCert *c)
+{
+  return (const char *const *)c->ekus;
+}
+const char *const *
+cm_cert_get_policies (CmCert *c)
+{
+  return (const char *const *)c->policies;
+}
+const char *const *
+cm_cert_get_emails (CmCert *c)
+{
+  return (const char *const *)c->emails;
+}
+const char *
+cm_cert_get_upn (CmCert *c)
+{
+  return c->upn;
+}
+const char *
+cm_cert_get_edipi (CmCert *c)
+{
+  return c->edipi;
+}
+const char *
+cm_cert_get_persona_id (CmCert *c)
+{
+  return c->persona_id;
+}
+const CmFascn *
+cm_cert_get_fascn (CmCert *c)
+{
+  return c->has_fascn ? &c->fascn : NULL;
+}
+const char *
+cm_cert_get_uuid (CmCert *c)
+{
+  return c->uuid;
+}
+gboolean
+cm_cert_is_ca (CmCert *c)
+{
+  return c->is_ca;
+}
+gboolean
+cm_cert_is_self_issued (CmCert *c)
+{
+  return c->self_issued;
+}
+CmRole
+cm_cert_get_role (CmCert *c)
+{
+  return c->role;
+}
+const char *const *
+cm_cert_get_reasons (CmCert *c)
+{
+  return (const char *const *)c->reasons;
+}
+GPtrArray *
+cm_cert_get_sources (CmCert *c)
+{
+  return c->sources;
+}
+CERTCertificate *
+cm_cert_get_nss (CmCert *c)
+{
+  return c->nss;
+}
+const SECItem *
+cm_cert_get_ski (CmCert *c)
+{
+  return c->ski.len ? &c->ski : NULL;
+}
+const SECItem *
+cm_cert_get_aki (CmCert *c)
+{
+  return c->aki.len ? &c->aki : NULL;
+}
 
 gboolean
 cm_cert_is_valid_at (CmCert *c, gint64 at)

@@ -87,11 +87,11 @@ void cm_cert_unref (CmCert *cert);
 
 /* Getters return data owned by @cert, valid while a reference is held. */
 GBytes *cm_cert_get_der (CmCert *cert);
-const char *cm_cert_get_sha256 (CmCert *cert); /* lowercase hex */
+const char *cm_cert_get_sha256 (CmCert *cert);  /* lowercase hex */
 const char *cm_cert_get_subject (CmCert *cert); /* RFC 4514 */
 const char *cm_cert_get_issuer (CmCert *cert);
 const char *cm_cert_get_subject_cn (CmCert *cert); /* NULL if none */
-const char *cm_cert_get_serial (CmCert *cert); /* lowercase hex of the INTEGER contents */
+const char *cm_cert_get_serial (CmCert *cert);     /* lowercase hex of the INTEGER contents */
 gint64 cm_cert_get_not_before (CmCert *cert);
 gint64 cm_cert_get_not_after (CmCert *cert);
 gboolean cm_cert_is_valid_at (CmCert *cert, gint64 at);

@@ -16,8 +16,8 @@ uuid_string (CmDer v)
 {
   const guint8 *b = v.p;
   return g_strdup_printf ("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-                          b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
-                          b[11], b[12], b[13], b[14], b[15]);
+                          b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
+                          b[12], b[13], b[14], b[15]);
 }
 
 static gboolean
@@ -91,8 +91,7 @@ cm_chuid_parse (const guint8 *data, gsize len, GError **error)
         case 0x35:
           if (v.len != 8 || !cm_is_digits (v.p, v.len))
             {
-              g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-                           "CHUID expiry is not YYYYMMDD");
+              g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT, "CHUID expiry is not YYYYMMDD");
               return NULL;
             }
           chuid->expiry = g_strdup_printf ("%.4s-%.2s-%.2s", v.p, v.p + 4, v.p + 6);
@@ -101,11 +100,8 @@ cm_chuid_parse (const guint8 *data, gsize len, GError **error)
           if (v.len == 16 && !all_zero (v))
             chuid->cardholder_uuid = uuid_string (v);
           break;
-        case 0x3e:
-          chuid->has_signature = v.len > 0;
-          break;
-        default: /* 32 org id, 33 DUNS, EE buffer length, FE EDC: not needed */
-          break;
+        case 0x3e: chuid->has_signature = v.len > 0; break;
+        default: /* 32 org id, 33 DUNS, EE buffer length, FE EDC: not needed */ break;
         }
     }
   if (!chuid->has_fascn && chuid->guid == NULL)

@@ -1,4 +1,4 @@
 /* cm-error.c */
 #include "cm-error.h"
 
-G_DEFINE_QUARK (cm-error-quark, cm_error)
+G_DEFINE_QUARK (cm - error - quark, cm_error)

@@ -88,8 +88,8 @@ cm_fascn_decode (const guint8 *data, gsize len, CmFascn *out, GError **error)
         {
           if (d != lrc)
             {
-              g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-                           "FASC-N LRC is %X, expected %X", d, lrc);
+              g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT, "FASC-N LRC is %X, expected %X", d,
+                           lrc);
               return FALSE;
             }
           continue;
@@ -100,7 +100,9 @@ cm_fascn_decode (const guint8 *data, gsize len, CmFascn *out, GError **error)
         {
           g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
                        "FASC-N character %u should be a %s sentinel", i + 1,
-                       code == 'S' ? "start" : code == 'F' ? "field separator" : "end");
+                       code == 'S'   ? "start"
+                       : code == 'F' ? "field separator"
+                                     : "end");
           return FALSE;
         }
       if (code != 'S' && code != 'F' && code != 'E')
@@ -173,9 +175,9 @@ cm_fascn_credential_key (const CmFascn *f)
 const char *
 cm_fascn_poa_name (const CmFascn *f)
 {
-  static const char *const names[] = { NULL, "employee", "civil", "executive-staff",
-                                       "uniformed-service", "contractor", "affiliate",
-                                       "beneficiary" };
+  static const char *const names[]
+    = { NULL,         "employee",  "civil",      "executive-staff", "uniformed-service",
+        "contractor", "affiliate", "beneficiary" };
   int poa = f->poa[0] - '0';
 
   return (poa >= 1 && poa <= 7) ? names[poa] : "unknown";

@@ -9,15 +9,15 @@ G_BEGIN_DECLS
 
 typedef struct
 {
-  char agency_code[5];       /* 4 digits; "9999" = non-federal issuer (use the GUID) */
-  char system_code[5];       /* 4 digits */
-  char credential_number[7]; /* 6 digits */
-  char cs[2];                /* credential series */
-  char ici[2];               /* individual credential issue */
-  char pi[11];               /* person identifier (the EDIPI on a CAC) */
-  char oc[2];                /* organizational category */
-  char oi[5];                /* organizational identifier */
-  char poa[2];               /* person/organization association */
+  char agency_code[5];            /* 4 digits; "9999" = non-federal issuer (use the GUID) */
+  char system_code[5];            /* 4 digits */
+  char credential_number[7];      /* 6 digits */
+  char cs[2];                     /* credential series */
+  char ici[2];                    /* individual credential issue */
+  char pi[11];                    /* person identifier (the EDIPI on a CAC) */
+  char oc[2];                     /* organizational category */
+  char oi[5];                     /* organizational identifier */
+  char poa[2];                    /* person/organization association */
   char hex[2 * CM_FASCN_LEN + 1]; /* the raw 25 bytes, uppercase hex */
 } CmFascn;
 

@@ -15,10 +15,10 @@ cm_init (GError **error)
   g_mutex_lock (&init_lock);
   if (!NSS_IsInitialized () && init_ctx == NULL)
     {
-      init_ctx = NSS_InitContext ("", "", "", "", NULL,
-                                  NSS_INIT_READONLY | NSS_INIT_NOCERTDB | NSS_INIT_NOMODDB
-                                    | NSS_INIT_FORCEOPEN | NSS_INIT_NOROOTINIT
-                                    | NSS_INIT_OPTIMIZESPACE);
+      init_ctx
+        = NSS_InitContext ("", "", "", "", NULL,
+                           NSS_INIT_READONLY | NSS_INIT_NOCERTDB | NSS_INIT_NOMODDB
+                             | NSS_INIT_FORCEOPEN | NSS_INIT_NOROOTINIT | NSS_INIT_OPTIMIZESPACE);
       if (init_ctx == NULL)
         {
           g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,

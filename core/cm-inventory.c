@@ -75,8 +75,8 @@ CmInventory *
 cm_inventory_new (void)
 {
   CmInventory *inv = g_new0 (CmInventory, 1);
-  inv->by_sha = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
-                                       (GDestroyNotify)cm_cert_unref);
+  inv->by_sha
+    = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify)cm_cert_unref);
   inv->order = g_ptr_array_new_with_free_func (g_free);
   inv->cards = g_ptr_array_new_with_free_func ((GDestroyNotify)card_free);
   inv->decrypt_only = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
@@ -143,8 +143,8 @@ cm_inventory_add_der (CmInventory *inv, GBytes *der, const CmSource *source, GEr
 }
 
 gboolean
-cm_inventory_add_card (CmInventory *inv, CmSourceKind kind, const char *label,
-                       CmChuid *chuid, GHashTable *slot_certs, GError **error)
+cm_inventory_add_card (CmInventory *inv, CmSourceKind kind, const char *label, CmChuid *chuid,
+                       GHashTable *slot_certs, GError **error)
 {
   g_autoptr (GPtrArray) decoded = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_cert_unref);
   g_autoptr (GPtrArray) sources = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_source_free);
@@ -183,8 +183,7 @@ cm_inventory_add_card (CmInventory *inv, CmSourceKind kind, const char *label,
       CmCert *c = g_ptr_array_index (decoded, i);
       CmSlot slot = g_array_index (slots, CmSlot, i);
       insert_cert (inv, c, g_ptr_array_index (sources, i));
-      g_hash_table_insert (card->slots, GUINT_TO_POINTER (slot),
-                           g_strdup (cm_cert_get_sha256 (c)));
+      g_hash_table_insert (card->slots, GUINT_TO_POINTER (slot), g_strdup (cm_cert_get_sha256 (c)));
     }
   g_ptr_array_add (inv->cards, card);
   invalidate (inv);
@@ -219,7 +218,8 @@ cm_inventory_add_path (CmInventory *inv, const char *path, GError **error)
         }
       if ((cf = cm_card_folder_read (path, error)) == NULL)
         return FALSE;
-      ok = cm_inventory_add_card (inv, CM_SOURCE_CARD_FOLDER, path, g_steal_pointer (&cf->chuid), cf->slot_certs, error);
+      ok = cm_inventory_add_card (inv, CM_SOURCE_CARD_FOLDER, path, g_steal_pointer (&cf->chuid),
+                                  cf->slot_certs, error);
       cm_card_folder_free (cf);
       return ok;
     }
@@ -238,8 +238,8 @@ cm_inventory_add_path (CmInventory *inv, const char *path, GError **error)
                          "%s: certificate %u: %s (truncated or corrupt)", path, i + 1,
                          local->message);
           else
-            g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT, "%s: %s (truncated or corrupt)",
-                         path, local->message);
+            g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT, "%s: %s (truncated or corrupt)", path,
+                         local->message);
           return FALSE;
         }
       g_ptr_array_add (certs, c);
@@ -481,9 +481,21 @@ cm_inventory_list_emails (CmInventory *inv)
   return out;
 }
 
-const char *cm_card_get_label (CmCard *card) { return card->label; }
-const CmChuid *cm_card_get_chuid (CmCard *card) { return card->chuid; }
-const char *cm_card_get_identity (CmCard *card) { return card->identity; }
+const char *
+cm_card_get_label (CmCard *card)
+{
+  return card->label;
+}
+const CmChuid *
+cm_card_get_chuid (CmCard *card)
+{
+  return card->chuid;
+}
+const char *
+cm_card_get_identity (CmCard *card)
+{
+  return card->identity;
+}
 
 GPtrArray *
 cm_card_get_certs (CmCard *card)
@@ -506,9 +518,33 @@ cm_card_get_cert (CmCard *card, CmSlot slot)
   return sha ? cm_inventory_lookup (card->inv, sha) : NULL;
 }
 
-const char *cm_persona_get_key (CmPersona *p) { return p->key; }
-const char *cm_persona_get_persona_id (CmPersona *p) { return p->persona_id; }
-const char *cm_persona_get_edipi (CmPersona *p) { return p->edipi; }
-const char *cm_persona_get_association (CmPersona *p) { return p->association; }
-GPtrArray *cm_persona_get_certs (CmPersona *p) { return p->certs; }
-GPtrArray *cm_persona_get_cards (CmPersona *p) { return p->cards; }
+const char *
+cm_persona_get_key (CmPersona *p)
+{
+  return p->key;
+}
+const char *
+cm_persona_get_persona_id (CmPersona *p)
+{
+  return p->persona_id;
+}
+const char *
+cm_persona_get_edipi (CmPersona *p)
+{
+  return p->edipi;
+}
+const char *
+cm_persona_get_association (CmPersona *p)
+{
+  return p->association;
+}
+GPtrArray *
+cm_persona_get_certs (CmPersona *p)
+{
+  return p->certs;
+}
+GPtrArray *
+cm_persona_get_cards (CmPersona *p)
+{
+  return p->cards;
+}

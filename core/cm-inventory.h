@@ -59,12 +59,12 @@ CmCert *cm_card_get_cert (CmCard *card, CmSlot slot);
 const char *cm_card_get_identity (CmCard *card); /* FASC-N credential, uuid:GUID, or card:LABEL */
 
 /* CmPersona: all data owned by the inventory. */
-const char *cm_persona_get_key (CmPersona *p);        /* stable grouping key */
-const char *cm_persona_get_persona_id (CmPersona *p); /* 16 digits or NULL */
-const char *cm_persona_get_edipi (CmPersona *p);      /* 10 digits or NULL */
+const char *cm_persona_get_key (CmPersona *p);         /* stable grouping key */
+const char *cm_persona_get_persona_id (CmPersona *p);  /* 16 digits or NULL */
+const char *cm_persona_get_edipi (CmPersona *p);       /* 10 digits or NULL */
 const char *cm_persona_get_association (CmPersona *p); /* FASC-N POA name, or NULL */
-GPtrArray *cm_persona_get_certs (CmPersona *p);       /* CmCert* */
-GPtrArray *cm_persona_get_cards (CmPersona *p);       /* CmCard* */
+GPtrArray *cm_persona_get_certs (CmPersona *p);        /* CmCert* */
+GPtrArray *cm_persona_get_cards (CmPersona *p);        /* CmCard* */
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CmInventory, cm_inventory_free)
 

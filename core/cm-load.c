@@ -26,8 +26,7 @@ cm_read_file (const char *path, GError **error)
   if (len > CM_MAX_INPUT_SIZE)
     {
       g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-                   "%s: is %" G_GSIZE_FORMAT " bytes, too large for a certificate file", path,
-                   len);
+                   "%s: is %" G_GSIZE_FORMAT " bytes, too large for a certificate file", path, len);
       return NULL;
     }
   return g_mapped_file_get_bytes (map);
@@ -55,8 +54,8 @@ find_mem (const char *hay, gsize hay_len, const char *needle)
 GPtrArray *
 cm_pem_decode_certs (const guint8 *data, gsize len, GError **error)
 {
-  static const char *const begins[] = { "-----BEGIN CERTIFICATE-----",
-                                        "-----BEGIN X509 CERTIFICATE-----" };
+  static const char *const begins[]
+    = { "-----BEGIN CERTIFICATE-----", "-----BEGIN X509 CERTIFICATE-----" };
   g_autoptr (GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
   const char *p = (const char *)data;
   const char *end = p + len;
@@ -104,8 +103,7 @@ cm_pem_decode_certs (const guint8 *data, gsize len, GError **error)
         if (b64->len == 0 || b64->len % 4 != 0)
           {
             g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-                         "PEM certificate body is truncated (base64 length %" G_GSIZE_FORMAT
-                         ")",
+                         "PEM certificate body is truncated (base64 length %" G_GSIZE_FORMAT ")",
                          b64->len);
             return NULL;
           }

@@ -15,11 +15,11 @@ struct _CmNssDb
   char *configdir; /* "sql:DIR" */
   gboolean read_only;
   PK11SlotInfo *slot;
-  gboolean own_slot;    /* we opened it (not the application) */
-  SECMODModule *moddb;  /* module-DB-only softoken for pkcs11.txt, or NULL until needed */
-  GPtrArray *modules;   /* SECMODModule* references: registered modules we use */
-  GArray *owned;        /* gboolean per module: we loaded it */
-  GPtrArray *problems;  /* char* */
+  gboolean own_slot;   /* we opened it (not the application) */
+  SECMODModule *moddb; /* module-DB-only softoken for pkcs11.txt, or NULL until needed */
+  GPtrArray *modules;  /* SECMODModule* references: registered modules we use */
+  GArray *owned;       /* gboolean per module: we loaded it */
+  GPtrArray *problems; /* char* */
 };
 
 static gint db_serial;
@@ -209,8 +209,7 @@ writable (const char *dir)
 }
 
 CmNssDb *
-cm_nss_db_open_sync (const char *dir, CmNssDbFlags flags, GCancellable *cancellable,
-                     GError **error)
+cm_nss_db_open_sync (const char *dir, CmNssDbFlags flags, GCancellable *cancellable, GError **error)
 {
   g_autoptr (CmNssDb) db = NULL;
   g_autofree char *cert9 = NULL;
@@ -254,8 +253,8 @@ cm_nss_db_open_sync (const char *dir, CmNssDbFlags flags, GCancellable *cancella
   if (created && PK11_NeedUserInit (db->slot) && PK11_InitPin (db->slot, NULL, "") != SECSuccess)
     {
       g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
-                   "NSS could not create the database in %s (%s): check free space there",
-                   db->dir, nss_error_text ());
+                   "NSS could not create the database in %s (%s): check free space there", db->dir,
+                   nss_error_text ());
       return NULL;
     }
   if (flags & CM_NSS_DB_LOAD_MODULES)
@@ -366,8 +365,8 @@ static void
 add_own_certs (CmNssDb *db, CmInventory *inv, GCancellable *cancellable)
 {
   PK11GenericObject *objs = PK11_FindGenericObjects (db->slot, CKO_CERTIFICATE);
-  g_autoptr (GHashTable) seen = g_hash_table_new_full (g_bytes_hash, g_bytes_equal,
-                                                       (GDestroyNotify)g_bytes_unref, NULL);
+  g_autoptr (GHashTable) seen
+    = g_hash_table_new_full (g_bytes_hash, g_bytes_equal, (GDestroyNotify)g_bytes_unref, NULL);
 
   for (PK11GenericObject *o = objs; o && !g_cancellable_is_cancelled (cancellable);
        o = PK11_GetNextGenericObject (o))
@@ -400,8 +399,7 @@ add_own_certs (CmNssDb *db, CmInventory *inv, GCancellable *cancellable)
 }
 
 gboolean
-cm_nss_db_add_certs_sync (CmNssDb *db, CmInventory *inv, GCancellable *cancellable,
-                          GError **error)
+cm_nss_db_add_certs_sync (CmNssDb *db, CmInventory *inv, GCancellable *cancellable, GError **error)
 {
   g_autoptr (GPtrArray) tokens = cm_nss_db_list_tokens (db);
   CERTCertList *list;

@@ -29,8 +29,8 @@ typedef struct _CmNssDb CmNssDb;
  * database is created (as `certutil -N --empty-password` would) in an existing folder.
  * Errors: folder or database missing (CM_ERROR_NOT_FOUND), NSS cannot open it
  * (CM_ERROR_ENVIRONMENT). A database we may not write is opened read-only
- * (cm_nss_db_is_read_only() says so). A module listed in pkcs11.txt that cannot load is skipped and named
- * by cm_nss_db_get_module_problems(). Free with cm_nss_db_free(). */
+ * (cm_nss_db_is_read_only() says so). A module listed in pkcs11.txt that cannot load is skipped and
+ * named by cm_nss_db_get_module_problems(). Free with cm_nss_db_free(). */
 CmNssDb *cm_nss_db_open_sync (const char *dir, CmNssDbFlags flags, GCancellable *cancellable,
                               GError **error);
 

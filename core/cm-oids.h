@@ -21,11 +21,11 @@
 
 /* Policies that say "PIV Authentication": FPKI common-authentication, derived PIV auth,
  * DoD PIV-Auth and PIV-Auth-2048, and GSA's test copy of common-authentication. */
-#define CM_PIV_AUTH_POLICIES                                                                     \
-  "2.16.840.1.101.3.2.1.3.13", "2.16.840.1.101.3.2.1.3.40", "2.16.840.1.101.2.1.11.10",          \
+#define CM_PIV_AUTH_POLICIES                                                                       \
+  "2.16.840.1.101.3.2.1.3.13", "2.16.840.1.101.3.2.1.3.40", "2.16.840.1.101.2.1.11.10",            \
     "2.16.840.1.101.2.1.11.20", "2.16.840.1.101.3.2.1.48.11"
 
 /* Policies that say "Card Authentication": FPKI common-cardAuth, PIV-I cardAuth, and GSA's
  * test copy of common-cardAuth. */
-#define CM_CARD_AUTH_POLICIES                                                                    \
+#define CM_CARD_AUTH_POLICIES                                                                      \
   "2.16.840.1.101.3.2.1.3.17", "2.16.840.1.101.3.2.1.3.19", "2.16.840.1.101.3.2.1.48.13"

@@ -43,9 +43,9 @@ cm_status_word_message (guint16 sw)
   if ((sw & 0xfff0) == 0x63c0)
     {
       guint left = sw & 0xf;
-      return left == 0 ? g_strdup ("wrong PIN, no tries left: the PIN is now blocked")
-                       : g_strdup_printf ("wrong PIN, %u PIN tr%s left", left,
-                                          left == 1 ? "y" : "ies");
+      return left == 0
+               ? g_strdup ("wrong PIN, no tries left: the PIN is now blocked")
+               : g_strdup_printf ("wrong PIN, %u PIN tr%s left", left, left == 1 ? "y" : "ies");
     }
   for (gsize i = 0; i < G_N_ELEMENTS (table); i++)
     if (table[i].sw == sw)
@@ -122,8 +122,7 @@ cm_apdu_transmit (CmApduSession *s, const guint8 *apdu, gsize len, guint16 *sw,
       if (rlen < 2)
         {
           g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
-                       "the card in reader '%s' sent a malformed answer: re-insert it",
-                       s->reader);
+                       "the card in reader '%s' sent a malformed answer: re-insert it", s->reader);
           return NULL;
         }
       *sw = (guint16)((resp[rlen - 2] << 8) | resp[rlen - 1]);
@@ -157,8 +156,8 @@ cm_apdu_get_rest (CmApduSession *s, GByteArray *data, guint16 *sw, GError **erro
   while ((*sw & 0xff00) == 0x6100)
     {
       guint8 get_response[] = { 0x00, 0xc0, 0x00, 0x00, (guint8)(*sw & 0xff) };
-      g_autoptr (GByteArray) more = cm_apdu_transmit (s, get_response, sizeof get_response, sw,
-                                                      TRUE, error);
+      g_autoptr (GByteArray) more
+        = cm_apdu_transmit (s, get_response, sizeof get_response, sw, TRUE, error);
       if (more == NULL)
         return FALSE;
       g_byte_array_append (data, more->data, more->len);
@@ -418,8 +417,8 @@ pin_status (CmApduSession *s)
   g_autoptr (GByteArray) r = NULL;
   guint16 sw = 0;
 
-  if (s->stats == NULL || (r = cm_apdu_transmit (s, verify, sizeof verify, &sw, FALSE, NULL))
-                            == NULL)
+  if (s->stats == NULL
+      || (r = cm_apdu_transmit (s, verify, sizeof verify, &sw, FALSE, NULL)) == NULL)
     return;
   if (sw == 0x9000)
     s->stats->pin_verified = TRUE;
@@ -446,8 +445,8 @@ cm_card_read_sync (CmInventory *inv, const char *reader, CmReadFlags flags, CmCa
   };
   CmCardReport local_report = { 0 };
   CmApduSession s = { .reader = reader, .cancellable = cancellable };
-  g_autoptr (GHashTable) slot_certs = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL,
-                                                             (GDestroyNotify)g_bytes_unref);
+  g_autoptr (GHashTable) slot_certs
+    = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, (GDestroyNotify)g_bytes_unref);
   g_autoptr (CmCardCache) cache = NULL;
   CmChuid *chuid = NULL;
   gboolean ok = FALSE, in_tx = FALSE;
@@ -486,8 +485,8 @@ cm_card_read_sync (CmInventory *inv, const char *reader, CmReadFlags flags, CmCa
   if (chuid)
     {
       g_autofree char *id = cm_chuid_identity (chuid);
-      g_autofree char *key = g_strdup_printf ("%s/%s", id, cm_chuid_get_guid (chuid)
-                                                            ? cm_chuid_get_guid (chuid) : "-");
+      g_autofree char *key = g_strdup_printf (
+        "%s/%s", id, cm_chuid_get_guid (chuid) ? cm_chuid_get_guid (chuid) : "-");
       cache = cm_card_cache_load (key);
     }
   for (gsize i = 0; i < G_N_ELEMENTS (objects); i++)
@@ -621,8 +620,8 @@ cm_pcsc_wait_change_sync (guint timeout_ms, GCancellable *cancellable, GError **
     }
   {
     /* The special name asks pcscd to report readers that come or go. */
-    SCARD_READERSTATE pnp = { .szReader = "\\\\?PnP?\\Notification",
-                              .dwCurrentState = SCARD_STATE_UNAWARE };
+    SCARD_READERSTATE pnp
+      = { .szReader = "\\\\?PnP?\\Notification", .dwCurrentState = SCARD_STATE_UNAWARE };
     g_array_append_val (states, pnp);
   }
   /* Learn the current state first, then wait for it to change. */

@@ -51,7 +51,8 @@ G_GNUC_INTERNAL GPtrArray *cm_load_cert_blobs (GBytes *bytes, const char *path, 
 /* The NSS certificate under a CmCert (borrowed). */
 G_GNUC_INTERNAL CERTCertificate *cm_cert_get_nss (CmCert *cert);
 G_GNUC_INTERNAL const SECItem *cm_cert_get_ski (CmCert *cert); /* NULL if absent */
-G_GNUC_INTERNAL const SECItem *cm_cert_get_aki (CmCert *cert); /* authority key ID keyIdentifier, or NULL */
+G_GNUC_INTERNAL const SECItem *
+cm_cert_get_aki (CmCert *cert); /* authority key ID keyIdentifier, or NULL */
 
 /* Ensure NSS can decode (cm_init) -- returns FALSE with error otherwise. */
 G_GNUC_INTERNAL gboolean cm_nss_ready (GError **error);

@@ -53,11 +53,31 @@ cm_problem_free (CmProblem *p)
   g_free (p);
 }
 
-const char *cm_problem_get_code (const CmProblem *p) { return p->code; }
-CmSeverity cm_problem_get_severity (const CmProblem *p) { return p->severity; }
-const char *cm_problem_get_message (const CmProblem *p) { return p->message; }
-const char *cm_problem_get_hint (const CmProblem *p) { return p->hint; }
-GPtrArray *cm_problem_get_certs (const CmProblem *p) { return p->certs; }
+const char *
+cm_problem_get_code (const CmProblem *p)
+{
+  return p->code;
+}
+CmSeverity
+cm_problem_get_severity (const CmProblem *p)
+{
+  return p->severity;
+}
+const char *
+cm_problem_get_message (const CmProblem *p)
+{
+  return p->message;
+}
+const char *
+cm_problem_get_hint (const CmProblem *p)
+{
+  return p->hint;
+}
+GPtrArray *
+cm_problem_get_certs (const CmProblem *p)
+{
+  return p->certs;
+}
 
 const char *
 cm_severity_to_string (CmSeverity s)
@@ -65,13 +85,11 @@ cm_severity_to_string (CmSeverity s)
   return s == CM_SEVERITY_ERROR ? "error" : s == CM_SEVERITY_WARNING ? "warning" : "info";
 }
 
-static CmProblem *
-problem (GPtrArray *list, const char *code, CmSeverity sev, const char *hint, const char *fmt,
-         ...) G_GNUC_PRINTF (5, 6);
+static CmProblem *problem (GPtrArray *list, const char *code, CmSeverity sev, const char *hint,
+                           const char *fmt, ...) G_GNUC_PRINTF (5, 6);
 
 static CmProblem *
-problem (GPtrArray *list, const char *code, CmSeverity sev, const char *hint, const char *fmt,
-         ...)
+problem (GPtrArray *list, const char *code, CmSeverity sev, const char *hint, const char *fmt, ...)
 {
   va_list ap;
   g_autofree char *msg = NULL;
@@ -196,18 +214,21 @@ typedef struct
 } RoleText;
 
 static const RoleText login_text = {
-  "piv-auth", "PIV Authentication (login)",
+  "piv-auth",
+  "PIV Authentication (login)",
   "Activate the PIV Authentication certificate in the card maintenance portal; if it cannot be "
   "activated the card is too old: get a new card at a RAPIDS office",
   "Get new certificates on the card at a RAPIDS office (or the card maintenance portal)",
 };
 static const RoleText sign_text = {
-  "signing-cert", "email signing",
+  "signing-cert",
+  "email signing",
   "Get email certificates for this address in the card maintenance portal or at a RAPIDS office",
   "Renew the email certificates in the card maintenance portal or at a RAPIDS office",
 };
 static const RoleText enc_text = {
-  "encryption-cert", "email encryption",
+  "encryption-cert",
+  "email encryption",
   "Get email certificates for this address in the card maintenance portal or at a RAPIDS office",
   "Renew the email certificates in the card maintenance portal or at a RAPIDS office",
 };
@@ -245,18 +266,19 @@ pick_one (CmPicks *pk, GPtrArray *cands, CmTrust *trust, const RoleText *rt)
   if (cands->len == 0)
     {
       g_autofree char *code = g_strdup_printf ("%s-missing", rt->code_prefix);
-      problem (pk->problems, code, CM_SEVERITY_ERROR, rt->missing_hint,
-               "no %s certificate for %s", rt->what, pk->email);
+      problem (pk->problems, code, CM_SEVERITY_ERROR, rt->missing_hint, "no %s certificate for %s",
+               rt->what, pk->email);
     }
   if (future->len)
     {
       g_ptr_array_sort (future, soonest_first);
       g_autofree char *code = g_strdup_printf ("%s-not-yet-valid", rt->code_prefix);
-      g_autofree char *from = cm_time_format_date (cm_cert_get_not_before (g_ptr_array_index (future, 0)));
-      CmProblem *p = problem (pk->problems, code, CM_SEVERITY_ERROR,
-                              "Wait until it becomes valid, or check this computer's clock",
-                              "the %s certificate for %s is not valid until %s", rt->what,
-                              pk->email, from);
+      g_autofree char *from
+        = cm_time_format_date (cm_cert_get_not_before (g_ptr_array_index (future, 0)));
+      CmProblem *p
+        = problem (pk->problems, code, CM_SEVERITY_ERROR,
+                   "Wait until it becomes valid, or check this computer's clock",
+                   "the %s certificate for %s is not valid until %s", rt->what, pk->email, from);
       for (guint i = 0; i < future->len; i++)
         cm_problem_add_cert (p, cm_cert_get_sha256 (g_ptr_array_index (future, i)));
     }
@@ -264,7 +286,8 @@ pick_one (CmPicks *pk, GPtrArray *cands, CmTrust *trust, const RoleText *rt)
     {
       g_autofree char *code = g_strdup_printf ("%s-expired", rt->code_prefix);
       g_ptr_array_sort (expired, later_expiry_first);
-      g_autofree char *until = cm_time_format_date (cm_cert_get_not_after (g_ptr_array_index (expired, 0)));
+      g_autofree char *until
+        = cm_time_format_date (cm_cert_get_not_after (g_ptr_array_index (expired, 0)));
       CmProblem *p = problem (pk->problems, code, CM_SEVERITY_ERROR, rt->expired_hint,
                               "every %s certificate for %s has expired (the newest on %s)",
                               rt->what, pk->email, until);
@@ -294,8 +317,8 @@ check_chain (CmPicks *pk, CmCert *c, CmTrust *trust, const char *what)
       CmProblem *p = problem (pk->problems, "chain-untrusted", CM_SEVERITY_ERROR,
                               "Install the DoD root and intermediate CA certificates (the DoD "
                               "PKI bundle) and pass them with --ca",
-                              "the %s certificate '%s' does not chain to a trusted root: %s",
-                              what, cm_cert_get_subject (c), why[st]);
+                              "the %s certificate '%s' does not chain to a trusted root: %s", what,
+                              cm_cert_get_subject (c), why[st]);
       cm_problem_add_cert (p, cm_cert_get_sha256 (c));
     }
 }
@@ -320,9 +343,8 @@ explain (CmPicks *pk, const char *what, CmCert *c, guint n_cands)
                    g_strdup_printf ("%s: %s (%s%s%s), valid until %s: the newest valid of %u "
                                     "candidate(s) of persona %s",
                                     what, cm_cert_get_subject (c),
-                                    cm_role_to_string (cm_cert_get_role (c)),
-                                    slot ? ", slot " : "", slot ? slot : "", until, n_cands,
-                                    persona_label (pk->persona)));
+                                    cm_role_to_string (cm_cert_get_role (c)), slot ? ", slot " : "",
+                                    slot ? slot : "", until, n_cands, persona_label (pk->persona)));
 }
 
 /* The persona to act for: the one holding the newest valid signing cert for the address, else
@@ -509,15 +531,51 @@ cm_select_for_email (CmInventory *inv, const char *email, gint64 at, CmTrust *tr
   return pk;
 }
 
-const char *cm_picks_get_email (CmPicks *pk) { return pk->email; }
-gint64 cm_picks_get_at (CmPicks *pk) { return pk->at; }
-CmCert *cm_picks_get_login (CmPicks *pk) { return pk->login; }
-CmCert *cm_picks_get_signing (CmPicks *pk) { return pk->signing; }
-CmCert *cm_picks_get_encryption (CmPicks *pk) { return pk->encryption; }
-GPtrArray *cm_picks_get_decrypt_only (CmPicks *pk) { return pk->decrypt_only; }
-GPtrArray *cm_picks_get_problems (CmPicks *pk) { return pk->problems; }
-GPtrArray *cm_picks_get_explanations (CmPicks *pk) { return pk->explanations; }
-CmPersona *cm_picks_get_persona (CmPicks *pk) { return pk->persona; }
+const char *
+cm_picks_get_email (CmPicks *pk)
+{
+  return pk->email;
+}
+gint64
+cm_picks_get_at (CmPicks *pk)
+{
+  return pk->at;
+}
+CmCert *
+cm_picks_get_login (CmPicks *pk)
+{
+  return pk->login;
+}
+CmCert *
+cm_picks_get_signing (CmPicks *pk)
+{
+  return pk->signing;
+}
+CmCert *
+cm_picks_get_encryption (CmPicks *pk)
+{
+  return pk->encryption;
+}
+GPtrArray *
+cm_picks_get_decrypt_only (CmPicks *pk)
+{
+  return pk->decrypt_only;
+}
+GPtrArray *
+cm_picks_get_problems (CmPicks *pk)
+{
+  return pk->problems;
+}
+GPtrArray *
+cm_picks_get_explanations (CmPicks *pk)
+{
+  return pk->explanations;
+}
+CmPersona *
+cm_picks_get_persona (CmPicks *pk)
+{
+  return pk->persona;
+}
 
 void
 cm_picks_free (CmPicks *pk)

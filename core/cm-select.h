@@ -27,7 +27,7 @@ CmSeverity cm_problem_get_severity (const CmProblem *problem);
 const char *cm_problem_get_message (const CmProblem *problem);
 const char *cm_problem_get_hint (const CmProblem *problem);
 GPtrArray *cm_problem_get_certs (const CmProblem *problem); /* char* sha256 */
-const char *cm_severity_to_string (CmSeverity severity);      /* "info", "warning", "error" */
+const char *cm_severity_to_string (CmSeverity severity);    /* "info", "warning", "error" */
 
 /* Pick the login (PIV Auth), signing and encryption certs for @email at @at. @trust may be NULL
  * (no chain check). Never fails: what is wrong is in the problems. Free with cm_picks_free. */
@@ -40,9 +40,9 @@ GPtrArray *cm_select_check_inventory (CmInventory *inv, gint64 at, CmTrust *trus
 
 const char *cm_picks_get_email (CmPicks *picks);
 gint64 cm_picks_get_at (CmPicks *picks);
-CmCert *cm_picks_get_login (CmPicks *picks);      /* borrowed, or NULL */
-CmCert *cm_picks_get_signing (CmPicks *picks);    /* borrowed, or NULL */
-CmCert *cm_picks_get_encryption (CmPicks *picks); /* borrowed, or NULL */
+CmCert *cm_picks_get_login (CmPicks *picks);           /* borrowed, or NULL */
+CmCert *cm_picks_get_signing (CmPicks *picks);         /* borrowed, or NULL */
+CmCert *cm_picks_get_encryption (CmPicks *picks);      /* borrowed, or NULL */
 GPtrArray *cm_picks_get_decrypt_only (CmPicks *picks); /* CmCert*, newest notAfter first */
 GPtrArray *cm_picks_get_problems (CmPicks *picks);     /* CmProblem* */
 GPtrArray *cm_picks_get_explanations (CmPicks *picks); /* char*: why each pick was made */

@@ -80,8 +80,8 @@ cm_trust_add_file (CmTrust *t, const char *path, GError **error)
       CmCert *c = cm_cert_new_from_der (g_ptr_array_index (blobs, i), NULL, &local);
       if (c == NULL)
         {
-          g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT, "%s: %s (truncated or corrupt)",
-                       path, local->message);
+          g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT, "%s: %s (truncated or corrupt)", path,
+                       local->message);
           return FALSE;
         }
       g_ptr_array_add (certs, c);
@@ -122,8 +122,7 @@ static gboolean
 signature_ok (CmCert *issuer, CmCert *child)
 {
   CERTCertificate *i = cm_cert_get_nss (issuer), *c = cm_cert_get_nss (child);
-  return CERT_VerifySignedDataWithPublicKeyInfo (&c->signatureWrap, &i->subjectPublicKeyInfo,
-                                                 NULL)
+  return CERT_VerifySignedDataWithPublicKeyInfo (&c->signatureWrap, &i->subjectPublicKeyInfo, NULL)
          == SECSuccess;
 }
 
@@ -142,8 +141,10 @@ is_anchor (CmTrust *t, CmCert *c)
 static void
 note (CmChainStatus *worst, CmChainStatus s)
 {
-  static const int rank[] = { [CM_CHAIN_OK] = 0, [CM_CHAIN_NO_ISSUER] = 1,
-                              [CM_CHAIN_UNTRUSTED_ROOT] = 2, [CM_CHAIN_BAD_SIGNATURE] = 3,
+  static const int rank[] = { [CM_CHAIN_OK] = 0,
+                              [CM_CHAIN_NO_ISSUER] = 1,
+                              [CM_CHAIN_UNTRUSTED_ROOT] = 2,
+                              [CM_CHAIN_BAD_SIGNATURE] = 3,
                               [CM_CHAIN_CA_NOT_VALID] = 4 };
   if (rank[s] > rank[*worst])
     *worst = s;

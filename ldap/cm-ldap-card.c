@@ -164,8 +164,8 @@ cm_ldap_card_open_sync (CmLdapConfig *cfg, GCancellable *cancellable, GError **e
       g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CARD,
                    "no certificate with a private key was found%s%s%s%s: insert the card and "
                    "check that its PKCS#11 module (OpenSC) is in that database (modutil -list)",
-                   card->nssdb ? " through the NSS database " : "",
-                   card->nssdb ? card->nssdb : "", problems && problems->len ? "; " : "",
+                   card->nssdb ? " through the NSS database " : "", card->nssdb ? card->nssdb : "",
+                   problems && problems->len ? "; " : "",
                    problems && problems->len ? (char *)g_ptr_array_index (problems, 0) : "");
       return NULL;
     }
@@ -247,8 +247,8 @@ cm_ldap_card_pick (CmLdapCard *card, CmLdapConfig *cfg, const char *email, gint6
     {
       PK11SlotInfo *slot = g_hash_table_lookup (card->slots, cm_cert_get_sha256 (both[i]));
       const char *token = token_name (slot);
-      const char *other = token_name (g_hash_table_lookup (card->slots,
-                                                           cm_cert_get_sha256 (both[1 - i])));
+      const char *other
+        = token_name (g_hash_table_lookup (card->slots, cm_cert_get_sha256 (both[1 - i])));
       g_autofree char *desc = describe (both[i]);
 
       if (!cm_cert_is_valid_at (both[i], at) || !cm_cert_has_email (both[i], email))
@@ -298,8 +298,8 @@ password_cb (PK11SlotInfo *slot, PRBool retry, void *arg)
 }
 
 static gboolean
-log_in (CmLdapCard *card, PK11SlotInfo *slot, PinCtx *ctx, CmLdapSecretFunc ask,
-        gpointer ask_data, GError **error)
+log_in (CmLdapCard *card, PK11SlotInfo *slot, PinCtx *ctx, CmLdapSecretFunc ask, gpointer ask_data,
+        GError **error)
 {
   const char *token = token_name (slot);
 
@@ -400,8 +400,8 @@ add_encryption_chain (NSSCMSSignedData *sigd, CERTCertificate *sign, CERTCertifi
         have = SECITEM_ItemsAreEqual (&echain->certs[i], &schain->certs[j]);
       if (!have)
         {
-          CERTCertificate *ca = CERT_FindCertByDERCert (CERT_GetDefaultCertDB (),
-                                                        &echain->certs[i]);
+          CERTCertificate *ca
+            = CERT_FindCertByDERCert (CERT_GetDefaultCertDB (), &echain->certs[i]);
           ok = ca && NSS_CMSSignedData_AddCertificate (sigd, ca) == SECSuccess;
           if (ca)
             CERT_DestroyCertificate (ca);
@@ -451,11 +451,10 @@ ber_to_der (const guint8 *in, gsize len, GByteArray *out, int depth)
   else
     {
       gsize pos = hdr;
-      while (indefinite ? !(pos + 1 < len && in[pos] == 0 && in[pos + 1] == 0)
-                        : pos < hdr + clen)
+      while (indefinite ? !(pos + 1 < len && in[pos] == 0 && in[pos + 1] == 0) : pos < hdr + clen)
         {
-          gsize n = ber_to_der (in + pos, indefinite ? len - pos : hdr + clen - pos, body,
-                                depth + 1);
+          gsize n
+            = ber_to_der (in + pos, indefinite ? len - pos : hdr + clen - pos, body, depth + 1);
           if (n == 0)
             return 0;
           pos += n;
@@ -503,8 +502,7 @@ make_blob (CERTCertificate *sign, CERTCertificate *enc, PinCtx *ctx, GError **er
     goto out;
   sigd = NSS_CMSSignedData_Create (cmsg);
   if (sigd == NULL
-      || NSS_CMSContentInfo_SetContent_SignedData (cmsg, NSS_CMSMessage_GetContentInfo (cmsg),
-                                                   sigd)
+      || NSS_CMSContentInfo_SetContent_SignedData (cmsg, NSS_CMSMessage_GetContentInfo (cmsg), sigd)
            != SECSuccess
       || NSS_CMSContentInfo_SetContent_Data (cmsg, NSS_CMSSignedData_GetContentInfo (sigd), NULL,
                                              PR_TRUE)

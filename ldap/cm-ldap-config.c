@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
-G_DEFINE_QUARK (cm-ldap-error-quark, cm_ldap_error)
+G_DEFINE_QUARK (cm - ldap - error - quark, cm_ldap_error)
 
 struct _CmLdapConfig
 {
@@ -11,8 +11,9 @@ struct _CmLdapConfig
 };
 
 static const char *const known_keys[] = {
-  "uri", "base", "entry-dn", "filter", "bind", "bind-dn", "password-file", "client-cert",
-  "client-key", "ca-file", "insecure", "nssdb", "token", "email", "timeout", "guard", NULL,
+  "uri",           "base",        "entry-dn",   "filter",  "bind",     "bind-dn",
+  "password-file", "client-cert", "client-key", "ca-file", "insecure", "nssdb",
+  "token",         "email",       "timeout",    "guard",   NULL,
 };
 
 CmLdapConfig *
@@ -63,8 +64,8 @@ is_bool_text (const char *v)
 static gboolean
 check_value (const char *key, const char *value, GError **error)
 {
-  if (strcmp (key, "bind") == 0 && strcmp (value, "simple") != 0
-      && strcmp (value, "external") != 0 && strcmp (value, "gssapi") != 0)
+  if (strcmp (key, "bind") == 0 && strcmp (value, "simple") != 0 && strcmp (value, "external") != 0
+      && strcmp (value, "gssapi") != 0)
     {
       g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFIG,
                    "bind '%s' is unknown: use simple, external or gssapi", value);
@@ -152,8 +153,9 @@ cm_ldap_config_get_bool (CmLdapConfig *cfg, const char *key)
 {
   const char *v = cm_ldap_config_get (cfg, key);
 
-  return v && (g_ascii_strcasecmp (v, "true") == 0 || g_ascii_strcasecmp (v, "yes") == 0
-               || strcmp (v, "1") == 0);
+  return v
+         && (g_ascii_strcasecmp (v, "true") == 0 || g_ascii_strcasecmp (v, "yes") == 0
+             || strcmp (v, "1") == 0);
 }
 
 int
@@ -165,8 +167,7 @@ cm_ldap_config_get_timeout (CmLdapConfig *cfg)
 }
 
 gboolean
-cm_ldap_config_load_file (CmLdapConfig *cfg, const char *path, gboolean must_exist,
-                          GError **error)
+cm_ldap_config_load_file (CmLdapConfig *cfg, const char *path, gboolean must_exist, GError **error)
 {
   g_autoptr (GKeyFile) kf = g_key_file_new ();
   g_autoptr (GError) local = NULL;
@@ -216,8 +217,8 @@ cm_ldap_secret_read_file (const char *path, GError **error)
   if (!g_file_get_contents (path, &data, &len, &local))
     {
       g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFIG,
-                   "cannot read the secret file %s (%s): check the path and its permissions",
-                   path, local->message);
+                   "cannot read the secret file %s (%s): check the path and its permissions", path,
+                   local->message);
       g_error_free (local);
       return NULL;
     }

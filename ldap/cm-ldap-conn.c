@@ -127,9 +127,8 @@ tcp_reachable (const char *uri, int timeout)
   if (ldap_url_parse (uri, &desc) != LDAP_URL_SUCCESS || desc->lud_host == NULL)
     goto out;
   g_socket_client_set_timeout (client, (guint)timeout);
-  sc = g_socket_client_connect_to_host (client, desc->lud_host,
-                                        (guint16)(desc->lud_port ? desc->lud_port : 636), NULL,
-                                        NULL);
+  sc = g_socket_client_connect_to_host (
+    client, desc->lud_host, (guint16)(desc->lud_port ? desc->lud_port : 636), NULL, NULL);
   ok = sc != NULL;
 out:
   if (desc)
@@ -384,7 +383,7 @@ cm_ldap_conn_has_assertion (CmLdapConn *conn)
 
   if (ldap_search_ext_s (conn->ld, "", LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL, NULL,
                          &tv, 1, &res)
-      == LDAP_SUCCESS
+        == LDAP_SUCCESS
       && (e = ldap_first_entry (conn->ld, res)) != NULL
       && (vals = ldap_get_values_len (conn->ld, e, "supportedControl")) != NULL)
     for (int i = 0; vals[i]; i++)
@@ -444,8 +443,8 @@ entry_from_message (LDAP *ld, LDAPMessage *msg)
 }
 
 GPtrArray *
-cm_ldap_conn_read_entries (CmLdapConn *conn, CmLdapConfig *cfg, const char *dn,
-                           const char *filter, GError **error)
+cm_ldap_conn_read_entries (CmLdapConn *conn, CmLdapConfig *cfg, const char *dn, const char *filter,
+                           GError **error)
 {
   char *attrs[] = { "mail", CM_LDAP_ATTR_CERT, CM_LDAP_ATTR_SMIME, "entryCSN", NULL };
   const char *base = dn ? dn : cm_ldap_config_get (cfg, "base");
@@ -502,9 +501,8 @@ to_bervals (GPtrArray *values, struct berval *storage)
 }
 
 gboolean
-cm_ldap_conn_modify (CmLdapConn *conn, const char *dn, GPtrArray *old_certs,
-                     GPtrArray *new_certs, GBytes *smime, gboolean delete_smime,
-                     const char *csn, GError **error)
+cm_ldap_conn_modify (CmLdapConn *conn, const char *dn, GPtrArray *old_certs, GPtrArray *new_certs,
+                     GBytes *smime, gboolean delete_smime, const char *csn, GError **error)
 {
   struct berval *old_bv = g_new0 (struct berval, old_certs->len + 1);
   struct berval *new_bv = g_new0 (struct berval, new_certs->len + 1);

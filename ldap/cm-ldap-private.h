@@ -20,19 +20,18 @@ typedef struct _CmLdapConn CmLdapConn;
 typedef struct
 {
   char *dn;
-  char **mails;       /* NULL-terminated */
-  GPtrArray *certs;   /* GBytes*, userCertificate values in the server's order */
-  GBytes *smime;      /* userSMIMECertificate, or NULL; several values: the first */
-  guint n_smime;      /* how many userSMIMECertificate values */
-  char *csn;          /* entryCSN, or NULL */
+  char **mails;     /* NULL-terminated */
+  GPtrArray *certs; /* GBytes*, userCertificate values in the server's order */
+  GBytes *smime;    /* userSMIMECertificate, or NULL; several values: the first */
+  guint n_smime;    /* how many userSMIMECertificate values */
+  char *csn;        /* entryCSN, or NULL */
 } CmLdapEntry;
 
 G_GNUC_INTERNAL void cm_ldap_entry_free (CmLdapEntry *entry);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CmLdapEntry, cm_ldap_entry_free)
 
 /* Connect to the first URI that answers, with TLS unless "insecure"; not bound yet. */
-G_GNUC_INTERNAL CmLdapConn *cm_ldap_conn_connect_sync (CmLdapConfig *cfg,
-                                                       GCancellable *cancellable,
+G_GNUC_INTERNAL CmLdapConn *cm_ldap_conn_connect_sync (CmLdapConfig *cfg, GCancellable *cancellable,
                                                        GError **error);
 /* Bind as configured; @entry_dn is the simple-bind DN when "bind-dn" is unset. */
 G_GNUC_INTERNAL gboolean cm_ldap_conn_bind_sync (CmLdapConn *conn, CmLdapConfig *cfg,
@@ -56,8 +55,8 @@ G_GNUC_INTERNAL GPtrArray *cm_ldap_conn_read_entries (CmLdapConn *conn, CmLdapCo
  * (entryCSN=@csn) when @csn. Conflicts are CM_LDAP_ERROR_CONFLICT. */
 G_GNUC_INTERNAL gboolean cm_ldap_conn_modify (CmLdapConn *conn, const char *dn,
                                               GPtrArray *old_certs, GPtrArray *new_certs,
-                                              GBytes *smime, gboolean delete_smime,
-                                              const char *csn, GError **error);
+                                              GBytes *smime, gboolean delete_smime, const char *csn,
+                                              GError **error);
 G_GNUC_INTERNAL void cm_ldap_conn_free (CmLdapConn *conn);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CmLdapConn, cm_ldap_conn_free)
 
@@ -70,14 +69,14 @@ G_GNUC_INTERNAL CmLdapCard *cm_ldap_card_open_sync (CmLdapConfig *cfg, GCancella
                                                     GError **error);
 /* Pick the current signing and encryption certs for @email at @at; refuse (REFUSED) what is
  * unsafe to publish. Borrowed references in *@signing / *@encryption. */
-G_GNUC_INTERNAL gboolean cm_ldap_card_pick (CmLdapCard *card, CmLdapConfig *cfg,
-                                            const char *email, gint64 at, CmCert **signing,
-                                            CmCert **encryption, GError **error);
+G_GNUC_INTERNAL gboolean cm_ldap_card_pick (CmLdapCard *card, CmLdapConfig *cfg, const char *email,
+                                            gint64 at, CmCert **signing, CmCert **encryption,
+                                            GError **error);
 /* Log in (PIN through @ask), prove both keys, make the userSMIMECertificate blob, check it. */
 G_GNUC_INTERNAL GBytes *cm_ldap_card_sign_sync (CmLdapCard *card, CmCert *signing,
-                                                CmCert *encryption, gint64 at,
-                                                CmLdapSecretFunc ask, gpointer ask_data,
-                                                GCancellable *cancellable, GError **error);
+                                                CmCert *encryption, gint64 at, CmLdapSecretFunc ask,
+                                                gpointer ask_data, GCancellable *cancellable,
+                                                GError **error);
 G_GNUC_INTERNAL void cm_ldap_card_free (CmLdapCard *card);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CmLdapCard, cm_ldap_card_free)
 

@@ -9,11 +9,11 @@ struct _CmLdapResult
   char *dn, *email, *uri, *guard;
   gboolean unpublish, dry_run, written, unchanged, reordered, insecure, verified;
   double ms[CM_LDAP_N_STEPS];
-  GPtrArray *old_values; /* GBytes*: userCertificate values to delete */
+  GPtrArray *old_values;  /* GBytes*: userCertificate values to delete */
   GPtrArray *kept_values; /* GBytes*: values left in place (unpublish) */
-  GPtrArray *new_values; /* GBytes*: values to add, in order */
-  GPtrArray *old_certs;  /* CmCert* of old_values that parse */
-  GPtrArray *new_certs;  /* CmCert* */
+  GPtrArray *new_values;  /* GBytes*: values to add, in order */
+  GPtrArray *old_certs;   /* CmCert* of old_values that parse */
+  GPtrArray *new_certs;   /* CmCert* */
   gboolean old_smime, delete_smime;
   GBytes *new_smime;
 };
@@ -36,16 +36,56 @@ cm_ldap_result_free (CmLdapResult *r)
   g_free (r);
 }
 
-const char *cm_ldap_result_get_dn (CmLdapResult *r) { return r->dn; }
-const char *cm_ldap_result_get_email (CmLdapResult *r) { return r->email; }
-gboolean cm_ldap_result_get_written (CmLdapResult *r) { return r->written; }
-gboolean cm_ldap_result_get_unchanged (CmLdapResult *r) { return r->unchanged; }
-gboolean cm_ldap_result_get_reordered (CmLdapResult *r) { return r->reordered; }
-gboolean cm_ldap_result_get_insecure (CmLdapResult *r) { return r->insecure; }
-GPtrArray *cm_ldap_result_get_old_certs (CmLdapResult *r) { return r->old_certs; }
-GPtrArray *cm_ldap_result_get_new_certs (CmLdapResult *r) { return r->new_certs; }
-gboolean cm_ldap_result_get_old_smime (CmLdapResult *r) { return r->old_smime; }
-GBytes *cm_ldap_result_get_new_smime (CmLdapResult *r) { return r->new_smime; }
+const char *
+cm_ldap_result_get_dn (CmLdapResult *r)
+{
+  return r->dn;
+}
+const char *
+cm_ldap_result_get_email (CmLdapResult *r)
+{
+  return r->email;
+}
+gboolean
+cm_ldap_result_get_written (CmLdapResult *r)
+{
+  return r->written;
+}
+gboolean
+cm_ldap_result_get_unchanged (CmLdapResult *r)
+{
+  return r->unchanged;
+}
+gboolean
+cm_ldap_result_get_reordered (CmLdapResult *r)
+{
+  return r->reordered;
+}
+gboolean
+cm_ldap_result_get_insecure (CmLdapResult *r)
+{
+  return r->insecure;
+}
+GPtrArray *
+cm_ldap_result_get_old_certs (CmLdapResult *r)
+{
+  return r->old_certs;
+}
+GPtrArray *
+cm_ldap_result_get_new_certs (CmLdapResult *r)
+{
+  return r->new_certs;
+}
+gboolean
+cm_ldap_result_get_old_smime (CmLdapResult *r)
+{
+  return r->old_smime;
+}
+GBytes *
+cm_ldap_result_get_new_smime (CmLdapResult *r)
+{
+  return r->new_smime;
+}
 
 double
 cm_ldap_result_get_ms (CmLdapResult *r, CmLdapStep step)
@@ -145,7 +185,7 @@ find_entry (CmLdapConn *conn, CmLdapConfig *cfg, const char *email, CmLdapSecret
           g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_FAILED, "out of memory");
           goto out;
         }
-      /* the format was checked to hold exactly one %s */
+        /* the format was checked to hold exactly one %s */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
       filter = g_strdup_printf (fmt ? fmt : "(mail=%s)", esc.bv_val);
@@ -307,8 +347,8 @@ verify (CmLdapConn *conn, CmLdapConfig *cfg, CmLdapResult *r, GError **error)
       return FALSE;
     }
   e = g_ptr_array_index (back, 0);
-  smime_ok = r->unpublish ? e->smime == NULL
-                          : (e->n_smime == 1 && g_bytes_equal (e->smime, r->new_smime));
+  smime_ok
+    = r->unpublish ? e->smime == NULL : (e->n_smime == 1 && g_bytes_equal (e->smime, r->new_smime));
   if (!same_values (e->certs, want, FALSE) || !smime_ok)
     {
       g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_VERIFY,
@@ -380,8 +420,8 @@ cm_ldap_republish_sync (CmLdapConfig *cfg, CmLdapRepublishFlags flags, gint64 at
       if (r->dry_run)
         return g_steal_pointer (&r);
       step_begin (&t, CM_LDAP_STEP_SIGN);
-      r->new_smime = cm_ldap_card_sign_sync (card, sign, enc, at, ask, ask_data, cancellable,
-                                             error);
+      r->new_smime
+        = cm_ldap_card_sign_sync (card, sign, enc, at, ask, ask_data, cancellable, error);
       if (r->new_smime == NULL)
         return NULL;
       step_end (&t);
@@ -391,9 +431,8 @@ cm_ldap_republish_sync (CmLdapConfig *cfg, CmLdapRepublishFlags flags, gint64 at
     return NULL;
   step_begin (&t, CM_LDAP_STEP_WRITE);
   if (!cm_ldap_conn_modify (conn, r->dn, r->old_values, r->new_values, r->new_smime,
-                            r->delete_smime, strcmp (r->guard, "assertion") == 0 ? entry->csn
-                                                                                 : NULL,
-                            error))
+                            r->delete_smime,
+                            strcmp (r->guard, "assertion") == 0 ? entry->csn : NULL, error))
     return NULL;
   r->written = TRUE;
   step_end (&t);

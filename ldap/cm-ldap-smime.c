@@ -70,8 +70,7 @@ out:
 }
 
 gboolean
-cm_ldap_smime_check (GBytes *blob, CmCert *signing, CmCert *encryption, gint64 at,
-                     GError **error)
+cm_ldap_smime_check (GBytes *blob, CmCert *signing, CmCert *encryption, gint64 at, GError **error)
 {
   gsize len = 0;
   SECItem der = { siBuffer, (unsigned char *)g_bytes_get_data (blob, &len), 0 };
@@ -122,8 +121,7 @@ cm_ldap_smime_check (GBytes *blob, CmCert *signing, CmCert *encryption, gint64 a
     }
   if (PK11_HashBuf (SEC_OID_SHA256, hash, (const unsigned char *)"", 0) != SECSuccess
       || NSS_CMSSignedData_SetDigestValue (sigd, SEC_OID_SHA256, &digest) != SECSuccess
-      || NSS_CMSSignedData_ImportCerts (sigd, db, certUsageEmailRecipient, PR_FALSE)
-           != SECSuccess)
+      || NSS_CMSSignedData_ImportCerts (sigd, db, certUsageEmailRecipient, PR_FALSE) != SECSuccess)
     {
       refuse (error, "its certificates or digest cannot be read");
       goto out;

@@ -75,8 +75,7 @@ gboolean cm_ldap_config_load_file (CmLdapConfig *cfg, const char *path, gboolean
 
 /* Set one setting (command-line options override the file this way). @value NULL unsets it.
  * An unknown @key or a bad value is CM_LDAP_ERROR_CONFIG. */
-gboolean cm_ldap_config_set (CmLdapConfig *cfg, const char *key, const char *value,
-                             GError **error);
+gboolean cm_ldap_config_set (CmLdapConfig *cfg, const char *key, const char *value, GError **error);
 
 /* The setting's value or NULL; owned by @cfg until it is set again. */
 const char *cm_ldap_config_get (CmLdapConfig *cfg, const char *key);
@@ -91,8 +90,8 @@ typedef enum
 
 /* Return a newly allocated secret (g_malloc) or NULL with @error (e.g. the user cancelled).
  * The library wipes it with explicit_bzero() and frees it right after use. */
-typedef char *(*CmLdapSecretFunc) (CmLdapSecretKind kind, const char *subject,
-                                   gpointer user_data, GError **error);
+typedef char *(*CmLdapSecretFunc) (CmLdapSecretKind kind, const char *subject, gpointer user_data,
+                                   GError **error);
 
 /* Wipe and free a secret (NULL is fine). */
 void cm_ldap_secret_free (char *secret);
@@ -114,8 +113,7 @@ typedef enum
 const char *cm_ldap_step_to_string (CmLdapStep step); /* "find entry", ... static */
 
 /* @done FALSE when a step starts, TRUE when it ends (with its duration in ms). */
-typedef void (*CmLdapProgressFunc) (CmLdapStep step, gboolean done, double ms,
-                                    gpointer user_data);
+typedef void (*CmLdapProgressFunc) (CmLdapStep step, gboolean done, double ms, gpointer user_data);
 
 /* ---- republish ---------------------------------------------------------------------------- */
 

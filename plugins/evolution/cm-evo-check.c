@@ -12,10 +12,10 @@ struct _CmEvoIdentity
   GPtrArray *messages; /* char* owned */
 };
 
-G_DEFINE_QUARK (cm-evo-error-quark, cm_evo_error)
+G_DEFINE_QUARK (cm - evo - error - quark, cm_evo_error)
 
-static void
-add_reason (CmEvoIdentity *id, const char *code, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
+static void add_reason (CmEvoIdentity *id, const char *code, const char *fmt, ...)
+  G_GNUC_PRINTF (3, 4);
 
 static void
 add_reason (CmEvoIdentity *id, const char *code, const char *fmt, ...)
@@ -101,8 +101,8 @@ judge (CmEvoIdentity *id, CmInventory *inv, const char *nick, CmRole role, CmCer
   if (nick == NULL || *nick == '\0')
     {
       if (pick)
-        add_reason (id, sign ? "signing-not-set" : "encryption-not-set",
-                    "no %s certificate is set", what);
+        add_reason (id, sign ? "signing-not-set" : "encryption-not-set", "no %s certificate is set",
+                    what);
       return;
     }
   c = resolve (inv, nick, role, at, &n);
@@ -121,8 +121,8 @@ judge (CmEvoIdentity *id, CmInventory *inv, const char *nick, CmRole role, CmCer
     }
   if (cm_inventory_is_decrypt_only (inv, cm_cert_get_sha256 (c)))
     add_reason (id, sign ? "signing-cert-recovered" : "encryption-cert-recovered",
-                "the %s certificate '%s' is a recovered key: it may only decrypt old mail",
-                what, nick);
+                "the %s certificate '%s' is a recovered key: it may only decrypt old mail", what,
+                nick);
   if (cm_cert_get_not_after (c) < at)
     add_reason (id, sign ? "signing-cert-expired" : "encryption-cert-expired",
                 "the %s certificate '%s' has expired", what, nick);
@@ -134,8 +134,7 @@ judge (CmEvoIdentity *id, CmInventory *inv, const char *nick, CmRole role, CmCer
                 "the %s certificate '%s' is not for %s", what, nick, id->address);
   if (sign && cm_cert_get_role (c) == CM_ROLE_PIV_AUTH)
     add_reason (id, "signing-cert-is-piv-auth",
-                "the signing certificate '%s' is the PIV Authentication (login) certificate",
-                nick);
+                "the signing certificate '%s' is the PIV Authentication (login) certificate", nick);
   if (!sign && cm_cert_get_role (c) != CM_ROLE_EMAIL_ENCRYPTION
       && !(cm_cert_get_key_usage (c) & (CM_KU_KEY_ENCIPHERMENT | CM_KU_KEY_AGREEMENT)))
     add_reason (id, "encryption-cert-signing-only",
@@ -144,8 +143,8 @@ judge (CmEvoIdentity *id, CmInventory *inv, const char *nick, CmRole role, CmCer
                 nick);
   if (inserted && inserted->len && pick
       && !g_ptr_array_find_with_equal_func (inserted, cm_cert_get_sha256 (c), g_str_equal, NULL))
-    add_reason (id, sign ? "signing-cert-not-on-inserted-card"
-                         : "encryption-cert-not-on-inserted-card",
+    add_reason (id,
+                sign ? "signing-cert-not-on-inserted-card" : "encryption-cert-not-on-inserted-card",
                 "the %s certificate '%s' is not on the card in the reader", what, nick);
   if (pick && c != pick && cm_cert_get_not_before (pick) > cm_cert_get_not_before (c))
     add_reason (id, sign ? "signing-newer-cert" : "encryption-newer-cert",
@@ -215,12 +214,36 @@ cm_evo_identity_free (CmEvoIdentity *id)
   g_free (id);
 }
 
-const char *cm_evo_identity_get_uid (CmEvoIdentity *id) { return id->uid; }
-const char *cm_evo_identity_get_address (CmEvoIdentity *id) { return id->address; }
-const char *cm_evo_identity_get_name (CmEvoIdentity *id) { return id->name; }
-const CmEvoSettings *cm_evo_identity_get_current (CmEvoIdentity *id) { return &id->cur; }
-const char *cm_evo_identity_get_proposed_signing (CmEvoIdentity *id) { return id->proposed_signing; }
-const char *cm_evo_identity_get_proposed_encryption (CmEvoIdentity *id) { return id->proposed_encryption; }
+const char *
+cm_evo_identity_get_uid (CmEvoIdentity *id)
+{
+  return id->uid;
+}
+const char *
+cm_evo_identity_get_address (CmEvoIdentity *id)
+{
+  return id->address;
+}
+const char *
+cm_evo_identity_get_name (CmEvoIdentity *id)
+{
+  return id->name;
+}
+const CmEvoSettings *
+cm_evo_identity_get_current (CmEvoIdentity *id)
+{
+  return &id->cur;
+}
+const char *
+cm_evo_identity_get_proposed_signing (CmEvoIdentity *id)
+{
+  return id->proposed_signing;
+}
+const char *
+cm_evo_identity_get_proposed_encryption (CmEvoIdentity *id)
+{
+  return id->proposed_encryption;
+}
 
 gboolean
 cm_evo_identity_is_stale (CmEvoIdentity *id)
@@ -245,8 +268,8 @@ gboolean
 cm_evo_identity_can_fix (CmEvoIdentity *id)
 {
   gboolean sig = id->proposed_signing && g_strcmp0 (id->proposed_signing, id->signing) != 0;
-  gboolean enc = id->proposed_encryption
-                 && g_strcmp0 (id->proposed_encryption, id->encryption) != 0;
+  gboolean enc
+    = id->proposed_encryption && g_strcmp0 (id->proposed_encryption, id->encryption) != 0;
   return cm_evo_identity_is_stale (id) && (sig || enc);
 }
 

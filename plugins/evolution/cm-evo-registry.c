@@ -52,8 +52,7 @@ by_uid (gconstpointer a, gconstpointer b)
 GPtrArray *
 cm_evo_registry_list_identities (CmEvoRegistry *reg)
 {
-  GList *sources = e_source_registry_list_sources (reg->registry,
-                                                   E_SOURCE_EXTENSION_MAIL_IDENTITY);
+  GList *sources = e_source_registry_list_sources (reg->registry, E_SOURCE_EXTENSION_MAIL_IDENTITY);
 
   if (reg->settings)
     g_ptr_array_unref (reg->settings);
@@ -107,8 +106,7 @@ load_backups (void)
 
   if (json_parser_load_from_file (parser, path, NULL)
       && JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser))
-      && json_object_has_member (json_node_get_object (json_parser_get_root (parser)),
-                                 "entries"))
+      && json_object_has_member (json_node_get_object (json_parser_get_root (parser)), "entries"))
     return json_node_copy (json_parser_get_root (parser));
   {
     JsonObject *o = json_object_new ();
@@ -151,8 +149,8 @@ set_or_null (JsonObject *o, const char *name, const char *v)
 }
 
 static gboolean
-write_smime (CmEvoRegistry *reg, const char *uid, const char *sig, const char *enc,
-             const char *alg, GCancellable *cancellable, GError **error)
+write_smime (CmEvoRegistry *reg, const char *uid, const char *sig, const char *enc, const char *alg,
+             GCancellable *cancellable, GError **error)
 {
   g_autoptr (ESource) src = e_source_registry_ref_source (reg->registry, uid);
   ESourceSMIME *sm;
@@ -218,8 +216,7 @@ cm_evo_registry_fix_sync (CmEvoRegistry *reg, GPtrArray *identities, GCancellabl
       enc = cm_evo_identity_get_proposed_encryption (id)
               ? cm_evo_identity_get_proposed_encryption (id)
               : cur->encryption;
-      alg = (cur->signing_algorithm && *cur->signing_algorithm) ? cur->signing_algorithm
-                                                                : "sha256";
+      alg = (cur->signing_algorithm && *cur->signing_algorithm) ? cur->signing_algorithm : "sha256";
       if (!write_smime (reg, cur->uid, sig, enc, alg, cancellable, error))
         {
           g_prefix_error (error, "%s (%s): ", cur->address, cur->uid);
@@ -242,20 +239,18 @@ cm_evo_registry_undo_sync (CmEvoRegistry *reg, GCancellable *cancellable, GError
   if (n == 0)
     {
       g_set_error (error, CM_EVO_ERROR, CM_EVO_ERROR_NO_BACKUP,
-                   "there is no earlier fix to undo (no backup in %s)",
-                   g_get_user_data_dir ());
+                   "there is no earlier fix to undo (no backup in %s)", g_get_user_data_dir ());
       return -1;
     }
-  saved = json_object_get_array_member (json_array_get_object_element (entries, n - 1),
-                                        "identities");
+  saved
+    = json_object_get_array_member (json_array_get_object_element (entries, n - 1), "identities");
   for (guint i = 0; saved && i < json_array_get_length (saved); i++)
     {
       JsonObject *o = json_array_get_object_element (saved, i);
       const char *uid = json_object_get_string_member (o, "uid");
       const char *sig = json_object_get_string_member_with_default (o, "signing", NULL);
       const char *enc = json_object_get_string_member_with_default (o, "encryption", NULL);
-      const char *alg = json_object_get_string_member_with_default (o, "signing_algorithm",
-                                                                    NULL);
+      const char *alg = json_object_get_string_member_with_default (o, "signing_algorithm", NULL);
       if (!write_smime (reg, uid, sig, enc, alg, cancellable, error))
         return -1;
       restored++;

@@ -13,9 +13,9 @@ G_BEGIN_DECLS
 typedef enum
 {
   CM_EVO_ERROR_FAILED,
-  CM_EVO_ERROR_REGISTRY,   /* the source registry is not reachable */
-  CM_EVO_ERROR_NOT_FOUND,  /* no such identity */
-  CM_EVO_ERROR_NO_BACKUP,  /* nothing to undo */
+  CM_EVO_ERROR_REGISTRY,  /* the source registry is not reachable */
+  CM_EVO_ERROR_NOT_FOUND, /* no such identity */
+  CM_EVO_ERROR_NO_BACKUP, /* nothing to undo */
 } CmEvoError;
 
 GQuark cm_evo_error_quark (void);
@@ -28,9 +28,9 @@ typedef struct _CmEvoIdentity CmEvoIdentity;
 typedef struct
 {
   const char *uid;
-  const char *name;     /* display name */
+  const char *name; /* display name */
   const char *address;
-  const char *signing;  /* SigningCertificate nickname, or NULL/"" */
+  const char *signing; /* SigningCertificate nickname, or NULL/"" */
   const char *encryption;
   const char *signing_algorithm;
   gboolean sign_by_default;
@@ -81,8 +81,8 @@ GPtrArray *cm_evo_registry_list_identities (CmEvoRegistry *reg);
  * $XDG_DATA_HOME/cacmail/evolution-backups.json. Identities that are not stale are left alone
  * (no write). Returns the number written, or -1 with @error (nothing written when the backup
  * cannot be saved). */
-gint cm_evo_registry_fix_sync (CmEvoRegistry *reg, GPtrArray *identities,
-                               GCancellable *cancellable, GError **error);
+gint cm_evo_registry_fix_sync (CmEvoRegistry *reg, GPtrArray *identities, GCancellable *cancellable,
+                               GError **error);
 
 /* Restore the settings saved by the last fix, exactly, and drop that backup entry. Returns
  * the number of identities restored, or -1 with @error (CM_EVO_ERROR_NO_BACKUP). */

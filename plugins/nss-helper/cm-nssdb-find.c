@@ -115,8 +115,8 @@ check_evolution (CmNssdbLocation *loc)
   int pid = find_process ("evolution");
 
   loc->pid = pid;
-  loc->state = pid ? g_strdup_printf ("running (evolution, PID %d)", pid)
-                   : g_strdup ("not running");
+  loc->state
+    = pid ? g_strdup_printf ("running (evolution, PID %d)", pid) : g_strdup ("not running");
 }
 
 static CmNssdbLocation *
@@ -204,7 +204,8 @@ add_thunderbird (GPtrArray *out)
                               : (flagged ? g_strcmp0 (canon, flagged) == 0 : nprofiles == 1);
         /* the default profile first: it is the one the client really uses */
         if (def)
-          g_ptr_array_insert (out, 1, location_new (CM_NSSDB_CLIENT_THUNDERBIRD, canon, name, TRUE));
+          g_ptr_array_insert (out, 1,
+                              location_new (CM_NSSDB_CLIENT_THUNDERBIRD, canon, name, TRUE));
         else
           g_ptr_array_add (out, location_new (CM_NSSDB_CLIENT_THUNDERBIRD, canon, name, FALSE));
       }

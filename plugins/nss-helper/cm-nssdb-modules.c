@@ -48,8 +48,8 @@ cm_nssdb_list_modules (CmNssDb *db, GError **error)
     {
       char *lib = NULL, *name = NULL, *params = NULL, *nss = NULL;
 
-      if (NSSUTIL_ArgParseModuleSpec (*s, &lib, &name, &params, &nss) == SECSuccess && lib
-          && *lib && !NSSUTIL_ArgHasFlag ("flags", "internal", nss))
+      if (NSSUTIL_ArgParseModuleSpec (*s, &lib, &name, &params, &nss) == SECSuccess && lib && *lib
+          && !NSSUTIL_ArgHasFlag ("flags", "internal", nss))
         {
           CmNssdbModule *m = g_new0 (CmNssdbModule, 1);
           m->name = g_strdup (name ? name : "");
@@ -83,8 +83,9 @@ char *
 cm_nssdb_find_opensc_module (void)
 {
   const char *env = g_getenv ("CACMAIL_OPENSC_MODULE");
-  const char *const dirs[] = { CM_NSSDB_LIBDIR, CM_NSSDB_LIBDIR "/pkcs11", "/usr/lib64",
-                               "/usr/lib64/pkcs11", "/usr/lib", "/usr/lib/pkcs11", NULL };
+  const char *const dirs[]
+    = { CM_NSSDB_LIBDIR, CM_NSSDB_LIBDIR "/pkcs11", "/usr/lib64", "/usr/lib64/pkcs11",
+        "/usr/lib",      "/usr/lib/pkcs11",         NULL };
 
   if (env && *env)
     return g_file_test (env, G_FILE_TEST_EXISTS) ? g_strdup (env) : NULL;
@@ -249,7 +250,8 @@ cm_nssdb_register_card_sync (CmNssDb *db, CmNssdbModuleKind kind, char **report,
   if (has_entry (mods, CM_NSSDB_MODULE_P11KIT_PROXY, NULL) && p11kit_opensc)
     {
       *report = g_strdup_printf ("unchanged: the p11-kit proxy is already registered and p11-kit "
-                                 "loads OpenSC (%s)", conf);
+                                 "loads OpenSC (%s)",
+                                 conf);
       return TRUE;
     }
   if (kind == CM_NSSDB_MODULE_OTHER)
@@ -286,10 +288,9 @@ cm_nssdb_register_card_sync (CmNssDb *db, CmNssdbModuleKind kind, char **report,
                    cm_nss_db_get_dir (db));
       return FALSE;
     }
-  *report = g_strdup_printf ("added: \"%s\" (%s)%s", name, lib,
-                             kind == CM_NSSDB_MODULE_P11KIT_PROXY
-                               ? ", which loads OpenSC through p11-kit"
-                               : "");
+  *report = g_strdup_printf (
+    "added: \"%s\" (%s)%s", name, lib,
+    kind == CM_NSSDB_MODULE_P11KIT_PROXY ? ", which loads OpenSC through p11-kit" : "");
   return TRUE;
 }
 

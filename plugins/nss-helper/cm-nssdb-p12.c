@@ -24,8 +24,8 @@
 
 typedef struct
 {
-  GPtrArray *certs;      /* GBytes DER, every cert bag */
-  GPtrArray *with_key;   /* GBytes DER, cert bags that have a key bag */
+  GPtrArray *certs;    /* GBytes DER, every cert bag */
+  GPtrArray *with_key; /* GBytes DER, cert bags that have a key bag */
   guint keys;
   GHashTable *nicknames; /* sha256 -> nickname to give (with_key certs) */
   GPtrArray *described;  /* GBytes DER of each result of describe(), in order */
@@ -152,8 +152,8 @@ decode (PK11SlotInfo *slot, SECItem *pw, GBytes *bytes, const char *path, GError
 
   for (int attempt = 0; attempt < 2; attempt++)
     {
-      SEC_PKCS12DecoderContext *dcx =
-        SEC_PKCS12DecoderStart (pw, slot, NULL, NULL, NULL, NULL, NULL, NULL);
+      SEC_PKCS12DecoderContext *dcx
+        = SEC_PKCS12DecoderStart (pw, slot, NULL, NULL, NULL, NULL, NULL, NULL);
       SECStatus upd, ver;
 
       if (dcx == NULL)
@@ -198,7 +198,9 @@ collect_bags (SEC_PKCS12DecoderContext *dcx, Bags *b, const char *path, GError *
   if (SEC_PKCS12DecoderIterateInit (dcx) != SECSuccess)
     return g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
                         "%s holds bags NSS cannot use (%s): ask the key recovery agent for a "
-                        "new file", path, cm_nssdb_nss_error ()), FALSE;
+                        "new file",
+                        path, cm_nssdb_nss_error ()),
+           FALSE;
   while (SEC_PKCS12DecoderIterateNext (dcx, &item) == SECSuccess)
     if (item->type == SEC_OID_PKCS12_V1_CERT_BAG_ID && item->der)
       {
@@ -214,12 +216,14 @@ collect_bags (SEC_PKCS12DecoderContext *dcx, Bags *b, const char *path, GError *
     return g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
                         "%s holds no private key, only certificates: a recovered-key file must "
                         "hold the key; ask the key recovery agent for the PKCS#12 with the key",
-                        path), FALSE;
+                        path),
+           FALSE;
   if (b->with_key->len == 0)
     return g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
                         "%s holds a private key but no certificate for it (%u certificates, "
                         "none matches the key): ask the key recovery agent for a complete file",
-                        path, b->certs->len), FALSE;
+                        path, b->certs->len),
+           FALSE;
   return TRUE;
 }
 
@@ -230,8 +234,8 @@ validate_bags (SEC_PKCS12DecoderContext *dcx, const char *path, GError **error)
   if (SEC_PKCS12DecoderValidateBags (dcx, collision_cb) == SECSuccess)
     return TRUE;
   g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-               "%s holds bags NSS cannot use (%s): ask the key recovery agent for a new file",
-               path, cm_nssdb_nss_error ());
+               "%s holds bags NSS cannot use (%s): ask the key recovery agent for a new file", path,
+               cm_nssdb_nss_error ());
   return FALSE;
 }
 
@@ -318,7 +322,8 @@ verify_in_scratch (GBytes *bytes, SECItem *pw, Bags *b, const char *path, GError
     {
       g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
                    "cannot make a private scratch folder in %s (%s): free space there or set "
-                   "XDG_RUNTIME_DIR", base, g_strerror (errno));
+                   "XDG_RUNTIME_DIR",
+                   base, g_strerror (errno));
       return FALSE;
     }
   scratch = cm_nss_db_open_sync (dir, CM_NSS_DB_DEFAULT, NULL, error);
@@ -329,8 +334,8 @@ verify_in_scratch (GBytes *bytes, SECItem *pw, Bags *b, const char *path, GError
       && PK11_CheckUserPassword (cm_nss_db_get_slot (scratch), "") != SECSuccess)
     {
       g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
-                   "NSS could not prepare a scratch database in %s (%s): check free space",
-                   dir, cm_nssdb_nss_error ());
+                   "NSS could not prepare a scratch database in %s (%s): check free space", dir,
+                   cm_nssdb_nss_error ());
       goto out;
     }
   dcx = decode (cm_nss_db_get_slot (scratch), pw, bytes, path, error);
@@ -340,7 +345,8 @@ verify_in_scratch (GBytes *bytes, SECItem *pw, Bags *b, const char *path, GError
     {
       g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
                    "the key in %s could not be decrypted or stored (%s): check the password, or "
-                   "ask the key recovery agent for a new file", path, cm_nssdb_nss_error ());
+                   "ask the key recovery agent for a new file",
+                   path, cm_nssdb_nss_error ());
       goto out;
     }
   ok = check_imported (cm_nss_db_get_slot (scratch), b, TRUE, path, error);
@@ -373,14 +379,16 @@ check_target (CmNssDb *db, GError **error)
     {
       g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
                    "%s is protected by a primary password: remove it in the mail client "
-                   "(Settings, Privacy & Security), import, then set it again", dir);
+                   "(Settings, Privacy & Security), import, then set it again",
+                   dir);
       return FALSE;
     }
   return TRUE;
 read_only:
   g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
                "the NSS database in %s is read-only: make the folder and its cert9.db and "
-               "key4.db writable by you, then import again", dir);
+               "key4.db writable by you, then import again",
+               dir);
   return FALSE;
 }
 
@@ -440,9 +448,9 @@ recorded_next (GPtrArray *state, const char *dir, const char *base)
 
       if (r->nssdb == NULL || r->nickname == NULL || strcmp (r->nssdb, dir) != 0
           || strncmp (r->nickname, base, n) != 0
-          || (r->nickname[n] && (strncmp (r->nickname + n, " #", 2) != 0
-                                 || (v = g_ascii_strtoull (r->nickname + n + 2, &end, 10)) < 2
-                                 || *end)))
+          || (r->nickname[n]
+              && (strncmp (r->nickname + n, " #", 2) != 0
+                  || (v = g_ascii_strtoull (r->nickname + n + 2, &end, 10)) < 2 || *end)))
         continue;
       next = MAX (next, MIN (v, 8191) + 1);
     }
@@ -556,12 +564,12 @@ import_into (CmNssDb *db, GBytes *bytes, SECItem *pw, Bags *b, const char *path,
     {
       g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
                    "NSS could not prepare the key database in %s (%s): check that key4.db is "
-                   "writable", cm_nss_db_get_dir (db), cm_nssdb_nss_error ());
+                   "writable",
+                   cm_nss_db_get_dir (db), cm_nssdb_nss_error ());
       return FALSE;
     }
   dcx = decode (slot, pw, bytes, path, error);
-  if (dcx == NULL || !collect_bags (dcx, &again, path, error)
-      || !validate_bags (dcx, path, error))
+  if (dcx == NULL || !collect_bags (dcx, &again, path, error) || !validate_bags (dcx, path, error))
     goto out;
   if (SEC_PKCS12DecoderRenameCertNicknames (dcx, rename_cb, b) != SECSuccess
       || SEC_PKCS12DecoderImportBags (dcx) != SECSuccess
@@ -600,8 +608,8 @@ copy_record (const CmNssdbRecovered *r)
 static GPtrArray *
 record (GPtrArray *state, GPtrArray *results, GError **error)
 {
-  g_autoptr (GPtrArray) before = g_ptr_array_new_with_free_func (
-    (GDestroyNotify)cm_nssdb_recovered_free);
+  g_autoptr (GPtrArray) before
+    = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_nssdb_recovered_free);
   gboolean changed = FALSE;
 
   for (guint j = 0; j < state->len; j++)
@@ -633,8 +641,8 @@ describe (CmNssDb *db, Bags *b, GPtrArray *state, const char *path, gint64 now)
 {
   GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_nssdb_recovered_free);
   g_autofree char *abs = g_canonicalize_filename (path, NULL);
-  g_autoptr (GHashTable) given = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                                        (GDestroyNotify)g_bytes_unref);
+  g_autoptr (GHashTable) given
+    = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_bytes_unref);
 
   b->nicknames = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   b->described = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
@@ -711,9 +719,8 @@ plan (CmNssDb *db, GBytes *bytes, SECItem *pw, Bags *b, CmPfx *pfx, const char *
 }
 
 gboolean
-cm_nssdb_import_p12_sync (CmNssDb *db, const char *path, const char *password,
-                          GPtrArray **results, guint *added, GCancellable *cancellable,
-                          GError **error)
+cm_nssdb_import_p12_sync (CmNssDb *db, const char *path, const char *password, GPtrArray **results,
+                          guint *added, GCancellable *cancellable, GError **error)
 {
   g_autoptr (GBytes) bytes = NULL;
   g_autoptr (GPtrArray) out = NULL, undo = NULL, pairs = NULL, state = NULL;
@@ -729,8 +736,8 @@ cm_nssdb_import_p12_sync (CmNssDb *db, const char *path, const char *password,
   *added = 0;
   if (!g_file_get_contents (path, &contents, &len, &local))
     {
-      g_set_error (error, CM_ERROR, local->code == G_FILE_ERROR_NOENT ? CM_ERROR_NOT_FOUND
-                                                                      : CM_ERROR_BAD_INPUT,
+      g_set_error (error, CM_ERROR,
+                   local->code == G_FILE_ERROR_NOENT ? CM_ERROR_NOT_FOUND : CM_ERROR_BAD_INPUT,
                    "cannot read %s (%s): check the file name", path, local->message);
       return FALSE;
     }
@@ -767,15 +774,17 @@ cm_nssdb_import_p12_sync (CmNssDb *db, const char *path, const char *password,
       r->present = with_key_in (slot, find_cert (slot, g_ptr_array_index (b.described, i)));
       all_there &= r->present;
     }
-  if (pairs && !cm_nssdb_pfx_verify (cm_nss_db_get_slot (db), pairs, b.nicknames, pw, password,
-                                     path, error))
+  if (pairs
+      && !cm_nssdb_pfx_verify (cm_nss_db_get_slot (db), pairs, b.nicknames, pw, password, path,
+                               error))
     goto out;
   /* the record first: a key in the database must never be unmarked */
   if ((undo = record (state, out, error)) == NULL)
     goto out;
-  if (!all_there && !(pairs ? cm_nssdb_pfx_write (cm_nss_db_get_slot (db), pairs, b.nicknames,
-                                                 path, cm_nss_db_get_dir (db), error)
-                            : import_into (db, bytes, pw, &b, path, error)))
+  if (!all_there
+      && !(pairs ? cm_nssdb_pfx_write (cm_nss_db_get_slot (db), pairs, b.nicknames, path,
+                                       cm_nss_db_get_dir (db), error)
+                 : import_into (db, bytes, pw, &b, path, error)))
     {
       cm_nssdb_state_save (undo, NULL);
       goto out;

@@ -59,11 +59,15 @@ cm_nssdb_pfx_check_shape (const guint8 *p, gsize len, const char *path, GError *
   if (len == 0)
     return g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
                         "%s is empty: give the PKCS#12 (.p12/.pfx) file the key recovery "
-                        "service sent", path), FALSE;
+                        "service sent",
+                        path),
+           FALSE;
   if (len >= 10 && memcmp (p, "-----BEGIN", 10) == 0)
     return g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
                         "%s is PEM text, not a PKCS#12 file: give the .p12/.pfx file (or convert "
-                        "with openssl pkcs12 -export)", path), FALSE;
+                        "with openssl pkcs12 -export)",
+                        path),
+           FALSE;
   if (len < 5 || p[0] != 0x30)
     goto not_p12;
   if (p[1] & 0x80)
@@ -87,8 +91,9 @@ cm_nssdb_pfx_check_shape (const guint8 *p, gsize len, const char *path, GError *
   if (hdr + body > len)
     return g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
                         "%s is truncated (%" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT " bytes): "
-                        "copy the file again from the key recovery message", path, len,
-                        hdr + body), FALSE;
+                        "copy the file again from the key recovery message",
+                        path, len, hdr + body),
+           FALSE;
   return TRUE;
 not_p12:
   g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
@@ -299,10 +304,9 @@ cm_nssdb_pfx_parse (const guint8 *p, gsize len, CmPfx *pfx)
   pfx->keys = g_ptr_array_new_with_free_func ((GDestroyNotify)key_free);
   pfx->certs = g_ptr_array_new_with_free_func ((GDestroyNotify)cert_free);
   /* PFX { version, authSafe ContentInfo { data, [0] OCTET STRING }, ... } */
-  if (!expect (&in, 0x30, &body, 0) || !expect (&body, 0x02, &x, 1)
-      || !expect (&body, 0x30, &ci, 1) || !expect (&ci, 0x06, &oid, 2)
-      || oid_tag (oid) != SEC_OID_PKCS7_DATA || !explicit_octets (&ci, &auth, keep, 2)
-      || !expect (&auth, 0x30, &seq, 0))
+  if (!expect (&in, 0x30, &body, 0) || !expect (&body, 0x02, &x, 1) || !expect (&body, 0x30, &ci, 1)
+      || !expect (&ci, 0x06, &oid, 2) || oid_tag (oid) != SEC_OID_PKCS7_DATA
+      || !explicit_octets (&ci, &auth, keep, 2) || !expect (&auth, 0x30, &seq, 0))
     goto out;
   while (seq.len)
     {
@@ -338,12 +342,9 @@ public_value (SECKEYPublicKey *pub)
 {
   switch (pub->keyType)
     {
-    case rsaKey:
-      return &pub->u.rsa.modulus;
-    case ecKey:
-      return &pub->u.ec.publicValue;
-    default:
-      return NULL;
+    case rsaKey: return &pub->u.rsa.modulus;
+    case ecKey: return &pub->u.ec.publicValue;
+    default: return NULL;
     }
 }
 
@@ -447,8 +448,8 @@ unwrap (PK11SlotInfo *slot, CmPfxKey *key, const SECItem *ucs2, const char *utf8
         CERTCertificate *cert, const char *nickname, const char *path, GError **error)
 {
   PLArenaPool *arena = PORT_NewArena (2048);
-  SECKEYEncryptedPrivateKeyInfo *epki =
-    arena ? PORT_ArenaZNew (arena, SECKEYEncryptedPrivateKeyInfo) : NULL;
+  SECKEYEncryptedPrivateKeyInfo *epki
+    = arena ? PORT_ArenaZNew (arena, SECKEYEncryptedPrivateKeyInfo) : NULL;
   SECKEYPublicKey *pub = CERT_ExtractPublicKey (cert);
   SECKEYPrivateKey *priv = NULL;
   gsize n = 0;
@@ -461,9 +462,8 @@ unwrap (PK11SlotInfo *slot, CmPfxKey *key, const SECItem *ucs2, const char *utf8
   if (key->plain && pub && public_value (pub))
     {
       /* a keyBag (unencrypted, rare in escrow files but legal): imported as it is */
-      if (PK11_ImportDERPrivateKeyInfoAndReturnKey (slot, &der, &nick, public_value (pub),
-                                                    PR_FALSE, PR_TRUE, cert->keyUsage, &priv,
-                                                    NULL)
+      if (PK11_ImportDERPrivateKeyInfoAndReturnKey (slot, &der, &nick, public_value (pub), PR_FALSE,
+                                                    PR_TRUE, cert->keyUsage, &priv, NULL)
             == SECSuccess
           && priv)
         goto out;
@@ -471,7 +471,8 @@ unwrap (PK11SlotInfo *slot, CmPfxKey *key, const SECItem *ucs2, const char *utf8
     }
   if (epki == NULL || pub == NULL || public_value (pub) == NULL
       || SEC_ASN1DecodeItem (arena, epki, SEC_ASN1_GET (SECKEY_EncryptedPrivateKeyInfoTemplate),
-                             &der) != SECSuccess)
+                             &der)
+           != SECSuccess)
     goto undecryptable;
   if (!SEC_PKCS12DecryptionAllowed (&epki->algorithm))
     {
@@ -496,12 +497,14 @@ unwrap (PK11SlotInfo *slot, CmPfxKey *key, const SECItem *ucs2, const char *utf8
   if (PK11_ImportEncryptedPrivateKeyInfoAndReturnKey (slot, epki, &pw, &nick, public_value (pub),
                                                       PR_FALSE, PR_TRUE, pub->keyType,
                                                       cert->keyUsage, &priv, NULL)
-      == SECSuccess && priv)
+        == SECSuccess
+      && priv)
     goto out;
 undecryptable:
   g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
                "the key in %s could not be decrypted or stored (%s): check the password, or "
-               "ask the key recovery agent for a new file", path, cm_nssdb_nss_error ());
+               "ask the key recovery agent for a new file",
+               path, cm_nssdb_nss_error ());
 out:
   if (pw.data)
     SECITEM_ZfreeItem (&pw, PR_FALSE);
@@ -562,8 +565,7 @@ cm_nssdb_pfx_key_is_certs (SECKEYPrivateKey *key, CERTCertificate *cert)
   if (pub && pub->keyType == rsaKey && key->keyType == rsaKey)
     ok = PK11_ReadRawAttribute (PK11_TypePrivKey, key, CKA_MODULUS, &n) == SECSuccess
          && PK11_ReadRawAttribute (PK11_TypePrivKey, key, CKA_PUBLIC_EXPONENT, &e) == SECSuccess
-         && same_integer (&n, &pub->u.rsa.modulus)
-         && same_integer (&e, &pub->u.rsa.publicExponent);
+         && same_integer (&n, &pub->u.rsa.modulus) && same_integer (&e, &pub->u.rsa.publicExponent);
   else if (pub && pub->keyType == ecKey && key->keyType == ecKey)
     ok = signs_for (key, pub);
   SECITEM_FreeItem (&n, PR_FALSE);
@@ -580,7 +582,8 @@ cm_nssdb_pfx_not_its_key (CERTCertificate *cert, const char *path, GError **erro
 
   g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
                "the private key in %s does not belong to its certificate%s%s%s: ask the key "
-               "recovery agent for a new file", path, cn ? " (" : "", cn ? cn : "", cn ? ")" : "");
+               "recovery agent for a new file",
+               path, cn ? " (" : "", cn ? cn : "", cn ? ")" : "");
   return FALSE;
 }
 
@@ -604,8 +607,8 @@ cm_nssdb_pfx_verify (PK11SlotInfo *slot, GPtrArray *pairs, GHashTable *nicknames
 
       /* looked up before the session key exists, which has the same ID */
       p->token = PK11_FindKeyByDERCert (slot, first, NULL);
-      p->session = unwrap (slot, p->key, ucs2, utf8, first, nickname_of (nicknames, first), path,
-                           error);
+      p->session
+        = unwrap (slot, p->key, ucs2, utf8, first, nickname_of (nicknames, first), path, error);
       if (p->session == NULL)
         return FALSE;
       for (guint j = 0; j < p->certs->len; j++)
@@ -641,8 +644,8 @@ all_in (PK11SlotInfo *slot, GPtrArray *pairs)
 }
 
 gboolean
-cm_nssdb_pfx_write (PK11SlotInfo *slot, GPtrArray *pairs, GHashTable *nicknames,
-                    const char *path, const char *dir, GError **error)
+cm_nssdb_pfx_write (PK11SlotInfo *slot, GPtrArray *pairs, GHashTable *nicknames, const char *path,
+                    const char *dir, GError **error)
 {
   g_autoptr (GPtrArray) keys = g_ptr_array_new ();  /* SECKEYPrivateKey*: token keys added */
   g_autoptr (GPtrArray) certs = g_ptr_array_new (); /* CERTCertificate*: added (borrowed) */
@@ -655,8 +658,8 @@ cm_nssdb_pfx_write (PK11SlotInfo *slot, GPtrArray *pairs, GHashTable *nicknames,
       SECKEYPrivateKey *key = p->token;
 
       if (key == NULL
-          && PK11_WriteRawAttribute (PK11_TypePrivKey, p->session, CKA_SUBJECT,
-                                     &first->derSubject) == SECSuccess
+          && PK11_WriteRawAttribute (PK11_TypePrivKey, p->session, CKA_SUBJECT, &first->derSubject)
+               == SECSuccess
           && (key = PK11_ConvertSessionPrivKeyToTokenPrivKey (p->session, NULL)))
         g_ptr_array_add (keys, key);
       drop_session (p); /* from here on, lookups by ID find the token's key */
@@ -673,7 +676,8 @@ cm_nssdb_pfx_write (PK11SlotInfo *slot, GPtrArray *pairs, GHashTable *nicknames,
             }
           /* a new key has its label, ID and subject; a key met again gets them from the cert */
           ok = PK11_ImportCert (slot, c, p->token || j > 0 ? key->pkcs11ID : CK_INVALID_HANDLE,
-                                nickname_of (nicknames, c), PR_FALSE) == SECSuccess;
+                                nickname_of (nicknames, c), PR_FALSE)
+               == SECSuccess;
           if (ok)
             g_ptr_array_add (certs, c);
         }
@@ -701,8 +705,8 @@ cm_nssdb_pfx_write (PK11SlotInfo *slot, GPtrArray *pairs, GHashTable *nicknames,
   for (guint i = 0; ok && i < pairs->len; i++)
     {
       CmPfxPair *p = g_ptr_array_index (pairs, i);
-      SECKEYPublicKey *pub =
-        p->token ? NULL : CERT_ExtractPublicKey (g_ptr_array_index (p->certs, 0));
+      SECKEYPublicKey *pub
+        = p->token ? NULL : CERT_ExtractPublicKey (g_ptr_array_index (p->certs, 0));
 
       if (pub)
         PK11_ImportPublicKey (slot, pub, PR_TRUE);

@@ -67,8 +67,7 @@ G_GNUC_INTERNAL GPtrArray *cm_nssdb_pfx_pair (CmPfx *pfx, GPtrArray *with_key, g
  * (CM_ERROR_BAD_INPUT naming @path). */
 G_GNUC_INTERNAL gboolean cm_nssdb_pfx_verify (PK11SlotInfo *slot, GPtrArray *pairs,
                                               GHashTable *nicknames, const SECItem *ucs2,
-                                              const char *utf8, const char *path,
-                                              GError **error);
+                                              const char *utf8, const char *path, GError **error);
 
 /* Pass 2, after cm_nssdb_pfx_verify(): per key, the session key gets its first cert's subject
  * and is copied to the token (one write; NSS's import makes four), its certs are imported,

@@ -64,8 +64,8 @@ cm_nssdb_state_load (GError **error)
       || !json_object_has_member (json_node_get_object (root), "keys"))
     {
       g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-                   "%s is damaged (%s): move it away and import the recovered keys again",
-                   path, local ? local->message : "no \"keys\" list");
+                   "%s is damaged (%s): move it away and import the recovered keys again", path,
+                   local ? local->message : "no \"keys\" list");
       g_ptr_array_unref (out);
       return NULL;
     }
@@ -130,12 +130,10 @@ cm_nssdb_state_save (GPtrArray *records, GError **error)
   root = json_builder_get_root (b);
   text = cm_json_to_string (root);
   if (g_mkdir_with_parents (dir, 0700) != 0
-      || !g_file_set_contents_full (path, text, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600,
-                                    &local))
+      || !g_file_set_contents_full (path, text, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600, &local))
     {
-      g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
-                   "cannot write %s (%s): make %s writable", path,
-                   local ? local->message : g_strerror (errno), dir);
+      g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT, "cannot write %s (%s): make %s writable",
+                   path, local ? local->message : g_strerror (errno), dir);
       return FALSE;
     }
   return TRUE;

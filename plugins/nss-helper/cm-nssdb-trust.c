@@ -135,7 +135,8 @@ unique_nickname (CmNssDb *db, CERTCertificate *cert, const char *base)
 
   for (int i = 2; i < 100; i++)
     {
-      g_autofree char *full = g_strdup_printf ("%s:%s", PK11_GetTokenName (cm_nss_db_get_slot (db)), nick);
+      g_autofree char *full
+        = g_strdup_printf ("%s:%s", PK11_GetTokenName (cm_nss_db_get_slot (db)), nick);
       CERTCertList *l = PK11_FindCertsFromNickname (full, NULL);
       gboolean clash = FALSE;
 
@@ -194,11 +195,13 @@ write_bundle (const char *path, GPtrArray *ders, GError **error)
       g_string_append (out, "-----END CERTIFICATE-----\n");
     }
   if (g_mkdir_with_parents (dir, 0700) != 0
-      || !g_file_set_contents_full (path, out->str, out->len, G_FILE_SET_CONTENTS_CONSISTENT,
-                                    0644, &local))
+      || !g_file_set_contents_full (path, out->str, out->len, G_FILE_SET_CONTENTS_CONSISTENT, 0644,
+                                    &local))
     {
-      g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT, "cannot write the CA bundle %s (%s): "
-                   "make %s writable", path, local ? local->message : g_strerror (errno), dir);
+      g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
+                   "cannot write the CA bundle %s (%s): "
+                   "make %s writable",
+                   path, local ? local->message : g_strerror (errno), dir);
       return FALSE;
     }
   return TRUE;
@@ -209,7 +212,8 @@ cm_nssdb_trust_import_sync (CmNssDb *db, GPtrArray *ca_ders, const char *bundle_
                             GPtrArray **items, GCancellable *cancellable, GError **error)
 {
   PK11SlotInfo *slot = cm_nss_db_get_slot (db);
-  g_autoptr (GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_nssdb_trust_item_free);
+  g_autoptr (GPtrArray) out
+    = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_nssdb_trust_item_free);
   CERTCertTrust ca_trust;
 
   *items = NULL;
@@ -241,12 +245,13 @@ cm_nssdb_trust_import_sync (CmNssDb *db, GPtrArray *ca_ders, const char *bundle_
       cert = PK11_FindCertFromDERCertItem (slot, &it, NULL);
       if (cert == NULL)
         {
-          CERTCertificate *tmp = CERT_NewTempCertificate (CERT_GetDefaultCertDB (), &it, NULL,
-                                                          PR_FALSE, PR_TRUE);
+          CERTCertificate *tmp
+            = CERT_NewTempCertificate (CERT_GetDefaultCertDB (), &it, NULL, PR_FALSE, PR_TRUE);
           const char *cn = cm_cert_get_subject_cn (c);
           g_autofree char *nick = tmp ? unique_nickname (db, tmp, cn ? cn : item->subject) : NULL;
 
-          if (tmp == NULL || PK11_ImportCert (slot, tmp, CK_INVALID_HANDLE, nick, PR_FALSE) != SECSuccess)
+          if (tmp == NULL
+              || PK11_ImportCert (slot, tmp, CK_INVALID_HANDLE, nick, PR_FALSE) != SECSuccess)
             {
               g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
                            "NSS could not store %s in %s (%s): check that cert9.db is writable",

@@ -111,8 +111,7 @@ GPtrArray *cm_nssdb_read_ca_files (char **files, GError **error);
  * these CAs). Caller unrefs *@items (CmNssdbTrustItem*). Nothing is imported unless every cert
  * parses. */
 gboolean cm_nssdb_trust_import_sync (CmNssDb *db, GPtrArray *ca_ders, const char *bundle_path,
-                                     GPtrArray **items, GCancellable *cancellable,
-                                     GError **error);
+                                     GPtrArray **items, GCancellable *cancellable, GError **error);
 
 /* $XDG_DATA_HOME/cacmail/ca-bundle.pem ($CACMAIL_STATE_DIR/ca-bundle.pem when set); caller
  * frees. */
@@ -130,7 +129,7 @@ typedef struct
   char *nssdb;    /* the database folder */
   char *nickname; /* as the database names it */
   char *subject;
-  char *file;     /* the PKCS#12 it came from */
+  char *file; /* the PKCS#12 it came from */
   gint64 not_before, not_after, imported;
   gboolean present; /* cm_nssdb_recovered_list: still in the database with its key */
 } CmNssdbRecovered;
@@ -160,8 +159,8 @@ GPtrArray *cm_nssdb_recovered_list (CmNssDb *db, GError **error);
  * CM_ERROR_BAD_INPUT (not a PKCS#12, truncated, wrong password, no key, cert without key),
  * CM_ERROR_ENVIRONMENT (database read-only or protected by a primary password). */
 gboolean cm_nssdb_import_p12_sync (CmNssDb *db, const char *path, const char *password,
-                                   GPtrArray **results, guint *added,
-                                   GCancellable *cancellable, GError **error);
+                                   GPtrArray **results, guint *added, GCancellable *cancellable,
+                                   GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CmNssdbLocation, cm_nssdb_location_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CmNssdbModule, cm_nssdb_module_free)

@@ -28,8 +28,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     (void)text;
     for (guint i = 0; i < emails->len; i++)
       {
-        g_autoptr (CmPicks) pk = cm_select_for_email (inv, g_ptr_array_index (emails, i),
-                                                      1780272000, NULL);
+        g_autoptr (CmPicks) pk
+          = cm_select_for_email (inv, g_ptr_array_index (emails, i), 1780272000, NULL);
         g_autoptr (JsonNode) n = cm_json_picks (pk);
         (void)n;
       }

@@ -50,8 +50,14 @@ test_fascn_known_value (void)
 static void
 test_fascn_roundtrip (void)
 {
-  CmFascn in = { .agency_code = "0097", .system_code = "0001", .credential_number = "100002",
-                 .cs = "1", .ici = "1", .pi = "1234567890", .oc = "1", .oi = "0097",
+  CmFascn in = { .agency_code = "0097",
+                 .system_code = "0001",
+                 .credential_number = "100002",
+                 .cs = "1",
+                 .ici = "1",
+                 .pi = "1234567890",
+                 .oc = "1",
+                 .oi = "0097",
                  .poa = "4" };
   guint8 raw[CM_FASCN_LEN];
   CmFascn out;
@@ -194,7 +200,8 @@ test_pem_with_bag_attributes (void)
 static void
 test_cert_fields (void)
 {
-  g_autoptr (GBytes) b = read_gsa ("cards/46_Golden_FIPS_201-2_PIV/3 - ICAM_PIV_Auth_SP_800-73-4.crt");
+  g_autoptr (GBytes) b
+    = read_gsa ("cards/46_Golden_FIPS_201-2_PIV/3 - ICAM_PIV_Auth_SP_800-73-4.crt");
   g_autoptr (GPtrArray) blobs = cm_load_cert_blobs (b, "x", NULL);
   g_autoptr (CmCert) c = cm_cert_new_from_der (g_ptr_array_index (blobs, 0), NULL, NULL);
   g_autofree char *nb = NULL;

@@ -23,8 +23,8 @@
 #include <unistd.h>
 
 /* 3B 88 80 01 + 8 historical bytes + TCK: T=0 and T=1 offered; TCK = XOR of T0..last byte */
-static const uint8_t atr[] = { 0x3B, 0x88, 0x80, 0x01, 0x00, 0x00, 0x00, 0x00,
-                               0x00, 0x00, 0x00, 0x00, 0x09 };
+static const uint8_t atr[]
+  = { 0x3B, 0x88, 0x80, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x09 };
 
 #define MAX_CLIENTS 8
 
@@ -35,9 +35,9 @@ typedef struct
   char *control_path;
   FILE *log;
   VcCard card;
-  int fd;             /* connection to vpcd, -1 if none */
-  gboolean inserted;  /* the card wants to be connected */
-  long remove_after;  /* remove after this many more APDUs; -1: never */
+  int fd;            /* connection to vpcd, -1 if none */
+  gboolean inserted; /* the card wants to be connected */
+  long remove_after; /* remove after this many more APDUs; -1: never */
   unsigned long apdus;
   unsigned long connects;
   int listen_fd;
@@ -50,7 +50,7 @@ static volatile sig_atomic_t stop_requested;
 static void
 on_signal (int sig)
 {
-  (void) sig;
+  (void)sig;
   stop_requested = 1;
 }
 
@@ -78,7 +78,7 @@ write_all (int fd, const uint8_t *data, size_t len)
       if (n <= 0)
         return FALSE;
       data += n;
-      len -= (size_t) n;
+      len -= (size_t)n;
     }
   return TRUE;
 }
@@ -94,7 +94,7 @@ read_all (int fd, uint8_t *data, size_t len)
       if (n <= 0)
         return FALSE;
       data += n;
-      len -= (size_t) n;
+      len -= (size_t)n;
     }
   return TRUE;
 }
@@ -106,8 +106,8 @@ send_frame (int fd, const uint8_t *data, size_t len)
     return FALSE;
   /* one write: a header in a segment of its own would meet delayed ACKs (40 ms per APDU) */
   uint8_t *frame = g_malloc (len + 2);
-  frame[0] = (uint8_t) (len >> 8);
-  frame[1] = (uint8_t) len;
+  frame[0] = (uint8_t)(len >> 8);
+  frame[1] = (uint8_t)len;
   memcpy (frame + 2, data, len);
   gboolean ok = write_all (fd, frame, len + 2);
   g_free (frame);
@@ -171,7 +171,7 @@ handle_frame (Vcard *vc)
    * our ACK of the length, which Linux delays by 40 ms in request/response traffic. ACK now. */
   int one = 1;
   setsockopt (vc->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
-  size_t len = ((size_t) hdr[0] << 8) | hdr[1];
+  size_t len = ((size_t)hdr[0] << 8) | hdr[1];
   uint8_t *buf = g_malloc (len ? len : 1);
   gboolean ok = read_all (vc->fd, buf, len);
   if (ok && len == 1)
@@ -179,16 +179,10 @@ handle_frame (Vcard *vc)
       switch (buf[0])
         {
         case 0: /* power off */
-        case 2: /* reset */
-          vc_card_reset (&vc->card);
-          break;
-        case 1: /* power on */
-          break;
-        case 4:
-          ok = send_frame (vc->fd, atr, sizeof atr);
-          break;
-        default:
-          break;
+        case 2: /* reset */ vc_card_reset (&vc->card); break;
+        case 1: /* power on */ break;
+        case 4: ok = send_frame (vc->fd, atr, sizeof atr); break;
+        default: break;
         }
     }
   else if (ok)
@@ -216,8 +210,8 @@ status_line (Vcard *vc, GString *s)
   g_string_append_printf (s,
                           "inserted=%d connected=%d apdus=%lu connects=%lu verified=%d "
                           "tries_left=%d remove_after=%ld\n",
-                          vc->inserted, vc->fd >= 0, vc->apdus, vc->connects,
-                          vc->card.verified, vc->card.tries_left, vc->remove_after);
+                          vc->inserted, vc->fd >= 0, vc->apdus, vc->connects, vc->card.verified,
+                          vc->card.tries_left, vc->remove_after);
 }
 
 static void
@@ -286,7 +280,7 @@ handle_client (Vcard *vc, int i)
       GString *reply = g_string_new (NULL);
       control_command (vc, vc->client_buf[i]->str, reply);
       g_string_erase (vc->client_buf[i], 0, nl - vc->client_buf[i]->str + 1);
-      if (!write_all (vc->clients[i], (const uint8_t *) reply->str, reply->len))
+      if (!write_all (vc->clients[i], (const uint8_t *)reply->str, reply->len))
         close_client (vc, i);
       g_string_free (reply, TRUE);
     }
@@ -306,7 +300,7 @@ control_listen (const char *path)
   int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return -1;
-  if (bind (fd, (struct sockaddr *) &sa, sizeof sa) < 0 || listen (fd, 8) < 0)
+  if (bind (fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen (fd, 8) < 0)
     {
       close (fd);
       return -1;
@@ -324,13 +318,13 @@ control_send (const char *path, const char *command)
     return 2;
   strcpy (sa.sun_path, path);
   int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0 || connect (fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+  if (fd < 0 || connect (fd, (struct sockaddr *)&sa, sizeof sa) < 0)
     {
       fprintf (stderr, "cacmail-vcard: %s: %s\n", path, g_strerror (errno));
       return 2;
     }
   char *line = g_strconcat (command, "\n", NULL);
-  gboolean ok = write_all (fd, (const uint8_t *) line, strlen (line));
+  gboolean ok = write_all (fd, (const uint8_t *)line, strlen (line));
   g_free (line);
   GString *reply = g_string_new (NULL);
   char c;
@@ -380,7 +374,7 @@ run (Vcard *vc)
         }
       /* while waiting for vpcd, retry the connection every 100 ms */
       int timeout = (vc->inserted && vc->fd < 0) ? 100 : 1000;
-      int r = poll (pfd, (nfds_t) n, timeout);
+      int r = poll (pfd, (nfds_t)n, timeout);
       if (r < 0 && errno != EINTR)
         {
           perror ("cacmail-vcard: poll");
@@ -435,8 +429,7 @@ main (int argc, char **argv)
     { "gzip", 0, 0, G_OPTION_ARG_NONE, &gzip, "Serve certificates gzip-compressed", NULL },
     { "no-piv", 0, 0, G_OPTION_ARG_NONE, &no_piv, "No PIV application (another kind of card)",
       NULL },
-    { "remove-after", 0, 0, G_OPTION_ARG_INT, &remove_after, "Remove the card after N APDUs",
-      "N" },
+    { "remove-after", 0, 0, G_OPTION_ARG_INT, &remove_after, "Remove the card after N APDUs", "N" },
     { "pin", 0, 0, G_OPTION_ARG_STRING, &pin, "The card's PIN (default 123456)", "PIN" },
     { "send", 0, 0, G_OPTION_ARG_STRING, &send_cmd,
       "Client mode: send COMMAND to the card at --control and print the answer", "COMMAND" },

@@ -32,29 +32,29 @@ void
 vc_buf_tl (VcBuf *b, unsigned tag, size_t len)
 {
   if (tag > 0xFFFF)
-    vc_buf_byte (b, (uint8_t) (tag >> 16));
+    vc_buf_byte (b, (uint8_t)(tag >> 16));
   if (tag > 0xFF)
-    vc_buf_byte (b, (uint8_t) (tag >> 8));
-  vc_buf_byte (b, (uint8_t) tag);
+    vc_buf_byte (b, (uint8_t)(tag >> 8));
+  vc_buf_byte (b, (uint8_t)tag);
   if (len < 0x80)
-    vc_buf_byte (b, (uint8_t) len);
+    vc_buf_byte (b, (uint8_t)len);
   else if (len < 0x100)
     {
       vc_buf_byte (b, 0x81);
-      vc_buf_byte (b, (uint8_t) len);
+      vc_buf_byte (b, (uint8_t)len);
     }
   else if (len < 0x10000)
     {
       vc_buf_byte (b, 0x82);
-      vc_buf_byte (b, (uint8_t) (len >> 8));
-      vc_buf_byte (b, (uint8_t) len);
+      vc_buf_byte (b, (uint8_t)(len >> 8));
+      vc_buf_byte (b, (uint8_t)len);
     }
   else
     {
       vc_buf_byte (b, 0x83);
-      vc_buf_byte (b, (uint8_t) (len >> 16));
-      vc_buf_byte (b, (uint8_t) (len >> 8));
-      vc_buf_byte (b, (uint8_t) len);
+      vc_buf_byte (b, (uint8_t)(len >> 16));
+      vc_buf_byte (b, (uint8_t)(len >> 8));
+      vc_buf_byte (b, (uint8_t)len);
     }
 }
 
@@ -101,14 +101,14 @@ vc_ber_read (const uint8_t **pp, const uint8_t *end, unsigned *tag, const uint8_
   size_t l = *p++;
   if (l & 0x80)
     {
-      int n = (int) (l & 0x7F);
+      int n = (int)(l & 0x7F);
       if (n == 0 || n > 3 || end - p < n)
         return FALSE;
       l = 0;
       while (n--)
         l = (l << 8) | *p++;
     }
-  if ((size_t) (end - p) < l)
+  if ((size_t)(end - p) < l)
     return FALSE;
   *tag = t;
   *value = p;
@@ -155,14 +155,14 @@ parse_apdu (const uint8_t *a, size_t n, VcApdu *apdu)
   if (n == 7)
     {
       apdu->has_le = TRUE; /* case 2E */
-      apdu->ne = ((size_t) a[5] << 8) | a[6];
+      apdu->ne = ((size_t)a[5] << 8) | a[6];
       if (apdu->ne == 0)
         apdu->ne = 65536;
       return TRUE;
     }
   if (n < 8)
     return FALSE;
-  size_t lc = ((size_t) a[5] << 8) | a[6];
+  size_t lc = ((size_t)a[5] << 8) | a[6];
   if (lc == 0 || (n != 7 + lc && n != 9 + lc))
     return FALSE;
   apdu->lc = lc;
@@ -170,7 +170,7 @@ parse_apdu (const uint8_t *a, size_t n, VcApdu *apdu)
   if (n == 9 + lc)
     {
       apdu->has_le = TRUE;
-      apdu->ne = ((size_t) a[7 + lc] << 8) | a[8 + lc];
+      apdu->ne = ((size_t)a[7 + lc] << 8) | a[8 + lc];
       if (apdu->ne == 0)
         apdu->ne = 65536;
     }
@@ -216,7 +216,7 @@ static void
 send_pending (VcCard *card, size_t ne, VcBuf *out)
 {
   size_t left = card->pending.len - card->pending_off;
-  size_t n = MIN (MIN (left, ne), (size_t) VC_MAX_DATA_PER_RESPONSE);
+  size_t n = MIN (MIN (left, ne), (size_t)VC_MAX_DATA_PER_RESPONSE);
   vc_buf_add (out, card->pending.data + card->pending_off, n);
   card->pending_off += n;
   left -= n;
@@ -351,13 +351,9 @@ dispatch (VcCard *card, const VcApdu *apdu, VcBuf *out)
         vc_piv_process (card, apdu, out);
       return;
     case VC_APPLET_CAC_PKI:
-    case VC_APPLET_CAC_CCC:
-      vc_cac_process (card, apdu, out);
-      return;
+    case VC_APPLET_CAC_CCC: vc_cac_process (card, apdu, out); return;
     case VC_APPLET_NONE:
-    default:
-      VC_SW (out, 0x6D00);
-      return;
+    default: VC_SW (out, 0x6D00); return;
     }
 }
 

@@ -50,12 +50,12 @@ stlv_tl (VcBuf *tl, uint8_t tag, size_t len)
 {
   vc_buf_byte (tl, tag);
   if (len < 0xFF)
-    vc_buf_byte (tl, (uint8_t) len);
+    vc_buf_byte (tl, (uint8_t)len);
   else
     {
       vc_buf_byte (tl, 0xFF);
-      vc_buf_byte (tl, (uint8_t) len);
-      vc_buf_byte (tl, (uint8_t) (len >> 8));
+      vc_buf_byte (tl, (uint8_t)len);
+      vc_buf_byte (tl, (uint8_t)(len >> 8));
     }
 }
 
@@ -83,10 +83,10 @@ cuid (const VcFolder *f, VcBuf *out)
             {
               if (end - p < 2)
                 break;
-              l = p[0] | ((size_t) p[1] << 8);
+              l = p[0] | ((size_t)p[1] << 8);
               p += 2;
             }
-          if ((size_t) (end - p) < l)
+          if ((size_t)(end - p) < l)
             break;
           if (tag == 0xF0 && l >= 8)
             {
@@ -97,8 +97,8 @@ cuid (const VcFolder *f, VcBuf *out)
         }
     }
   /* GSC RID, manufacturer, card type 02 (CAC-2 / Java card), card id */
-  static const uint8_t made_up[] = { 0xA0, 0x00, 0x00, 0x00, 0x79, 0x02, 0x02, 0x63, 0x61, 0x63,
-                                     0x6D, 0x61, 0x69, 0x6C, 0x00, 0x00, 0x00, 0x01 };
+  static const uint8_t made_up[] = { 0xA0, 0x00, 0x00, 0x00, 0x79, 0x02, 0x02, 0x63, 0x61,
+                                     0x63, 0x6D, 0x61, 0x69, 0x6C, 0x00, 0x00, 0x00, 0x01 };
   vc_buf_add (out, made_up, sizeof made_up);
 }
 
@@ -124,9 +124,9 @@ ccc_files (const VcFolder *f, VcBuf *tl, VcBuf *v)
       memcpy (url, cac_rid, 5);
       url[5] = 0x04;
       url[6] = 0x01;
-      url[7] = (uint8_t) i;
+      url[7] = (uint8_t)i;
       url[8] = 0x01;
-      url[9] = (uint8_t) i;
+      url[9] = (uint8_t)i;
       url[25] = 0x00;
       url[29] = 0x06;
       stlv_add (tl, v, 0xF3, url, sizeof url);
@@ -176,10 +176,10 @@ read_buffer (VcCard *card, const VcApdu *apdu, VcBuf *out)
     pki_files (card, card->cac_index, &tl, &v);
   VcBuf *which = apdu->data[0] == 0x01 ? &tl : &v;
   VcBuf file = { 0 };
-  vc_buf_byte (&file, (uint8_t) which->len);
-  vc_buf_byte (&file, (uint8_t) (which->len >> 8));
+  vc_buf_byte (&file, (uint8_t)which->len);
+  vc_buf_byte (&file, (uint8_t)(which->len >> 8));
   vc_buf_add (&file, which->data, which->len);
-  size_t off = ((size_t) apdu->p1 << 8) | apdu->p2;
+  size_t off = ((size_t)apdu->p1 << 8) | apdu->p2;
   size_t count = apdu->data[1];
   if (off >= file.len)
     VC_SW (out, 0x6B00);
@@ -209,10 +209,25 @@ get_properties (VcCard *card, const VcApdu *apdu, VcBuf *out)
       static const uint8_t one[] = { 0x40, 0x01, 0x01 };
       vc_buf_add (&r, one, sizeof one);
       uint8_t obj[] = {
-        0x51, 0x11,                                            /* PKI object */
-        0x41, 0x02, 0x01, (uint8_t) card->cac_index,           /* object ID */
-        0x42, 0x05, 0x01, 0x00, 0x00, 0x00, 0x00,              /* SimpleTLV buffers */
-        0x43, 0x04, 0x06, 0x10, s->key ? 0x01 : 0x00, 0x01,    /* key initialised */
+        0x51,
+        0x11, /* PKI object */
+        0x41,
+        0x02,
+        0x01,
+        (uint8_t)card->cac_index, /* object ID */
+        0x42,
+        0x05,
+        0x01,
+        0x00,
+        0x00,
+        0x00,
+        0x00, /* SimpleTLV buffers */
+        0x43,
+        0x04,
+        0x06,
+        0x10,
+        s->key ? 0x01 : 0x00,
+        0x01, /* key initialised */
       };
       vc_buf_add (&r, obj, sizeof obj);
     }
@@ -279,18 +294,10 @@ vc_cac_process (VcCard *card, const VcApdu *apdu, VcBuf *out)
       else
         VC_SW (out, 0x6A82);
       return;
-    case 0x52:
-      read_buffer (card, apdu, out);
-      return;
-    case 0x56:
-      get_properties (card, apdu, out);
-      return;
-    case 0x42:
-      sign_decrypt (card, apdu, out);
-      return;
-    case 0x20:
-      vc_card_verify (card, apdu, out);
-      return;
+    case 0x52: read_buffer (card, apdu, out); return;
+    case 0x56: get_properties (card, apdu, out); return;
+    case 0x42: sign_decrypt (card, apdu, out); return;
+    case 0x20: vc_card_verify (card, apdu, out); return;
     case 0x84:
       {
         /* GET CHALLENGE: 8 random bytes */
@@ -299,8 +306,6 @@ vc_cac_process (VcCard *card, const VcApdu *apdu, VcBuf *out)
         vc_card_answer (card, apdu, rnd, sizeof rnd, out);
         return;
       }
-    default:
-      VC_SW (out, 0x6D00);
-      return;
+    default: VC_SW (out, 0x6D00); return;
     }
 }

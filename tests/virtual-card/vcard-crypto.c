@@ -103,14 +103,10 @@ vc_crypto_key_alg (VcKey *key)
     {
       switch (EVP_PKEY_get_bits (key))
         {
-        case 1024:
-          return VC_ALG_RSA_1024;
-        case 2048:
-          return VC_ALG_RSA_2048;
-        case 3072:
-          return VC_ALG_RSA_3072;
-        default:
-          return 0;
+        case 1024: return VC_ALG_RSA_1024;
+        case 2048: return VC_ALG_RSA_2048;
+        case 3072: return VC_ALG_RSA_3072;
+        default: return 0;
         }
     }
   if (EVP_PKEY_is_a (key, "EC"))
@@ -132,7 +128,7 @@ vc_crypto_key_matches (VcKey *key, GBytes *cert)
 {
   gsize len = 0;
   const unsigned char *p = g_bytes_get_data (cert, &len);
-  X509 *x = d2i_X509 (NULL, &p, (long) len);
+  X509 *x = d2i_X509 (NULL, &p, (long)len);
   if (!x)
     {
       ERR_clear_error ();
@@ -147,7 +143,7 @@ vc_crypto_key_matches (VcKey *key, GBytes *cert)
 gboolean
 vc_crypto_rsa_raw (VcKey *key, const uint8_t *in, size_t in_len, VcBuf *out)
 {
-  if (!EVP_PKEY_is_a (key, "RSA") || in_len != (size_t) EVP_PKEY_get_size (key))
+  if (!EVP_PKEY_is_a (key, "RSA") || in_len != (size_t)EVP_PKEY_get_size (key))
     return FALSE;
   gboolean ok = FALSE;
   EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new (key, NULL);
@@ -177,7 +173,7 @@ vc_crypto_ecdsa (VcKey *key, const uint8_t *hash, size_t hash_len, VcBuf *out)
     return FALSE;
   gboolean ok = FALSE;
   EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new (key, NULL);
-  size_t slen = (size_t) EVP_PKEY_get_size (key);
+  size_t slen = (size_t)EVP_PKEY_get_size (key);
   uint8_t *sig = g_malloc (slen);
   if (ctx && EVP_PKEY_sign_init (ctx) > 0 && EVP_PKEY_sign (ctx, sig, &slen, hash, hash_len) > 0)
     {
@@ -196,8 +192,7 @@ vc_crypto_ecdh (VcKey *key, const uint8_t *point, size_t point_len, VcBuf *out)
   if (!EVP_PKEY_is_a (key, "EC"))
     return FALSE;
   char group[64] = "";
-  if (!EVP_PKEY_get_utf8_string_param (key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
-                                       NULL))
+  if (!EVP_PKEY_get_utf8_string_param (key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, NULL))
     return FALSE;
   gboolean ok = FALSE;
   EVP_PKEY *peer = NULL;
@@ -205,8 +200,7 @@ vc_crypto_ecdh (VcKey *key, const uint8_t *point, size_t point_len, VcBuf *out)
   OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new ();
   OSSL_PARAM *params = NULL;
   EVP_PKEY_CTX *dctx = NULL;
-  if (!pctx || !bld
-      || !OSSL_PARAM_BLD_push_utf8_string (bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0)
+  if (!pctx || !bld || !OSSL_PARAM_BLD_push_utf8_string (bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0)
       || !OSSL_PARAM_BLD_push_octet_string (bld, OSSL_PKEY_PARAM_PUB_KEY, point, point_len)
       || !(params = OSSL_PARAM_BLD_to_param (bld)) || EVP_PKEY_fromdata_init (pctx) <= 0
       || EVP_PKEY_fromdata (pctx, &peer, EVP_PKEY_PUBLIC_KEY, params) <= 0)
@@ -243,12 +237,12 @@ vc_crypto_gzip (GBytes *in)
   /* windowBits 15 + 16: a gzip header, as PIV cards that compress certificates use */
   if (deflateInit2 (&zs, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
     return NULL;
-  uLong cap = deflateBound (&zs, (uLong) len) + 32;
+  uLong cap = deflateBound (&zs, (uLong)len) + 32;
   uint8_t *buf = g_malloc (cap);
-  zs.next_in = (Bytef *) data;
-  zs.avail_in = (uInt) len;
+  zs.next_in = (Bytef *)data;
+  zs.avail_in = (uInt)len;
   zs.next_out = buf;
-  zs.avail_out = (uInt) cap;
+  zs.avail_out = (uInt)cap;
   int r = deflate (&zs, Z_FINISH);
   size_t out_len = zs.total_out;
   deflateEnd (&zs);
@@ -263,7 +257,7 @@ vc_crypto_gzip (GBytes *in)
 void
 vc_crypto_random (uint8_t *buf, size_t len)
 {
-  if (RAND_bytes (buf, (int) len) != 1)
+  if (RAND_bytes (buf, (int)len) != 1)
     for (size_t i = 0; i < len; i++)
-      buf[i] = (uint8_t) g_random_int ();
+      buf[i] = (uint8_t)g_random_int ();
 }

@@ -23,9 +23,8 @@ classify (VcFolder *f, const char *name, VcSlot **slot)
   *slot = NULL;
   if (!dash || dash == name)
     return OBJ_NONE;
-  size_t plen = (size_t) (dash - name);
-  if (plen == 4 && strncmp (name, "CAC", 3) == 0 && name[3] >= '0'
-      && name[3] < '0' + VC_N_CAC)
+  size_t plen = (size_t)(dash - name);
+  if (plen == 4 && strncmp (name, "CAC", 3) == 0 && name[3] >= '0' && name[3] < '0' + VC_N_CAC)
     {
       *slot = &f->cac[name[3] - '0'];
       return OBJ_SLOT;
@@ -38,28 +37,15 @@ classify (VcFolder *f, const char *name, VcSlot **slot)
   int n = atoi (name);
   switch (n)
     {
-    case 1:
-      return OBJ_DISCOVERY;
-    case 3:
-      *slot = &f->piv_auth;
-      return OBJ_SLOT;
-    case 4:
-      *slot = &f->dig_sig;
-      return OBJ_SLOT;
-    case 5:
-      *slot = &f->key_mgmt;
-      return OBJ_SLOT;
-    case 6:
-      *slot = &f->card_auth;
-      return OBJ_SLOT;
-    case 7:
-      return OBJ_CCC;
-    case 8:
-      return OBJ_CHUID;
-    case 11:
-      return OBJ_PRINTED;
-    case 12:
-      return OBJ_KEY_HISTORY;
+    case 1: return OBJ_DISCOVERY;
+    case 3: *slot = &f->piv_auth; return OBJ_SLOT;
+    case 4: *slot = &f->dig_sig; return OBJ_SLOT;
+    case 5: *slot = &f->key_mgmt; return OBJ_SLOT;
+    case 6: *slot = &f->card_auth; return OBJ_SLOT;
+    case 7: return OBJ_CCC;
+    case 8: return OBJ_CHUID;
+    case 11: return OBJ_PRINTED;
+    case 12: return OBJ_KEY_HISTORY;
     default:
       if (n >= 13 && n < 13 + VC_N_RETIRED)
         {
@@ -81,10 +67,10 @@ load_cert (const char *path, GError **error)
     return NULL;
   static const char begin[] = "-----BEGIN CERTIFICATE-----";
   static const char end[] = "-----END CERTIFICATE-----";
-  const char *b = g_strstr_len (text, (gssize) len, begin);
+  const char *b = g_strstr_len (text, (gssize)len, begin);
   if (!b)
     {
-      if (len < 4 || (uint8_t) text[0] != 0x30)
+      if (len < 4 || (uint8_t)text[0] != 0x30)
         {
           g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
                        "%s: neither PEM nor DER certificate", path);
@@ -94,14 +80,14 @@ load_cert (const char *path, GError **error)
       return g_bytes_new_take (text, len);
     }
   b += strlen (begin);
-  const char *e = g_strstr_len (b, (gssize) (len - (gsize) (b - text)), end);
+  const char *e = g_strstr_len (b, (gssize)(len - (gsize)(b - text)), end);
   if (!e)
     {
       g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s: PEM armour not closed", path);
       g_free (text);
       return NULL;
     }
-  char *b64 = g_strndup (b, (gsize) (e - b));
+  char *b64 = g_strndup (b, (gsize)(e - b));
   g_free (text);
   gsize dlen = 0;
   guchar *der = g_base64_decode (g_strstrip (b64), &dlen);
@@ -148,21 +134,14 @@ load_file (VcFolder *f, const char *dir, const char *name, GError **error)
     return TRUE;
   switch (kind)
     {
-    case OBJ_DISCOVERY:
-      return set_blob (&f->discovery, path, error);
-    case OBJ_CCC:
-      return set_blob (&f->ccc, path, error);
-    case OBJ_CHUID:
-      return set_blob (&f->chuid, path, error);
-    case OBJ_PRINTED:
-      return set_blob (&f->printed, path, error);
-    case OBJ_KEY_HISTORY:
-      return set_blob (&f->key_history, path, error);
-    case OBJ_SLOT:
-      break;
+    case OBJ_DISCOVERY: return set_blob (&f->discovery, path, error);
+    case OBJ_CCC: return set_blob (&f->ccc, path, error);
+    case OBJ_CHUID: return set_blob (&f->chuid, path, error);
+    case OBJ_PRINTED: return set_blob (&f->printed, path, error);
+    case OBJ_KEY_HISTORY: return set_blob (&f->key_history, path, error);
+    case OBJ_SLOT: break;
     case OBJ_NONE:
-    default:
-      return TRUE;
+    default: return TRUE;
     }
   if (g_str_has_suffix (name, ".crt") || g_str_has_suffix (name, ".cer")
       || g_str_has_suffix (name, ".der") || g_str_has_suffix (name, ".pem"))
@@ -214,7 +193,7 @@ check_slot (VcSlot *slot, const char *what, GError **error)
 static int
 cmp_names (gconstpointer a, gconstpointer b)
 {
-  return strcmp (*(const char *const *) a, *(const char *const *) b);
+  return strcmp (*(const char *const *)a, *(const char *const *)b);
 }
 
 gboolean
@@ -242,9 +221,12 @@ vc_folder_load (VcFolder *f, const char *dir, GError **error)
     VcSlot *s;
     const char *what;
   } slots[] = {
-    { &f->piv_auth, "3 (PIV Authentication)" }, { &f->dig_sig, "4 (Digital Signature)" },
-    { &f->key_mgmt, "5 (Key Management)" },     { &f->card_auth, "6 (Card Authentication)" },
-    { &f->cac[0], "CAC0" },                     { &f->cac[1], "CAC1" },
+    { &f->piv_auth, "3 (PIV Authentication)" },
+    { &f->dig_sig, "4 (Digital Signature)" },
+    { &f->key_mgmt, "5 (Key Management)" },
+    { &f->card_auth, "6 (Card Authentication)" },
+    { &f->cac[0], "CAC0" },
+    { &f->cac[1], "CAC1" },
     { &f->cac[2], "CAC2" },
   };
   for (size_t i = 0; i < G_N_ELEMENTS (slots); i++)
@@ -302,14 +284,10 @@ vc_folder_piv_slot (const VcFolder *f, unsigned key_ref)
 {
   switch (key_ref)
     {
-    case 0x9a:
-      return &f->piv_auth;
-    case 0x9c:
-      return &f->dig_sig;
-    case 0x9d:
-      return &f->key_mgmt;
-    case 0x9e:
-      return &f->card_auth;
+    case 0x9a: return &f->piv_auth;
+    case 0x9c: return &f->dig_sig;
+    case 0x9d: return &f->key_mgmt;
+    case 0x9e: return &f->card_auth;
     default:
       if (key_ref >= 0x82 && key_ref < 0x82 + VC_N_RETIRED)
         return &f->retired[key_ref - 0x82];

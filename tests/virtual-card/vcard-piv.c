@@ -3,7 +3,8 @@
 
 #include <string.h>
 
-static const uint8_t piv_aid[] = { 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x01, 0x00 };
+static const uint8_t piv_aid[]
+  = { 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x01, 0x00 };
 
 gboolean
 vc_piv_aid_matches (const uint8_t *aid, size_t len)
@@ -34,9 +35,9 @@ vc_piv_select (VcCard *card, const VcApdu *apdu, VcBuf *out)
   vc_buf_tlv (&body, 0x79, authority, sizeof authority);
   static const char label[] = "cacmail virtual PIV card";
   vc_buf_tlv (&body, 0x50, label, strlen (label));
-  static const uint8_t algs[] = { 0x80, 0x01, VC_ALG_RSA_1024, 0x80, 0x01, VC_ALG_RSA_2048,
-                                  0x80, 0x01, VC_ALG_RSA_3072, 0x80, 0x01, VC_ALG_EC_P256,
-                                  0x80, 0x01, VC_ALG_EC_P384, 0x06, 0x01, 0x00 };
+  static const uint8_t algs[]
+    = { 0x80, 0x01, VC_ALG_RSA_1024, 0x80, 0x01, VC_ALG_RSA_2048, 0x80, 0x01, VC_ALG_RSA_3072,
+        0x80, 0x01, VC_ALG_EC_P256,  0x80, 0x01, VC_ALG_EC_P384,  0x06, 0x01, 0x00 };
   vc_buf_tlv (&body, 0xAC, algs, sizeof algs);
   VcBuf tmpl = { 0 };
   vc_buf_tlv (&tmpl, 0x61, body.data, body.len);
@@ -51,14 +52,10 @@ cert_slot (const VcFolder *f, unsigned tag)
 {
   switch (tag)
     {
-    case 0x5FC105:
-      return &f->piv_auth;
-    case 0x5FC10A:
-      return &f->dig_sig;
-    case 0x5FC10B:
-      return &f->key_mgmt;
-    case 0x5FC101:
-      return &f->card_auth;
+    case 0x5FC105: return &f->piv_auth;
+    case 0x5FC10A: return &f->dig_sig;
+    case 0x5FC10B: return &f->key_mgmt;
+    case 0x5FC101: return &f->card_auth;
     default:
       if (tag >= 0x5FC10D && tag < 0x5FC10D + VC_N_RETIRED)
         return &f->retired[tag - 0x5FC10D];
@@ -178,7 +175,7 @@ general_authenticate (VcCard *card, const VcApdu *apdu, VcBuf *out)
           VC_SW (out, 0x6A80);
           return;
         }
-      uint8_t resp[4 + 16] = { 0x7C, (uint8_t) (n + 2), 0x81, (uint8_t) n };
+      uint8_t resp[4 + 16] = { 0x7C, (uint8_t)(n + 2), 0x81, (uint8_t)n };
       vc_crypto_random (resp + 4, n);
       vc_card_answer (card, apdu, resp, 4 + n, out);
       return;
@@ -325,25 +322,15 @@ vc_piv_process (VcCard *card, const VcApdu *apdu, VcBuf *out)
 {
   switch (apdu->ins)
     {
-    case 0xCB:
-      get_data (card, apdu, out);
-      return;
-    case 0x20:
-      vc_card_verify (card, apdu, out);
-      return;
-    case 0x87:
-      general_authenticate (card, apdu, out);
-      return;
-    case 0x24:
-      change_pin (card, apdu, out);
-      return;
-    case 0x2C: /* RESET RETRY COUNTER: needs the PUK, which this card does not have */
-    case 0x47: /* GENERATE ASYMMETRIC KEY PAIR */
-    case 0xDB: /* PUT DATA */
+    case 0xCB: get_data (card, apdu, out); return;
+    case 0x20: vc_card_verify (card, apdu, out); return;
+    case 0x87: general_authenticate (card, apdu, out); return;
+    case 0x24: change_pin (card, apdu, out); return;
+    case 0x2C:             /* RESET RETRY COUNTER: needs the PUK, which this card does not have */
+    case 0x47:             /* GENERATE ASYMMETRIC KEY PAIR */
+    case 0xDB:             /* PUT DATA */
       VC_SW (out, 0x6982); /* both need the card management key */
       return;
-    default:
-      VC_SW (out, 0x6D00);
-      return;
+    default: VC_SW (out, 0x6D00); return;
     }
 }

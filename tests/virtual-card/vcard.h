@@ -37,17 +37,17 @@ typedef struct
 
 typedef struct
 {
-  GBytes *discovery;     /* "1 - ": complete, 7E ... */
-  GBytes *ccc;           /* "7 - ": contents without the 53 wrapper */
-  GBytes *chuid;         /* "8 - " */
-  GBytes *printed;       /* "11 - " */
-  GBytes *key_history;   /* "12 - " */
-  VcSlot piv_auth;       /* "3 - " 9A */
-  VcSlot dig_sig;        /* "4 - " 9C */
-  VcSlot key_mgmt;       /* "5 - " 9D */
-  VcSlot card_auth;      /* "6 - " 9E */
+  GBytes *discovery;            /* "1 - ": complete, 7E ... */
+  GBytes *ccc;                  /* "7 - ": contents without the 53 wrapper */
+  GBytes *chuid;                /* "8 - " */
+  GBytes *printed;              /* "11 - " */
+  GBytes *key_history;          /* "12 - " */
+  VcSlot piv_auth;              /* "3 - " 9A */
+  VcSlot dig_sig;               /* "4 - " 9C */
+  VcSlot key_mgmt;              /* "5 - " 9D */
+  VcSlot card_auth;             /* "6 - " 9E */
   VcSlot retired[VC_N_RETIRED]; /* "13 - " .. "32 - ": 82 .. 95 */
-  VcSlot cac[VC_N_CAC];  /* "CAC0 - " .. "CAC2 - " */
+  VcSlot cac[VC_N_CAC];         /* "CAC0 - " .. "CAC2 - " */
 } VcFolder;
 
 /* Options that change how the card answers. */
@@ -117,12 +117,12 @@ typedef struct
   uint8_t cla, ins, p1, p2;
   const uint8_t *data;
   size_t lc;
-  size_t ne;          /* expected response length (Le decoded), 0: none */
+  size_t ne; /* expected response length (Le decoded), 0: none */
   gboolean has_le;
   gboolean extended;
 } VcApdu;
 
-#define VC_SW(b, sw) (vc_buf_byte ((b), (uint8_t) ((sw) >> 8)), vc_buf_byte ((b), (uint8_t) (sw)))
+#define VC_SW(b, sw) (vc_buf_byte ((b), (uint8_t)((sw) >> 8)), vc_buf_byte ((b), (uint8_t)(sw)))
 
 /* vcard-folder.c */
 gboolean vc_folder_load (VcFolder *folder, const char *dir, GError **error);
@@ -158,8 +158,7 @@ void vc_card_reset (VcCard *card);
 /* Answer one command APDU: out receives data + SW1 SW2. */
 void vc_card_process (VcCard *card, const uint8_t *apdu, size_t len, VcBuf *out);
 /* Queue a complete answer (data only), sending what fits into Ne and 61xx for the rest. */
-void vc_card_answer (VcCard *card, const VcApdu *apdu, const uint8_t *data, size_t len,
-                     VcBuf *out);
+void vc_card_answer (VcCard *card, const VcApdu *apdu, const uint8_t *data, size_t len, VcBuf *out);
 /* VERIFY, shared by the PIV and CAC applets. */
 void vc_card_verify (VcCard *card, const VcApdu *apdu, VcBuf *out);
 

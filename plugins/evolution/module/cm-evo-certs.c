@@ -42,15 +42,15 @@ add_cert_row (GtkTreeStore *store, GtkTreeIter *parent, CmCert *c, gint64 at)
 
   gtk_tree_store_append (store, &it, parent);
   gtk_tree_store_set (store, &it, COL_NAME, cn ? cn : cm_cert_get_subject (c), COL_ROLE,
-                      cm_evo_role_label (cm_cert_get_role (c)), COL_VALIDITY, validity,
-                      COL_WHERE, where, -1);
+                      cm_evo_role_label (cm_cert_get_role (c)), COL_VALIDITY, validity, COL_WHERE,
+                      where, -1);
 }
 
 GtkWidget *
 cm_evo_certs_view_new (CmEvoState *st)
 {
-  g_autoptr (GtkTreeStore) store = gtk_tree_store_new (N_COLS, G_TYPE_STRING, G_TYPE_STRING,
-                                                       G_TYPE_STRING, G_TYPE_STRING);
+  g_autoptr (GtkTreeStore) store
+    = gtk_tree_store_new (N_COLS, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING);
   GPtrArray *personas = cm_inventory_get_personas (st->inv);
   GPtrArray *certs = cm_inventory_get_certs (st->inv);
   const char *titles[] = { "Persona / certificate", "Role", "Validity", "Name in Evolution" };
@@ -63,13 +63,9 @@ cm_evo_certs_view_new (CmEvoState *st)
       CmPersona *p = g_ptr_array_index (personas, i);
       GPtrArray *pc = cm_persona_get_certs (p);
       const char *id = cm_persona_get_persona_id (p);
-      g_autofree char *title = g_strdup_printf ("%s%s%s", cm_evo_persona_label (p),
-                                                id && strcmp (id, cm_evo_persona_label (p))
-                                                  ? ", "
-                                                  : "",
-                                                id && strcmp (id, cm_evo_persona_label (p))
-                                                  ? id
-                                                  : "");
+      g_autofree char *title = g_strdup_printf (
+        "%s%s%s", cm_evo_persona_label (p), id && strcmp (id, cm_evo_persona_label (p)) ? ", " : "",
+        id && strcmp (id, cm_evo_persona_label (p)) ? id : "");
       GtkTreeIter top;
 
       gtk_tree_store_append (store, &top, NULL);
@@ -101,15 +97,13 @@ cm_evo_certs_view_new (CmEvoState *st)
       /* long subjects (a Card Authentication cert has no CN) must not widen the window */
       if (i == COL_NAME || i == COL_WHERE)
         g_object_set (cell, "ellipsize",
-                      i == COL_NAME ? PANGO_ELLIPSIZE_END : PANGO_ELLIPSIZE_MIDDLE,
-                      "width-chars", i == COL_NAME ? 30 : 40, NULL);
+                      i == COL_NAME ? PANGO_ELLIPSIZE_END : PANGO_ELLIPSIZE_MIDDLE, "width-chars",
+                      i == COL_NAME ? 30 : 40, NULL);
       gtk_tree_view_insert_column_with_attributes (GTK_TREE_VIEW (view), -1, titles[i], cell,
                                                    "text", i, NULL);
-      gtk_tree_view_column_set_resizable (gtk_tree_view_get_column (GTK_TREE_VIEW (view), i),
-                                          TRUE);
+      gtk_tree_view_column_set_resizable (gtk_tree_view_get_column (GTK_TREE_VIEW (view), i), TRUE);
     }
   gtk_tree_view_set_tooltip_column (GTK_TREE_VIEW (view), COL_WHERE);
   gtk_tree_view_expand_all (GTK_TREE_VIEW (view));
   return view;
 }
-

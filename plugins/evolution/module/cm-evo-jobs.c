@@ -73,11 +73,11 @@ cm_evo_job_fix_sync (char **report, GCancellable *cancellable, GError **error)
   if ((n = cm_evo_fix_locked (st->reg, st->identities, cancellable, error)) < 0)
     goto out;
   {
-    g_autofree char *head =
-      n == 0 ? g_strdup ("No S/MIME setting needed a change.")
-             : g_strdup_printf ("Fixed the S/MIME settings of %d identit%s: %s. Undo Last Fix "
-                                "restores them.",
-                                n, n == 1 ? "y" : "ies", fixed->str);
+    g_autofree char *head
+      = n == 0 ? g_strdup ("No S/MIME setting needed a change.")
+               : g_strdup_printf ("Fixed the S/MIME settings of %d identit%s: %s. Undo Last Fix "
+                                  "restores them.",
+                                  n, n == 1 ? "y" : "ies", fixed->str);
     g_string_prepend (out, head);
   }
   *report = g_string_free (g_steal_pointer (&out), FALSE);
@@ -223,8 +223,9 @@ cm_evo_job_make_available_sync (char **report, GCancellable *cancellable, GError
     "Loaded the card module \342\200\234%s\342\200\235 (%s) into Evolution: its certificates "
     "are available now, no restart needed. Cards visible now: %s.%s",
     name, library, count ? tokens : "none; insert your card",
-    saved ? (registered ? "" : " It is saved in the certificate database, so Evolution loads "
-                               "it at every start.")
+    saved ? (registered ? ""
+                        : " It is saved in the certificate database, so Evolution loads "
+                          "it at every start.")
           : " It could not be saved in the certificate database (pkcs11.txt not writable?): "
             "run 'cacmail nss register' while Evolution is closed to keep it.");
   return TRUE;
@@ -245,9 +246,10 @@ cm_evo_job_import_sync (const char *path, const char *password, char **report,
   if (db == NULL
       || !cm_nssdb_import_p12_sync (db, path, password, &results, &added, cancellable, error))
     return FALSE;
-  g_string_append_printf (out, "%s: %u recovered key%s imported%s (decrypt only: old mail "
-                               "encrypted to %s opens again; it is never used to sign or "
-                               "encrypt new mail).",
+  g_string_append_printf (out,
+                          "%s: %u recovered key%s imported%s (decrypt only: old mail "
+                          "encrypted to %s opens again; it is never used to sign or "
+                          "encrypt new mail).",
                           base, added, added == 1 ? "" : "s",
                           added < results->len ? ", the others were there already" : "",
                           results->len == 1 ? "it" : "them");

@@ -56,9 +56,8 @@ void cm_evo_secret_ask (GtkWindow *parent, CmEvoSecretKind kind, const char *sub
 /* From a worker thread: ask in the main thread and wait for the answer. Returns a new secret
  * (caller wipes it with cm_ldap_secret_free) or NULL with @error (G_IO_ERROR_CANCELLED when the
  * user cancelled or @cancellable fired). @parent is referenced while the dialog is up. */
-char *cm_evo_secret_ask_from_thread (GtkWindow *parent, CmEvoSecretKind kind,
-                                     const char *subject, GCancellable *cancellable,
-                                     GError **error);
+char *cm_evo_secret_ask_from_thread (GtkWindow *parent, CmEvoSecretKind kind, const char *subject,
+                                     GCancellable *cancellable, GError **error);
 
 /* ---- state (cm-evo-state.c): gathered in a worker thread ---------------------------------- */
 
@@ -95,8 +94,7 @@ char *cm_evo_nssdb_dir (void);
 /* Gather everything. With @read_cards the cards in the readers are read (PC/SC); otherwise
  * only the NSS database and the registry. Never fails: what could not be read is in
  * state->problems. Cancelled: NULL with @error. Free with cm_evo_state_free. */
-CmEvoState *cm_evo_state_load_sync (gboolean read_cards, GCancellable *cancellable,
-                                    GError **error);
+CmEvoState *cm_evo_state_load_sync (gboolean read_cards, GCancellable *cancellable, GError **error);
 void cm_evo_state_free (CmEvoState *state);
 
 /* The name of the loaded module that reaches the card (OpenSC, or the p11-kit proxy), or
@@ -126,8 +124,7 @@ gboolean cm_evo_job_undo_sync (char **report, GCancellable *cancellable, GError 
 
 /* Load the card's PKCS#11 module into this process with SECMOD_AddNewModuleEx, which also
  * saves it in Evolution's pkcs11.txt: the card's certs are visible at once, no restart. */
-gboolean cm_evo_job_make_available_sync (char **report, GCancellable *cancellable,
-                                         GError **error);
+gboolean cm_evo_job_make_available_sync (char **report, GCancellable *cancellable, GError **error);
 
 /* Import a PKCS#12 file of recovered (escrowed) keys into Evolution's database. @password is
  * not kept (the caller wipes it). */

@@ -103,8 +103,7 @@ add_section (GtkWidget *parent, const char *title, GtkWidget **section)
 }
 
 static GtkWidget *
-add_button (GtkWidget *box, const char *label, const char *tooltip, GCallback cb,
-            CmEvoPage *page)
+add_button (GtkWidget *box, const char *label, const char *tooltip, GCallback cb, CmEvoPage *page)
 {
   GtkWidget *button = gtk_button_new_with_mnemonic (label);
 
@@ -205,36 +204,36 @@ show_identities (CmEvoPage *page, CmEvoState *st)
       const char *const *codes = cm_evo_identity_get_reasons (id);
       const char *const *msgs = cm_evo_identity_get_messages (id);
       gboolean stale = cm_evo_identity_is_stale (id);
-      g_autofree char *head =
-        stale ? g_markup_printf_escaped ("<b>%s &lt;%s&gt;</b>: <span foreground='#c01c28'>"
-                                         "stale</span>",
-                                         cur->name ? cur->name : "", cur->address)
-              : g_markup_printf_escaped ("<b>%s &lt;%s&gt;</b>: ok", cur->name ? cur->name : "",
-                                         cur->address);
-      g_autofree char *now = g_strdup_printf (
-        "Signing certificate: %s\nEncryption certificate: %s",
-        cur->signing && *cur->signing ? cur->signing : "(none)",
-        cur->encryption && *cur->encryption ? cur->encryption : "(none)");
+      g_autofree char *head
+        = stale ? g_markup_printf_escaped ("<b>%s &lt;%s&gt;</b>: <span foreground='#c01c28'>"
+                                           "stale</span>",
+                                           cur->name ? cur->name : "", cur->address)
+                : g_markup_printf_escaped ("<b>%s &lt;%s&gt;</b>: ok", cur->name ? cur->name : "",
+                                           cur->address);
+      g_autofree char *now
+        = g_strdup_printf ("Signing certificate: %s\nEncryption certificate: %s",
+                           cur->signing && *cur->signing ? cur->signing : "(none)",
+                           cur->encryption && *cur->encryption ? cur->encryption : "(none)");
 
       /* the head carries markup made safe above */
       add_label (page->identities, head, TRUE);
       add_label (page->identities, now, FALSE);
       for (guint j = 0; codes[j]; j++)
         {
-          g_autofree char *line = g_strdup_printf ("\342\200\242 %s",
-                                                   reason_text (codes[j], msgs[j]));
+          g_autofree char *line
+            = g_strdup_printf ("\342\200\242 %s", reason_text (codes[j], msgs[j]));
           add_label (page->identities, line, FALSE);
         }
       if (stale)
         {
           const char *ps = cm_evo_identity_get_proposed_signing (id);
           const char *pe = cm_evo_identity_get_proposed_encryption (id);
-          g_autofree char *fix =
-            cm_evo_identity_can_fix (id)
-              ? g_strdup_printf ("Fix S/MIME Settings sets: signing %s, encryption %s",
-                                 ps ? ps : "(unchanged)", pe ? pe : "(unchanged)")
-              : g_strdup ("Nothing to set: insert the card of this address, or make its "
-                          "certificates available to Evolution.");
+          g_autofree char *fix
+            = cm_evo_identity_can_fix (id)
+                ? g_strdup_printf ("Fix S/MIME Settings sets: signing %s, encryption %s",
+                                   ps ? ps : "(unchanged)", pe ? pe : "(unchanged)")
+                : g_strdup ("Nothing to set: insert the card of this address, or make its "
+                            "certificates available to Evolution.");
           add_label (page->identities, fix, FALSE);
         }
     }
@@ -285,10 +284,8 @@ show_recovered (CmEvoPage *page, CmEvoState *st)
     {
       CmNssdbRecovered *r = g_ptr_array_index (st->recovered, i);
       g_autofree char *until = cm_time_format_date (r->not_after);
-      g_autofree char *line = g_strdup_printf ("%s: %s, until %s%s", r->nickname, r->subject,
-                                               until,
-                                               r->present ? ""
-                                                          : " (no longer in the database)");
+      g_autofree char *line = g_strdup_printf ("%s: %s, until %s%s", r->nickname, r->subject, until,
+                                               r->present ? "" : " (no longer in the database)");
       add_label (page->recovered, line, FALSE);
     }
 }
@@ -319,8 +316,8 @@ show_state (CmEvoPage *page, CmEvoState *st)
   for (guint i = 0; st->readers && i < st->readers->len; i++)
     cards += ((CmEvoReader *)g_ptr_array_index (st->readers, i))->card != NULL;
   when = g_date_time_format (now, "%H:%M:%S");
-  status = g_strdup_printf ("Checked at %s: %u card%s read, %u of %u S/MIME settings stale.",
-                            when, cards, cards == 1 ? "" : "s", stale, st->identities->len);
+  status = g_strdup_printf ("Checked at %s: %u card%s read, %u of %u S/MIME settings stale.", when,
+                            cards, cards == 1 ? "" : "s", stale, st->identities->len);
   page->loaded = TRUE;
   set_busy (page, FALSE, status);
 }
@@ -524,8 +521,8 @@ on_import (CmEvoPage *page)
   GtkWidget *toplevel = gtk_widget_get_toplevel (GTK_WIDGET (page));
   GtkWidget *chooser = gtk_file_chooser_dialog_new (
     "Import Recovered Key", GTK_IS_WINDOW (toplevel) ? GTK_WINDOW (toplevel) : NULL,
-    GTK_FILE_CHOOSER_ACTION_OPEN, "_Cancel", GTK_RESPONSE_CANCEL, "_Import",
-    GTK_RESPONSE_ACCEPT, NULL);
+    GTK_FILE_CHOOSER_ACTION_OPEN, "_Cancel", GTK_RESPONSE_CANCEL, "_Import", GTK_RESPONSE_ACCEPT,
+    NULL);
   GtkFileFilter *filter = gtk_file_filter_new ();
 
   gtk_file_filter_set_name (filter, "Recovered keys (PKCS#12: *.p12, *.pfx)");
@@ -565,8 +562,8 @@ watch_changed (CmEvoWatch *watch, CmEvoPage *page)
 GtkWidget *
 cm_evo_page_new (EShell *shell)
 {
-  return g_object_new (cm_evo_page_get_type (), "orientation", GTK_ORIENTATION_VERTICAL,
-                       "spacing", 6, NULL);
+  return g_object_new (cm_evo_page_get_type (), "orientation", GTK_ORIENTATION_VERTICAL, "spacing",
+                       6, NULL);
 }
 
 static void

@@ -73,10 +73,9 @@ ask_secret (CmLdapSecretKind kind, const char *subject, gpointer data, GError **
 {
   Republish *r = data;
 
-  return cm_evo_secret_ask_from_thread (r->window,
-                                        kind == CM_LDAP_SECRET_PIN ? CM_EVO_SECRET_PIN
-                                                                   : CM_EVO_SECRET_LDAP_PASSWORD,
-                                        subject, r->cancellable, error);
+  return cm_evo_secret_ask_from_thread (
+    r->window, kind == CM_LDAP_SECRET_PIN ? CM_EVO_SECRET_PIN : CM_EVO_SECRET_LDAP_PASSWORD,
+    subject, r->cancellable, error);
 }
 
 typedef struct
@@ -90,13 +89,13 @@ static gboolean
 progress_in_main (gpointer data)
 {
   Progress *p = data;
-  g_autofree char *text = g_strdup_printf ("Republishing certificates to GAL: %s (step %d of %d)",
-                                           cm_ldap_step_to_string (p->step), (int)p->step + 1,
-                                           (int)CM_LDAP_N_STEPS);
+  g_autofree char *text
+    = g_strdup_printf ("Republishing certificates to GAL: %s (step %d of %d)",
+                       cm_ldap_step_to_string (p->step), (int)p->step + 1, (int)CM_LDAP_N_STEPS);
 
   e_activity_set_text (p->activity, text);
-  e_activity_set_percent (p->activity, 100.0 * ((int)p->step + (p->done ? 1 : 0))
-                                         / (int)CM_LDAP_N_STEPS);
+  e_activity_set_percent (p->activity,
+                          100.0 * ((int)p->step + (p->done ? 1 : 0)) / (int)CM_LDAP_N_STEPS);
   g_object_unref (p->activity);
   g_free (p);
   return G_SOURCE_REMOVE;
@@ -266,11 +265,10 @@ describe (CmLdapResult *res)
     {
       CmCert *c = g_ptr_array_index (certs, i);
       g_autofree char *until = cm_time_format_date (cm_cert_get_not_after (c));
-      g_string_append_printf (out, "\n%u. %s certificate %s, valid until %s", i + 1,
-                              cm_evo_role_label (cm_cert_get_role (c)),
-                              cm_cert_get_subject_cn (c) ? cm_cert_get_subject_cn (c)
-                                                         : cm_cert_get_subject (c),
-                              until);
+      g_string_append_printf (
+        out, "\n%u. %s certificate %s, valid until %s", i + 1,
+        cm_evo_role_label (cm_cert_get_role (c)),
+        cm_cert_get_subject_cn (c) ? cm_cert_get_subject_cn (c) : cm_cert_get_subject (c), until);
     }
   g_string_append_printf (out, "\nuserSMIMECertificate %s, signed by the card.",
                           cm_ldap_result_get_old_smime (res) ? "replaced" : "added");
@@ -297,8 +295,9 @@ republish_done (GObject *source, GAsyncResult *result, gpointer data)
     {
       g_autofree char *text = describe (res);
       e_activity_set_state (r->activity, E_ACTIVITY_COMPLETED);
-      alert = cm_evo_alert_new (GTK_MESSAGE_INFO, "Certificates republished to the address list "
-                                                  "(GAL)",
+      alert = cm_evo_alert_new (GTK_MESSAGE_INFO,
+                                "Certificates republished to the address list "
+                                "(GAL)",
                                 text);
       cm_ldap_result_free (res);
     }
@@ -309,10 +308,11 @@ republish_done (GObject *source, GAsyncResult *result, gpointer data)
       g_autofree char *text = g_strdup_printf (
         "%s%s", error->message,
         g_error_matches (error, CM_LDAP_ERROR, CM_LDAP_ERROR_VERIFY) ? ""
-                                                                      : " (Nothing was written.)");
+                                                                     : " (Nothing was written.)");
       e_activity_set_state (r->activity, E_ACTIVITY_COMPLETED);
-      alert = cm_evo_alert_new (GTK_MESSAGE_ERROR, "Republishing to the address list (GAL) "
-                                                   "failed",
+      alert = cm_evo_alert_new (GTK_MESSAGE_ERROR,
+                                "Republishing to the address list (GAL) "
+                                "failed",
                                 text);
     }
   if (alert)

@@ -97,8 +97,7 @@ cm_evo_secret_ask (GtkWindow *parent, CmEvoSecretKind kind, const char *subject,
       title = "Address List Password";
       primary = "Enter your password for the address list (LDAP)";
       label = "_Password:";
-      secondary = g_strdup_printf ("To change the entry %s. The password is not stored.",
-                                   subject);
+      secondary = g_strdup_printf ("To change the entry %s. The password is not stored.", subject);
       break;
     case CM_EVO_SECRET_P12_PASSWORD:
     default:
@@ -114,10 +113,9 @@ cm_evo_secret_ask (GtkWindow *parent, CmEvoSecretKind kind, const char *subject,
   ask->done = done;
   ask->user_data = user_data;
   ask->cancellable = cancellable ? g_object_ref (cancellable) : NULL;
-  ask->dialog = gtk_dialog_new_with_buttons (title, parent,
-                                             GTK_DIALOG_MODAL | GTK_DIALOG_DESTROY_WITH_PARENT,
-                                             "_Cancel", GTK_RESPONSE_CANCEL, "_OK",
-                                             GTK_RESPONSE_OK, NULL);
+  ask->dialog
+    = gtk_dialog_new_with_buttons (title, parent, GTK_DIALOG_MODAL | GTK_DIALOG_DESTROY_WITH_PARENT,
+                                   "_Cancel", GTK_RESPONSE_CANCEL, "_OK", GTK_RESPONSE_OK, NULL);
   gtk_dialog_set_default_response (GTK_DIALOG (ask->dialog), GTK_RESPONSE_OK);
   gtk_window_set_resizable (GTK_WINDOW (ask->dialog), FALSE);
   area = gtk_dialog_get_content_area (GTK_DIALOG (ask->dialog));
@@ -153,8 +151,8 @@ cm_evo_secret_ask (GtkWindow *parent, CmEvoSecretKind kind, const char *subject,
     }
   g_signal_connect_data (ask->dialog, "response", G_CALLBACK (ask_response), ask, ask_free, 0);
   if (ask->cancellable)
-    ask->cancel_id = g_cancellable_connect (ask->cancellable, G_CALLBACK (ask_cancelled), ask,
-                                            NULL);
+    ask->cancel_id
+      = g_cancellable_connect (ask->cancellable, G_CALLBACK (ask_cancelled), ask, NULL);
   gtk_widget_show_all (ask->dialog);
   gtk_widget_grab_focus (ask->entry);
 }

@@ -140,8 +140,8 @@ add_card_certs (CmEvoState *st, GCancellable *cancellable)
           && !PK11_IsLoggedIn (slot, NULL))
         g_ptr_array_add (st->locked, g_strdup (PK11_GetTokenName (slot)));
 
-      for (CERTCertListNode *n = list ? CERT_LIST_HEAD (list) : NULL;
-           n && !CERT_LIST_END (n, list); n = CERT_LIST_NEXT (n))
+      for (CERTCertListNode *n = list ? CERT_LIST_HEAD (list) : NULL; n && !CERT_LIST_END (n, list);
+           n = CERT_LIST_NEXT (n))
         {
           g_autoptr (GBytes) der = g_bytes_new (n->cert->derCert.data, n->cert->derCert.len);
           CmSource src = { CM_SOURCE_NSS, st->nssdb, (char *)PK11_GetTokenName (slot),
@@ -164,8 +164,8 @@ read_nssdb (CmEvoState *st, GCancellable *cancellable)
   db = cm_nss_db_open_sync (st->nssdb, CM_NSS_DB_READ_ONLY, cancellable, &error);
   if (db == NULL || !cm_nss_db_add_certs_sync (db, st->inv, cancellable, &error))
     {
-      g_ptr_array_add (st->problems, g_strdup_printf ("Evolution's certificate database: %s",
-                                                      error->message));
+      g_ptr_array_add (st->problems,
+                       g_strdup_printf ("Evolution's certificate database: %s", error->message));
       return;
     }
   add_card_certs (st, cancellable);
@@ -199,9 +199,8 @@ read_identities (CmEvoState *st, GCancellable *cancellable)
     }
   settings = cm_evo_registry_list_identities (st->reg);
   for (guint i = 0; i < settings->len; i++)
-    g_ptr_array_add (st->identities,
-                     cm_evo_identity_check (g_ptr_array_index (settings, i), st->inv,
-                                            st->inserted, st->at));
+    g_ptr_array_add (st->identities, cm_evo_identity_check (g_ptr_array_index (settings, i),
+                                                            st->inv, st->inserted, st->at));
 }
 
 CmEvoState *
@@ -280,10 +279,10 @@ cm_evo_card_summary (CmInventory *inv, CmCard *card)
     first = g_ptr_array_index (certs, 0);
   cn = first ? cm_cert_get_subject_cn (first) : NULL;
   list = g_strjoinv (", ", (char **)emails->pdata);
-  return g_strdup_printf ("%s (%s)%s%s", cn ? cn : cm_card_get_label (card),
-                          cm_evo_persona_label (first ? cm_inventory_persona_of (inv, first)
-                                                      : NULL),
-                          *list ? ": " : "", list);
+  return g_strdup_printf (
+    "%s (%s)%s%s", cn ? cn : cm_card_get_label (card),
+    cm_evo_persona_label (first ? cm_inventory_persona_of (inv, first) : NULL), *list ? ": " : "",
+    list);
 }
 
 char *

@@ -24,21 +24,20 @@ typedef struct
 GType cm_evo_ui_extension_get_type (void);
 G_DEFINE_DYNAMIC_TYPE (CmEvoUiExtension, cm_evo_ui_extension, E_TYPE_EXTENSION)
 
-static const char ui_definition[] =
-  "<ui>"
-  "  <menubar name='main-menu'>"
-  "    <menu action='file-menu'>"
-  "      <placeholder name='long-running-actions'>"
-  "        <menuitem action='" ACTION_REPUBLISH "'/>"
-  "      </placeholder>"
-  "    </menu>"
-  "  </menubar>"
-  "  <toolbar name='main-toolbar'>"
-  "    <placeholder name='mail-toolbar-common'>"
-  "      <toolitem action='" ACTION_REPUBLISH "'/>"
-  "    </placeholder>"
-  "  </toolbar>"
-  "</ui>";
+static const char ui_definition[] = "<ui>"
+                                    "  <menubar name='main-menu'>"
+                                    "    <menu action='file-menu'>"
+                                    "      <placeholder name='long-running-actions'>"
+                                    "        <menuitem action='" ACTION_REPUBLISH "'/>"
+                                    "      </placeholder>"
+                                    "    </menu>"
+                                    "  </menubar>"
+                                    "  <toolbar name='main-toolbar'>"
+                                    "    <placeholder name='mail-toolbar-common'>"
+                                    "      <toolitem action='" ACTION_REPUBLISH "'/>"
+                                    "    </placeholder>"
+                                    "  </toolbar>"
+                                    "</ui>";
 
 static EShellView *
 ui_shell_view (CmEvoUiExtension *ext)

@@ -270,17 +270,18 @@ announce (CmEvoWatch *w, Check *c)
                                 strcmp (before, "?") ? "" : (char *)key);
     }
   for (guint i = 0; i < c->fixed->len; i++)
-    g_string_append_printf (text, "%sMail from %s is now signed and encrypted with the "
-                                  "inserted card: its S/MIME settings point at it (Undo Last "
-                                  "Fix on the Smart Card page of the Preferences restores them).",
+    g_string_append_printf (text,
+                            "%sMail from %s is now signed and encrypted with the "
+                            "inserted card: its S/MIME settings point at it (Undo Last "
+                            "Fix on the Smart Card page of the Preferences restores them).",
                             text->len ? "\n" : "", (char *)g_ptr_array_index (c->fixed, i));
   for (guint i = 0; i < c->warnings->len; i++)
     g_string_append_printf (text, "%s%s", text->len ? "\n" : "",
                             (char *)g_ptr_array_index (c->warnings, i));
   if (inserted->len && removed->len)
     {
-      g_autofree char *gone = g_strdup_printf ("Removed: %s.%s", removed->str,
-                                               text->len ? "\n" : "");
+      g_autofree char *gone
+        = g_strdup_printf ("Removed: %s.%s", removed->str, text->len ? "\n" : "");
       g_string_prepend (text, gone);
     }
   if (inserted->len)
@@ -456,9 +457,8 @@ cm_evo_watch_class_init (CmEvoWatchClass *klass)
   object_class->dispose = watch_dispose;
   object_class->finalize = watch_finalize;
   /* The S/MIME settings, the cards or the NSS database changed: an open page reloads. */
-  signals[SIGNAL_CHANGED] = g_signal_new ("changed", G_TYPE_FROM_CLASS (klass),
-                                          G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE,
-                                          0);
+  signals[SIGNAL_CHANGED] = g_signal_new ("changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                                          0, NULL, NULL, NULL, G_TYPE_NONE, 0);
 }
 
 static void
