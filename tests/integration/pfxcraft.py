@@ -12,6 +12,7 @@ OID_DATA = "1.2.840.113549.1.7.1"
 OID_KEY_BAG = "1.2.840.113549.1.12.10.1.1"
 OID_SHROUDED_KEY_BAG = "1.2.840.113549.1.12.10.1.2"
 OID_CERT_BAG = "1.2.840.113549.1.12.10.1.3"
+OID_SAFE_CONTENTS_BAG = "1.2.840.113549.1.12.10.1.6"
 OID_X509_CERT = "1.2.840.113549.1.9.22.1"
 OID_LOCAL_KEY_ID = "1.2.840.113549.1.9.21"
 OID_FRIENDLY_NAME = "1.2.840.113549.1.9.20"
@@ -100,10 +101,13 @@ def _attrs(local_key_id, name):
     return set_of(*attrs) if attrs else b""
 
 
-def build(key, certs, password, local_key_id=b"\x01" * 20, shrouded=True, name="Recovered key"):
+def build(key, certs, password, local_key_id=b"\x01" * 20, shrouded=True, name="Recovered key",
+          nested=False):
     """A PFX with @key (a python-cryptography private key) and @certs (DER bytes, the first one
     carrying @local_key_id like the key). @shrouded: pkcs8ShroudedKeyBag (PBES2/AES, as
-    BestAvailableEncryption writes it), else a plain keyBag."""
+    BestAvailableEncryption writes it), else a plain keyBag. @nested: the bags inside one
+    safeContentsBag (legal, rare; cacmail imports those the older way, through NSS's own
+    import into a scratch database)."""
     if shrouded:
         body = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                                  serialization.BestAvailableEncryption(password.encode()))
@@ -117,6 +121,8 @@ def build(key, certs, password, local_key_id=b"\x01" * 20, shrouded=True, name="
         cert_bag = seq(oid(OID_X509_CERT), explicit0(octets(der)))
         bags.append(seq(oid(OID_CERT_BAG), explicit0(cert_bag),
                         _attrs(local_key_id if n == 0 else None, name if n == 0 else None)))
+    if nested:
+        bags = [seq(oid(OID_SAFE_CONTENTS_BAG), explicit0(seq(*bags)))]
     safe_contents = seq(*bags)
     auth_safe = seq(seq(oid(OID_DATA), explicit0(octets(safe_contents))))
     salt, iterations = os.urandom(8), 2048

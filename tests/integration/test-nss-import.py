@@ -234,6 +234,62 @@ with tmpdir() as tmp:
          "database with a primary password: exit 4, one line saying so", (p.returncode, p.stderr))
     t.eq(snapshot(db), base, "database with a primary password: unchanged")
 
+    # --- a write that fails half-way: what was added is removed again ---
+    # tests/fault/cacmail-failwrite.c fails one write to key4.db or cert9.db (ENOSPC), the
+    # 1st, 2nd, ... in turn, until the import no longer reaches it. The database already holds
+    # the contractor's recovered key, which must survive every failure.
+    shim = os.environ.get("CACMAIL_FAILWRITE")
+    t.ok(shim and os.path.exists(shim), "the fault injector is built (CACMAIL_FAILWRITE)", shim)
+    nested = write("nested.p12", pfxcraft.build(res_key, [load(
+        "reservist-encryption-old-aes.p12")[1].public_bytes(serialization.Encoding.DER)], epw,
+        nested=True))
+    contractor_p12 = os.path.join(esc, "contractor-encryption-old-aes.p12")
+    for way, p12 in (("fast way", os.path.join(esc, "reservist-encryption-old-aes.p12")),
+                     ("older way (nested bags)", nested)):
+        for target in ("key4.db", "cert9.db"):
+            fired = undone = 0
+            problems = []
+            for n in range(60):
+                db = newdb(os.path.join(tmp, f"db-fault-{len(way)}-{target}-{n}"))
+                assert cm(env, "import-p12", "--nssdb", db, "--password-file", pw,
+                          contractor_p12).returncode == 0
+                before = nicknames(db)
+                mark = os.path.join(tmp, "fault-fired")
+                if os.path.exists(mark):
+                    os.unlink(mark)
+                fenv = dict(env, LD_PRELOAD=shim,
+                            CACMAIL_FAULT_FILE=os.path.realpath(os.path.join(db, target)),
+                            CACMAIL_FAULT_AFTER=str(n), CACMAIL_FAULT_MARK=mark,
+                            ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "")
+                            + ":verify_asan_link_order=0")
+                p = cm(fenv, "import-p12", "--nssdb", db, "--password-file", pw, p12)
+                n_keys, names = len(keys(db)), nicknames(db)
+                if not os.path.exists(mark):
+                    if p.returncode != 0 or n_keys != 2:
+                        problems.append(f"write {n} (not reached): exit {p.returncode}, "
+                                        f"{n_keys} keys: {p.stderr.strip()}")
+                    break
+                fired += 1
+                if p.returncode == 0:
+                    if n_keys != 2 or len(names) != 2:
+                        problems.append(f"write {n}: exit 0 but {n_keys} keys, certs {names}")
+                    continue
+                undone += 1
+                if p.returncode != 4 or not one_line(p) or "removed" not in p.stderr:
+                    problems.append(f"write {n}: exit {p.returncode}: {p.stderr.strip()}")
+                if n_keys != 1 or names != before:
+                    problems.append(f"write {n}: exit {p.returncode} but {n_keys} keys, "
+                                    f"certs {names}")
+                recorded = [k for k in json.load(open(os.path.join(
+                    env["XDG_DATA_HOME"], "cacmail", "recovered-keys.json")))["keys"]
+                    if k["nssdb"] == db]
+                if len(recorded) != 1:
+                    problems.append(f"write {n}: the state file records {len(recorded)} keys")
+            t.ok(fired > 0 and undone > 0 and not problems,
+                 f"{way}, failed write to {target}: every one of {fired} failures is undone "
+                 f"({undone} refused with exit 4 and the key removed), the old key kept",
+                 "\n".join(problems[:5]))
+
     # --- read-only database (another user, files not writable by them) ---
     rodb = newdb(os.path.join(tmp, "db-ro"))
     os.chmod(tmp, 0o755)

@@ -1,0 +1,95 @@
+/* cacmail-failwrite.so: an LD_PRELOAD fault injector for tests. Not a mock: the real NSS and
+ * SQLite run; only the kernel's answer to some writes changes, as a full disk would.
+ *
+ *   CACMAIL_FAULT_FILE=FILE       the file whose writes may fail: its absolute path, or
+ *                                 (without a slash) its base name
+ *   CACMAIL_FAULT_AFTER=N         let N writes to it through, then fail
+ *   CACMAIL_FAULT_COUNT=M         this many writes in a row (default 1: a transient error)
+ *   CACMAIL_FAULT_MARK=PATH       created when a write was failed (so a test knows it fired)
+ *
+ * Failed writes return -1 with errno ENOSPC. pwrite64/pwrite/write are wrapped (SQLite's unix
+ * VFS writes with pwrite64). */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+static long seen, failed;
+
+static int
+is_target (int fd)
+{
+  const char *want = getenv ("CACMAIL_FAULT_FILE");
+  char link[64], path[PATH_MAX];
+  ssize_t n;
+  const char *base;
+
+  if (want == NULL || *want == '\0')
+    return 0;
+  snprintf (link, sizeof link, "/proc/self/fd/%d", fd);
+  n = readlink (link, path, sizeof path - 1);
+  if (n <= 0)
+    return 0;
+  path[n] = '\0';
+  if (strchr (want, '/'))
+    return strcmp (path, want) == 0;
+  base = strrchr (path, '/');
+  return strcmp (base ? base + 1 : path, want) == 0;
+}
+
+/* 1 when this write must fail (counted only for the target file). */
+static int
+must_fail (int fd)
+{
+  const char *after = getenv ("CACMAIL_FAULT_AFTER");
+  const char *count = getenv ("CACMAIL_FAULT_COUNT");
+  const char *mark = getenv ("CACMAIL_FAULT_MARK");
+  long a = after ? atol (after) : 0, c = count ? atol (count) : 1;
+
+  if (!is_target (fd))
+    return 0;
+  if (seen++ < a || failed >= c)
+    return 0;
+  failed++;
+  if (mark && *mark)
+    {
+      int m = open (mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+      if (m >= 0)
+        close (m);
+    }
+  errno = ENOSPC;
+  return 1;
+}
+
+ssize_t
+pwrite64 (int fd, const void *buf, size_t n, off64_t off)
+{
+  static ssize_t (*real) (int, const void *, size_t, off64_t);
+  if (real == NULL)
+    real = (ssize_t (*) (int, const void *, size_t, off64_t))dlsym (RTLD_NEXT, "pwrite64");
+  return must_fail (fd) ? -1 : real (fd, buf, n, off);
+}
+
+ssize_t
+pwrite (int fd, const void *buf, size_t n, off_t off)
+{
+  static ssize_t (*real) (int, const void *, size_t, off_t);
+  if (real == NULL)
+    real = (ssize_t (*) (int, const void *, size_t, off_t))dlsym (RTLD_NEXT, "pwrite");
+  return must_fail (fd) ? -1 : real (fd, buf, n, off);
+}
+
+ssize_t
+write (int fd, const void *buf, size_t n)
+{
+  static ssize_t (*real) (int, const void *, size_t);
+  if (real == NULL)
+    real = (ssize_t (*) (int, const void *, size_t))dlsym (RTLD_NEXT, "write");
+  return must_fail (fd) ? -1 : real (fd, buf, n);
+}
