@@ -470,10 +470,16 @@ nickname_for (CmNssDb *db, GPtrArray *state, GHashTable *given, CmCert *cert, gi
   g_autofree char *base = cm_cert_get_not_after (cert) < now
                             ? g_strdup_printf ("Recovered key, expired %s", date)
                             : g_strdup_printf ("Recovered key (decrypt only), until %s", date);
-  CERTCertificate *c = find_cert (slot, cm_cert_get_der (cert));
+  gsize n = 0;
+  SECItem der = { siBuffer, (unsigned char *)g_bytes_get_data (cm_cert_get_der (cert), &n), 0 };
+  CERTCertificate *c = NULL;
   char *nick = NULL;
   guint lo = 0, hi = 1;
 
+  der.len = n;
+  /* a cert the database holds already keeps its name (the full lookup only then) */
+  if (cm_nssdb_pfx_cert_in (slot, &der))
+    c = find_cert (slot, cm_cert_get_der (cert));
   if (c && c->nickname)
     nick = g_strdup (cm_nssdb_own_label (db, c->nickname));
   if (c == NULL)
@@ -673,14 +679,17 @@ describe (CmNssDb *db, Bags *b, GPtrArray *state, const char *path, gint64 now)
 
 /* The nicknames the database really gave; TRUE when one differs from what was recorded. */
 static gboolean
-read_back_nicknames (CmNssDb *db, Bags *b, GPtrArray *results)
+read_back_nicknames (CmNssDb *db, Bags *b, GPtrArray *results, gboolean only_present)
 {
   gboolean changed = FALSE;
 
   for (guint i = 0; i < results->len; i++)
     {
       CmNssdbRecovered *r = g_ptr_array_index (results, i);
-      CERTCertificate *c = find_cert (cm_nss_db_get_slot (db), g_ptr_array_index (b->described, i));
+      CERTCertificate *c
+        = only_present && !r->present
+            ? NULL
+            : find_cert (cm_nss_db_get_slot (db), g_ptr_array_index (b->described, i));
       const char *nick = c && c->nickname ? cm_nssdb_own_label (db, c->nickname) : NULL;
 
       if (nick && strcmp (nick, r->nickname) != 0)
@@ -771,7 +780,13 @@ cm_nssdb_import_p12_sync (CmNssDb *db, const char *path, const char *password, G
       CmNssdbRecovered *r = g_ptr_array_index (out, i);
       PK11SlotInfo *slot = cm_nss_db_get_slot (db);
 
-      r->present = with_key_in (slot, find_cert (slot, g_ptr_array_index (b.described, i)));
+      gsize n = 0;
+      SECItem der
+        = { siBuffer, (unsigned char *)g_bytes_get_data (g_ptr_array_index (b.described, i), &n),
+            0 };
+
+      der.len = n;
+      r->present = cm_nssdb_pfx_cert_and_key_in (slot, &der);
       all_there &= r->present;
     }
   if (pairs
@@ -790,8 +805,10 @@ cm_nssdb_import_p12_sync (CmNssDb *db, const char *path, const char *password, G
       goto out;
     }
   g_clear_pointer (&undo, g_ptr_array_unref);
-  /* keep the nicknames the database gave */
-  if (read_back_nicknames (db, &b, out) && (undo = record (state, out, error)) == NULL)
+  /* keep the nicknames the database gave: NSS's own import (the older way) picks them, and a
+   * cert that was there keeps its own; the fast way writes the ones describe() chose */
+  if (read_back_nicknames (db, &b, out, pairs != NULL)
+      && (undo = record (state, out, error)) == NULL)
     goto out;
   for (guint i = 0; i < out->len; i++)
     {

@@ -21,6 +21,10 @@
 
 #define MAX_DEPTH 24
 
+/* NSS exports its decoder only under this name; it decodes without any certificate store (as
+ * core/cm-cert.c uses it). */
+extern CERTCertificate *__CERT_DecodeDERCertificate (SECItem *der, PRBool copy, char *nickname);
+
 typedef struct
 {
   const guint8 *p;
@@ -618,6 +622,30 @@ cm_nssdb_pfx_verify (PK11SlotInfo *slot, GPtrArray *pairs, GHashTable *nicknames
   return TRUE;
 }
 
+gboolean
+cm_nssdb_pfx_cert_in (PK11SlotInfo *slot, const SECItem *der)
+{
+  return PK11_FindEncodedCertInSlot (slot, (SECItem *)der, NULL) != CK_INVALID_HANDLE;
+}
+
+gboolean
+cm_nssdb_pfx_cert_and_key_in (PK11SlotInfo *slot, const SECItem *der)
+{
+  CERTCertificate *c = __CERT_DecodeDERCertificate ((SECItem *)der, PR_FALSE, NULL);
+  /* with a slot: the CKA_ID of the slot's object for this certificate, NULL when none */
+  SECItem *id = c ? PK11_GetLowLevelKeyIDForCert (slot, c, NULL) : NULL;
+  SECKEYPrivateKey *k = id ? PK11_FindKeyByKeyID (slot, id, NULL) : NULL;
+  gboolean in = k != NULL;
+
+  if (k)
+    SECKEY_DestroyPrivateKey (k);
+  if (id)
+    SECITEM_FreeItem (id, PR_TRUE);
+  if (c)
+    CERT_DestroyCertificate (c);
+  return in;
+}
+
 /* Every cert of @pairs is in @slot with its key (which is no session key any more). */
 static gboolean
 all_in (PK11SlotInfo *slot, GPtrArray *pairs)
@@ -626,19 +654,9 @@ all_in (PK11SlotInfo *slot, GPtrArray *pairs)
     {
       CmPfxPair *p = g_ptr_array_index (pairs, i);
       for (guint j = 0; j < p->certs->len; j++)
-        {
-          CERTCertificate *c = PK11_FindCertFromDERCertItem (
-            slot, &((CERTCertificate *)g_ptr_array_index (p->certs, j))->derCert, NULL);
-          SECKEYPrivateKey *k = c ? PK11_FindPrivateKeyFromCert (slot, c, NULL) : NULL;
-          gboolean in = k != NULL;
-
-          if (k)
-            SECKEY_DestroyPrivateKey (k);
-          if (c)
-            CERT_DestroyCertificate (c);
-          if (!in)
-            return FALSE;
-        }
+        if (!cm_nssdb_pfx_cert_and_key_in (
+              slot, &((CERTCertificate *)g_ptr_array_index (p->certs, j))->derCert))
+          return FALSE;
     }
   return TRUE;
 }
@@ -667,13 +685,9 @@ cm_nssdb_pfx_write (PK11SlotInfo *slot, GPtrArray *pairs, GHashTable *nicknames,
       for (guint j = 0; ok && j < p->certs->len; j++)
         {
           CERTCertificate *c = g_ptr_array_index (p->certs, j);
-          CERTCertificate *there = PK11_FindCertFromDERCertItem (slot, &c->derCert, NULL);
 
-          if (there)
-            {
-              CERT_DestroyCertificate (there);
-              continue;
-            }
+          if (cm_nssdb_pfx_cert_in (slot, &c->derCert))
+            continue;
           /* a new key has its label, ID and subject; a key met again gets them from the cert */
           ok = PK11_ImportCert (slot, c, p->token || j > 0 ? key->pkcs11ID : CK_INVALID_HANDLE,
                                 nickname_of (nicknames, c), PR_FALSE)

@@ -86,6 +86,14 @@ G_GNUC_INTERNAL gboolean cm_nssdb_pfx_not_its_key (CERTCertificate *cert, const 
  * for that proof: it gets CKA_SIGN for a moment). */
 G_GNUC_INTERNAL gboolean cm_nssdb_pfx_key_is_certs (SECKEYPrivateKey *key, CERTCertificate *cert);
 
+/* TRUE when @slot holds the certificate @der (one object search: making an NSS certificate
+ * from the database also reads its trust and S/MIME records, a dozen queries). */
+G_GNUC_INTERNAL gboolean cm_nssdb_pfx_cert_in (PK11SlotInfo *slot, const SECItem *der);
+
+/* TRUE when @slot holds the certificate @der and the private key with the cert's CKA_ID, with
+ * raw object searches only (an import asks this several times). */
+G_GNUC_INTERNAL gboolean cm_nssdb_pfx_cert_and_key_in (PK11SlotInfo *slot, const SECItem *der);
+
 /* Delete the public key objects of @cert's key from @slot (NSS's import stores one beside the
  * key; undoing an import removes it too). */
 G_GNUC_INTERNAL void cm_nssdb_pfx_forget_public_key (PK11SlotInfo *slot, CERTCertificate *cert);
