@@ -2,7 +2,9 @@
 """Benchmark of the NSS helper against NSS's own tools, on the same input (temp dirs only).
 
 1. import: 100 PKCS#12 files (EC P-256 key + cert, PBES2/AES), one process per file, into a
-   fresh database: `cacmail import-p12 --nssdb` vs `pk12util -i`.
+   fresh database: `cacmail import-p12 --nssdb` vs `pk12util -i` (the target's figure). Also
+   printed: cacmail given all 100 files in one command, as a user with a folder of recovered
+   keys runs it (pk12util takes one file per run).
 2. enumerate + classify a database holding 5,000 certificates: `cacmail nss list --nssdb`
    (every cert decoded and classified into an inventory) vs `certutil -L` (plain listing).
 
@@ -86,6 +88,22 @@ def main():
         ratios.append(tc / tp)
         print(f"import run {r + 1}: cacmail {tc:.2f} s, pk12util {tp:.2f} s, ratio {tc / tp:.3f}")
     imp = statistics.median(ratios)
+    batch = []
+    for r in range(RUNS):
+        a, b = os.path.join(tmp, f"imp-cmb-{r}"), os.path.join(tmp, f"imp-pkb-{r}")
+        newdb(a)
+        newdb(b)
+        cm = [[CACMAIL, "import-p12", "--nssdb", a, "--password-file", pw, *files]]
+        pk = [["pk12util", "-i", f, "-d", f"sql:{b}", "-w", pw] for f in files]
+        run_env = dict(env, XDG_DATA_HOME=os.path.join(tmp, f"data-b{r}"))
+        if r % 2:
+            tc, tp = timed(cm, run_env), timed(pk, run_env)
+        else:
+            tp, tc = timed(pk, run_env), timed(cm, run_env)
+        batch.append(tc / tp)
+        print(f"import run {r + 1}, one cacmail command for the 100 files: cacmail {tc:.2f} s, "
+              f"pk12util {tp:.2f} s, ratio {tc / tp:.3f}")
+    imp_batch = statistics.median(batch)
 
     # a database with 5,000 certificates (CA certs, imported in one go through a PKCS#7)
     big = os.path.join(tmp, "big")
@@ -113,6 +131,7 @@ def main():
               f"ratio {tc / tu:.3f}")
     lst = statistics.median(ratios)
     print(f"RESULT import 100 PKCS#12: median ratio {imp:.3f} (target <= 1.1)")
+    print(f"RESULT import 100 PKCS#12, one cacmail command: median ratio {imp_batch:.3f}")
     print(f"RESULT enumerate+classify {n} certs: median ratio {lst:.3f} (target <= 1.0)")
     subprocess.run(["rm", "-rf", tmp])
 
