@@ -468,3 +468,25 @@ cm_nss_cert_nickname (CmCert *cert)
     }
   return NULL;
 }
+
+char *
+cm_nss_pin_refused_message (PK11SlotInfo *slot, const char *token)
+{
+  CK_TOKEN_INFO info;
+  CK_FLAGS flags = 0;
+
+  /* OpenSC sets these from the card's retry counter (PIV VERIFY's 63Cx) */
+  if (slot && PK11_GetTokenInfo (slot, &info) == SECSuccess)
+    flags = info.flags;
+  if (flags & CKF_USER_PIN_LOCKED)
+    return g_strdup_printf ("the card '%s' refused the PIN and is now locked: unblock the PIN "
+                            "at a RAPIDS / card issuing office",
+                            token);
+  if (flags & CKF_USER_PIN_FINAL_TRY)
+    return g_strdup_printf ("the card '%s' refused the PIN, and one more wrong PIN locks it: "
+                            "check the PIN before you try again",
+                            token);
+  return g_strdup_printf ("the card '%s' refused the PIN: check it and try again (the card "
+                          "locks after a few wrong PINs)",
+                          token);
+}

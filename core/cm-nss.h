@@ -73,6 +73,12 @@ char *cm_nss_cert_dbkey (CmCert *cert);
 /* The first CM_SOURCE_NSS nickname of @cert, or NULL. Owned by @cert. */
 const char *cm_nss_cert_nickname (CmCert *cert);
 
+/* The one-line message for a PIN that @slot's token (named @token) refused, with what the
+ * token says of the PIN now (PKCS#11 flags; a card reached through NSS gives no counter):
+ * locked (and where to unblock it), one more wrong PIN locks it, or it counts wrong PINs.
+ * Never a status code. Caller frees. */
+char *cm_nss_pin_refused_message (PK11SlotInfo *slot, const char *token);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CmNssDb, cm_nss_db_free)
 
 G_END_DECLS

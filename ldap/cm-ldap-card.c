@@ -317,10 +317,10 @@ log_in (CmLdapCard *card, PK11SlotInfo *slot, PinCtx *ctx, CmLdapSecretFunc ask,
   if (PK11_CheckUserPassword (slot, ctx->pin) != SECSuccess)
     {
       if (PR_GetError () == SEC_ERROR_BAD_PASSWORD)
-        g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_PIN,
-                     "the card '%s' refused the PIN: check it and try again (the card locks "
-                     "after a few wrong PINs)",
-                     token);
+        {
+          g_autofree char *msg = cm_nss_pin_refused_message (slot, token);
+          g_set_error_literal (error, CM_LDAP_ERROR, CM_LDAP_ERROR_PIN, msg);
+        }
       else
         g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CARD,
                      "cannot log in to the card '%s' (%s): check that it is still in the reader",
