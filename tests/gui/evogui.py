@@ -275,10 +275,21 @@ class Evolution:
         return [w for w in a] if a else []
 
     def wait_frame(self, name, timeout=60, role=None):
+        """The showing window called @name: a dialog closed a moment ago can linger in the
+        accessibility tree, hidden or defunct, under the same name as the next one."""
+        import pyatspi
+
         def look():
             for w in self.windows():
-                if w is not None and w.name == name and (role is None or w.getRoleName() == role):
-                    return w
+                try:
+                    if w is None or w.name != name or (role and w.getRoleName() != role):
+                        continue
+                    st = w.getState()
+                    if st.contains(pyatspi.STATE_SHOWING) and \
+                            not st.contains(pyatspi.STATE_DEFUNCT):
+                        return w
+                except Exception:  # it went away while we looked
+                    continue
             return None
         return self.poll(look, timeout, f"window '{name}'")
 

@@ -353,9 +353,75 @@ def steps(t, evo, pki, home, db, users, base_apdus, base_ldap):
                                       r"address list \(GAL\) failed", showing=True,
                                       limit=1), 30, "the error alert to close")
 
-    evo.poll(lambda: evo.find_all(mail, role="menu item", name=REPUBLISH, limit=1)[0]
-             .getState().contains(pyatspi.STATE_SENSITIVE), 30,
-             "the action to be available again")
+    def available_again():
+        evo.poll(lambda: evo.find_all(mail, role="menu item", name=REPUBLISH, limit=1)[0]
+                 .getState().contains(pyatspi.STATE_SENSITIVE), 30,
+                 "the action to be available again")
+
+    def failure_alerts():
+        return evo.find_all(mail, role="label", pattern=r"^Republishing to the address list "
+                            r"\(GAL\) failed", showing=True, limit=1)
+
+    def up_to_pin_dialog():
+        available_again()
+        evo.click(evo.find(mail, role="menu item", name=REPUBLISH))
+        d = evo.wait_frame("Address List Password", timeout=60)
+        evo.set_text(evo.find(d, role="password text"), ldap_pw)
+        evo.click(evo.find(d, role="push button", name="OK"))
+        return evo.wait_frame("Smart Card PIN", timeout=60)
+
+    # no address list configured: the alert says where to set it, nothing is asked
+    conf = os.path.join(home, ".config", "cacmail", "cacmail.conf")
+    os.rename(conf, conf + ".away")
+    available_again()
+    evo.click(evo.find(mail, role="menu item", name=REPUBLISH))
+    failed = evo.poll(lambda: next((lab for lab in failure_alerts() if "uri and base" in
+                                    evo.all_text(evo.ancestor(lab, "info bar"))), None), 60,
+                      "the not-configured alert")
+    text = evo.all_text(evo.ancestor(failed, "info bar"))
+    t.ok("no address list (LDAP) server is set" in text and "cacmail.conf" in text
+         and not [w for w in evo.windows() if w.name in ("Address List Password",
+                                                          "Smart Card PIN")],
+         "Republish, LDAP not configured: the alert names the file and what to put in it; "
+         "no password or PIN is asked", text)
+    evo.click(evo.find(evo.ancestor(failed, "info bar"), role="push button", name="Close"))
+    evo.poll(lambda: not failure_alerts(), 30, "the error alert to close")
+    os.rename(conf + ".away", conf)
+
+    # the PIN dialog cancelled: the run stops quietly, nothing is written
+    dlg = up_to_pin_dialog()
+    evo.click(evo.find(dlg, role="push button", name="Cancel"))
+    available_again()
+    time.sleep(1)
+    t.ok(not failure_alerts() and not evo.find_all(mail, role="label", pattern=r"^Certificates "
+                                                   r"republished", showing=True, limit=1),
+         "Republish, PIN dialog cancelled: no alert, the action is available again")
+    t.eq(read_entry(ctr_user["dn"]), ([], []), "Republish, PIN dialog cancelled: entry unchanged")
+
+    # a wrong PIN: the alert says the card refused it and that nothing was written
+    dlg = up_to_pin_dialog()
+    evo.set_text(evo.find(dlg, role="password text"), "000000")
+    ok_button = evo.find(dlg, role="push button", name="OK")
+    evo.poll(lambda: ok_button.getState().contains(pyatspi.STATE_SENSITIVE), 10,
+             "OK to take the PIN")
+    evo.click(ok_button)
+    # the alert bar shows one alert at a time and reuses its labels: wait for this one's text
+    def pin_alert():
+        for lab in failure_alerts():
+            txt = evo.all_text(evo.ancestor(lab, "info bar"))
+            if "PIN" in txt:
+                return lab, txt
+        return None
+
+    failed, text = evo.poll(pin_alert, 60, "the wrong-PIN alert")
+    t.ok("refused the PIN" in text and "Nothing was written" in text and "63C" not in text,
+         "Republish, wrong PIN: the alert says the card refused the PIN, in words, and that "
+         "nothing was written", text)
+    t.eq(read_entry(ctr_user["dn"]), ([], []), "Republish, wrong PIN: entry unchanged")
+    evo.click(evo.find(evo.ancestor(failed, "info bar"), role="push button", name="Close"))
+    evo.poll(lambda: not failure_alerts(), 30, "the error alert to close")
+
+    available_again()
     evo.click(evo.find(mail, role="menu item", name=REPUBLISH))
     dlg = evo.wait_frame("Address List Password", timeout=60)
     t.ok(ctr_user["dn"] in evo.all_text(dlg), "Republish: the LDAP password is asked for "

@@ -137,10 +137,10 @@ log_in_slot (Republish *r, PK11SlotInfo *slot, GError **error)
   if (PK11_CheckUserPassword (slot, pin) == SECSuccess)
     ok = TRUE;
   else if (PORT_GetError () == SEC_ERROR_BAD_PASSWORD)
-    g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_PIN,
-                 "the card '%s' refused the PIN: check it and try again (the card locks after "
-                 "a few wrong PINs)",
-                 token);
+    {
+      g_autofree char *msg = cm_nss_pin_refused_message (slot, token);
+      g_set_error_literal (error, CM_LDAP_ERROR, CM_LDAP_ERROR_PIN, msg);
+    }
   else
     g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CARD,
                  "cannot log in to the card '%s': check that it is still in the reader", token);
@@ -351,6 +351,9 @@ cm_evo_republish_start (EShellView *shell_view, CmEvoDoneFunc done, gpointer don
   e_shell_backend_add_activity (backend, r->activity);
   task = g_task_new (NULL, r->cancellable, republish_done, NULL);
   g_task_set_source_tag (task, cm_evo_republish_start);
+  /* a refused PIN cancels the library's run (progress()) and is then the task's error: GTask
+   * must not turn it into "cancelled", which ends the run without a word */
+  g_task_set_check_cancellable (task, FALSE);
   g_task_set_task_data (task, r, (GDestroyNotify)republish_free);
   g_task_run_in_thread (task, republish_thread);
 }
