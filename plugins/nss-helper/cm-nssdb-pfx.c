@@ -478,6 +478,17 @@ unwrap (PK11SlotInfo *slot, CmPfxKey *key, const SECItem *ucs2, const char *utf8
                              &der)
            != SECSuccess)
     goto undecryptable;
+  if (SECOID_GetAlgorithmTag (&epki->algorithm)
+      == SEC_OID_PKCS12_V2_PBE_WITH_SHA1_AND_2KEY_TRIPLE_DES_CBC)
+    {
+      /* NSS's PKCS#12 PBE table has no 2-key triple DES (pk12util fails on it as well) */
+      g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
+                   "%s encrypts its key with 2-key triple DES (pbeWithSHAAnd2-KeyTripleDES-CBC), "
+                   "which NSS cannot decrypt: ask the key recovery agent for the file with AES "
+                   "or 3-key triple DES",
+                   path);
+      goto out;
+    }
   if (!SEC_PKCS12DecryptionAllowed (&epki->algorithm))
     {
       g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,

@@ -97,6 +97,35 @@ with tmpdir() as tmp:
              f"{cipher}: importing twice adds nothing", p.stdout + p.stderr)
         t.eq(len(keys(db)), 1, f"{cipher}: still one key")
 
+    # --- the other legacy PKCS#12 PBEs old escrow files use (openssl -legacy re-exports) ---
+    pem = os.path.join(tmp, "contractor-old.pem")
+    subprocess.run(["openssl", "pkcs12", "-in", os.path.join(
+        esc, "contractor-encryption-old-aes.p12"), "-nodes", "-passin",
+        f"pass:{m['escrow_password']}", "-out", pem], check=True, capture_output=True)
+    for keypbe, certpbe in (("PBE-SHA1-RC2-128", "PBE-SHA1-RC2-128"),
+                            ("PBE-SHA1-RC2-40", "PBE-SHA1-RC2-40"),
+                            ("PBE-SHA1-RC4-128", "PBE-SHA1-RC2-128")):
+        legacy = os.path.join(tmp, f"legacy-{keypbe}.p12")
+        subprocess.run(["openssl", "pkcs12", "-export", "-legacy", "-in", pem, "-keypbe", keypbe,
+                        "-certpbe", certpbe, "-passout", f"pass:{m['escrow_password']}",
+                        "-out", legacy], check=True, capture_output=True)
+        db = newdb(os.path.join(tmp, f"db-{keypbe}"))
+        p = cm(env, "import-p12", "--nssdb", db, "--password-file", pw, legacy)
+        t.ok(p.returncode == 0 and len(keys(db)) == 1,
+             f"key {keypbe}, certificates {certpbe}: imported with its key", p.stdout + p.stderr)
+    # 2-key triple DES: NSS cannot decrypt it (pk12util fails too): said plainly, nothing kept
+    legacy = os.path.join(tmp, "legacy-2des.p12")
+    subprocess.run(["openssl", "pkcs12", "-export", "-legacy", "-in", pem, "-keypbe",
+                    "PBE-SHA1-2DES", "-certpbe", "PBE-SHA1-3DES", "-passout",
+                    f"pass:{m['escrow_password']}", "-out", legacy], check=True,
+                   capture_output=True)
+    db = newdb(os.path.join(tmp, "db-2des"))
+    before = snapshot(db)
+    p = cm(env, "import-p12", "--nssdb", db, "--password-file", pw, legacy)
+    t.ok(p.returncode == 3 and one_line(p) and "2-key triple DES" in p.stderr
+         and snapshot(db) == before,
+         "key in 2-key triple DES: exit 3, one line saying so, database unchanged", p.stderr)
+
     # --- the state file marks it decrypt-only ---
     state = json.load(open(os.path.join(env["XDG_DATA_HOME"], "cacmail", "recovered-keys.json")))
     shas = {k["sha256"] for k in state["keys"]}
