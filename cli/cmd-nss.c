@@ -143,6 +143,8 @@ list_modules (CmNssDb *db, JsonBuilder *jb, GPtrArray *warnings)
           cm_json_add_string_or_null (jb, "kind", module_kind (m->kind));
           json_builder_set_member_name (jb, "library_exists");
           json_builder_add_boolean_value (jb, m->library_exists);
+          json_builder_set_member_name (jb, "friendly");
+          json_builder_add_boolean_value (jb, m->friendly);
           json_builder_end_object (jb);
         }
       else
@@ -154,6 +156,15 @@ list_modules (CmNssDb *db, JsonBuilder *jb, GPtrArray *warnings)
     }
   if (jb)
     json_builder_end_array (jb);
+  for (guint i = 0; i < mods->len; i++)
+    {
+      CmNssdbModule *m = g_ptr_array_index (mods, i);
+      if (m->kind != CM_NSSDB_MODULE_OTHER && !m->friendly)
+        warn (jb, warnings,
+              "\"%s\" makes the mail clients ask for the PIN just to list the card's "
+              "certificates; fix: cacmail nss register (it marks the entry's slots friendly)",
+              m->name);
+    }
   if (opensc && proxy && cm_nssdb_p11kit_has_opensc (NULL))
     warn (jb, warnings,
           "OpenSC and the p11-kit proxy (which loads OpenSC) are both registered, so the card "

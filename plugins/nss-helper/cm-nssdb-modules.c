@@ -57,6 +57,7 @@ cm_nssdb_list_modules (CmNssDb *db, GError **error)
           m->kind = library_kind (lib);
           /* NSS loads a bare name through the linker's search path */
           m->library_exists = strchr (lib, '/') ? g_file_test (lib, G_FILE_TEST_EXISTS) : TRUE;
+          m->friendly = nss && strstr (nss, "PublicCerts") != NULL;
           g_ptr_array_add (out, m);
         }
       PORT_Free (lib);
@@ -215,16 +216,40 @@ db_func (CmNssDb *db, unsigned long fn, const char *name, const char *library,
   return TRUE;
 }
 
-static gboolean
-has_entry (GPtrArray *mods, CmNssdbModuleKind kind, const char *library)
+static CmNssdbModule *
+find_entry (GPtrArray *mods, CmNssdbModuleKind kind, const char *library)
 {
   for (guint i = 0; i < mods->len; i++)
     {
       CmNssdbModule *m = g_ptr_array_index (mods, i);
       if (m->kind == kind || (library && strcmp (m->library, library) == 0))
-        return TRUE;
+        return m;
     }
-  return FALSE;
+  return NULL;
+}
+
+static gboolean
+has_entry (GPtrArray *mods, CmNssdbModuleKind kind, const char *library)
+{
+  return find_entry (mods, kind, library) != NULL;
+}
+
+/* An entry of the card's module registered without the friendly slot flags (by hand, by
+ * modutil, or by cacmail before 0.1): rewritten with them, same name and library, so the
+ * clients stop asking for the PIN just to list the card's certificates. */
+static gboolean
+make_friendly (CmNssDb *db, CmNssdbModule *m, char **report, GError **error)
+{
+  g_autofree char *params = friendly_slots (m->kind);
+
+  /* NSS's module database replaces an entry of the same name in the one write of an add: no
+   * moment without the entry */
+  if (!db_func (db, SECMOD_MODULE_DB_FUNCTION_ADD, m->name, m->library, params, error))
+    return FALSE;
+  *report = g_strdup_printf ("updated: \"%s\" (%s) now lets the mail clients list the card's "
+                             "certificates without the PIN",
+                             m->name, m->library);
+  return TRUE;
 }
 
 gboolean
@@ -237,18 +262,23 @@ cm_nssdb_register_card_sync (CmNssDb *db, CmNssdbModuleKind kind, char **report,
   g_autofree char *conf = NULL, *friendly = NULL;
   gboolean p11kit_opensc = cm_nssdb_p11kit_has_opensc (&conf);
   g_autoptr (GPtrArray) after = NULL;
+  CmNssdbModule *there;
   const char *lib, *name;
 
   *report = NULL;
   if (mods == NULL || g_cancellable_set_error_if_cancelled (cancellable, error))
     return FALSE;
-  if (has_entry (mods, CM_NSSDB_MODULE_OPENSC, NULL))
+  if ((there = find_entry (mods, CM_NSSDB_MODULE_OPENSC, NULL)))
     {
+      if (!there->friendly)
+        return make_friendly (db, there, report, error);
       *report = g_strdup ("unchanged: OpenSC is already registered (the card is available)");
       return TRUE;
     }
-  if (has_entry (mods, CM_NSSDB_MODULE_P11KIT_PROXY, NULL) && p11kit_opensc)
+  if ((there = find_entry (mods, CM_NSSDB_MODULE_P11KIT_PROXY, NULL)) && p11kit_opensc)
     {
+      if (!there->friendly)
+        return make_friendly (db, there, report, error);
       *report = g_strdup_printf ("unchanged: the p11-kit proxy is already registered and p11-kit "
                                  "loads OpenSC (%s)",
                                  conf);

@@ -64,6 +64,7 @@ typedef struct
   char *library;
   CmNssdbModuleKind kind;
   gboolean library_exists;
+  gboolean friendly; /* its slots are marked PublicCerts: certs listed without the PIN */
 } CmNssdbModule;
 
 void cm_nssdb_module_free (CmNssdbModule *m);

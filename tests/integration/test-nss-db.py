@@ -100,6 +100,22 @@ with tmpdir() as tmp:
     p = cm(env, "nss", "unregister", "--nssdb", db)
     t.ok(p.stdout.count("removed") == 2 and modules(db) == [], "unregister removes both entries",
          p.stdout)
+    # OpenSC added by hand (modutil, no friendly flag): list says the PIN will be asked just to
+    # list the card's certs; register rewrites the entry in place, once
+    subprocess.run(["modutil", "-dbdir", f"sql:{db}", "-add", "OpenSC", "-libfile", OPENSC,
+                    "-force"], check=True, capture_output=True)
+    d = json.loads(cm(env, "nss", "list", "--nssdb", db, "--json").stdout)["databases"][0]
+    t.ok([m_["friendly"] for m_ in d["modules"]] == [False]
+         and any("ask for the PIN just to list" in w for w in d["warnings"]),
+         "OpenSC added by hand: not friendly, list warns with the fix", d)
+    p = cm(env_nokit, "nss", "register", "--nssdb", db)
+    d = json.loads(cm(env, "nss", "list", "--nssdb", db, "--json").stdout)["databases"][0]
+    t.ok(p.returncode == 0 and "updated" in p.stdout and modules(db) == [OPENSC]
+         and [m_["friendly"] for m_ in d["modules"]] == [True] and d["warnings"] == [],
+         "register upgrades it in place: one entry, friendly, no warning", (p.stdout, d))
+    p = cm(env_nokit, "nss", "register", "--nssdb", db)
+    t.ok(p.returncode == 0 and "unchanged" in p.stdout, "register again: unchanged", p.stdout)
+    cm(env, "nss", "unregister", "--nssdb", db)
     p = cm(env_for(tmp, CACMAIL_OPENSC_MODULE=os.path.join(tmp, "none.so"),
                    CACMAIL_P11KIT_MODULE_DIRS=noconf), "nss", "register", "--nssdb", db)
     t.ok(p.returncode == 4 and one_line(p) and "opensc" in p.stderr.lower(),
