@@ -58,6 +58,15 @@ def outside():
             skip(f"{tool} is not installed (scripts/test installs it)")
     if not os.path.exists(OPENSC):
         skip(f"{OPENSC} is missing (Debian: opensc-pkcs11)")
+    # an installed module-cacmail.so would load beside the build tree's (GType clashes)
+    moduledir = subprocess.run(["pkg-config", "--variable=moduledir", "evolution-shell-3.0"],
+                               capture_output=True, text=True).stdout.strip() \
+        or "/usr/lib/evolution/modules"
+    installed = os.path.join(moduledir, "module-cacmail.so")
+    if os.path.exists(installed):
+        print(f"Bail out! {installed} is installed: Evolution would load it beside the one "
+              f"under test; remove it (or run the tests on a machine without cacmail installed)")
+        sys.exit(1)
     if os.geteuid() != 0:
         skip("the pcscd harness needs root for its namespaces")
     with tempfile.TemporaryDirectory(prefix="cacmail-evo-gui-") as tmp:
