@@ -54,6 +54,15 @@ def timed(cmds, env=None):
     return time.perf_counter() - t0
 
 
+def alternate(r, cm, other, env):
+    """(cacmail's time, the other tool's) for run @r; odd runs start with cacmail."""
+    if r % 2:
+        tc = timed(cm, env)
+        return tc, timed(other, env)
+    to = timed(other, env)
+    return timed(cm, env), to
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="cacmail-bench-")
     env = dict(os.environ, HOME=tmp, XDG_DATA_HOME=os.path.join(tmp, "data"),
@@ -71,39 +80,29 @@ def main():
     pw = os.path.join(tmp, "pw")
     with open(pw, "w") as f:
         f.write("bench-pass\n")
-    ratios = []
-    for r in range(RUNS):
-        a, b = os.path.join(tmp, f"imp-cm-{r}"), os.path.join(tmp, f"imp-pk-{r}")
-        newdb(a)
-        newdb(b)
-        cm = [[CACMAIL, "import-p12", "--nssdb", a, "--password-file", pw, f] for f in files]
-        pk = [["pk12util", "-i", f, "-d", f"sql:{b}", "-w", pw] for f in files]
-        # each run starts from scratch: a fresh database and, for cacmail, a fresh record of
-        # recovered keys (else run 5 would rewrite a record of 500 keys on every import)
-        run_env = dict(env, XDG_DATA_HOME=os.path.join(tmp, f"data-{r}"))
-        if r % 2:
-            tc, tp = timed(cm, run_env), timed(pk, run_env)
-        else:
-            tp, tc = timed(pk, run_env), timed(cm, run_env)
-        ratios.append(tc / tp)
-        print(f"import run {r + 1}: cacmail {tc:.2f} s, pk12util {tp:.2f} s, ratio {tc / tp:.3f}")
-    imp = statistics.median(ratios)
-    batch = []
-    for r in range(RUNS):
-        a, b = os.path.join(tmp, f"imp-cmb-{r}"), os.path.join(tmp, f"imp-pkb-{r}")
-        newdb(a)
-        newdb(b)
-        cm = [[CACMAIL, "import-p12", "--nssdb", a, "--password-file", pw, *files]]
-        pk = [["pk12util", "-i", f, "-d", f"sql:{b}", "-w", pw] for f in files]
-        run_env = dict(env, XDG_DATA_HOME=os.path.join(tmp, f"data-b{r}"))
-        if r % 2:
-            tc, tp = timed(cm, run_env), timed(pk, run_env)
-        else:
-            tp, tc = timed(pk, run_env), timed(cm, run_env)
-        batch.append(tc / tp)
-        print(f"import run {r + 1}, one cacmail command for the 100 files: cacmail {tc:.2f} s, "
-              f"pk12util {tp:.2f} s, ratio {tc / tp:.3f}")
-    imp_batch = statistics.median(batch)
+
+    def import_runs(tag, one_command):
+        """Median cacmail/pk12util ratio over RUNS alternating runs, each into fresh databases
+        and, for cacmail, a fresh record of recovered keys (else run 5 would rewrite a record
+        of 500 keys on every import)."""
+        ratios = []
+        for r in range(RUNS):
+            a, b = os.path.join(tmp, f"imp-cm{tag}-{r}"), os.path.join(tmp, f"imp-pk{tag}-{r}")
+            newdb(a)
+            newdb(b)
+            cm_cmd = [CACMAIL, "import-p12", "--nssdb", a, "--password-file", pw]
+            cm = [cm_cmd + files] if one_command else [cm_cmd + [f] for f in files]
+            pk = [["pk12util", "-i", f, "-d", f"sql:{b}", "-w", pw] for f in files]
+            tc, tp = alternate(r, cm, pk, dict(env, XDG_DATA_HOME=os.path.join(
+                tmp, f"data{tag}-{r}")))
+            ratios.append(tc / tp)
+            what = ", one cacmail command for the 100 files" if one_command else ""
+            print(f"import run {r + 1}{what}: cacmail {tc:.2f} s, pk12util {tp:.2f} s, "
+                  f"ratio {tc / tp:.3f}")
+        return statistics.median(ratios)
+
+    imp = import_runs("", False)
+    imp_batch = import_runs("b", True)
 
     # a database with 5,000 certificates (CA certs, imported in one go through a PKCS#7)
     big = os.path.join(tmp, "big")
@@ -120,12 +119,8 @@ def main():
                        text=True).stdout.count("\n") - 4
     ratios = []
     for r in range(RUNS):
-        cm = [[CACMAIL, "nss", "list", "--nssdb", big]]
-        cu = [["certutil", "-L", "-d", f"sql:{big}"]]
-        if r % 2:
-            tc, tu = timed(cm, env), timed(cu, env)
-        else:
-            tu, tc = timed(cu, env), timed(cm, env)
+        tc, tu = alternate(r, [[CACMAIL, "nss", "list", "--nssdb", big]],
+                           [["certutil", "-L", "-d", f"sql:{big}"]], env)
         ratios.append(tc / tu)
         print(f"list run {r + 1} ({n} certs): cacmail {tc:.3f} s, certutil -L {tu:.3f} s, "
               f"ratio {tc / tu:.3f}")
