@@ -93,19 +93,6 @@ temp_cert (GBytes *der)
   return CERT_NewTempCertificate (CERT_GetDefaultCertDB (), &it, NULL, PR_FALSE, PR_TRUE);
 }
 
-/* @c (a certificate of @slot, or NULL; taken) has its private key there. */
-static gboolean
-with_key_in (PK11SlotInfo *slot, CERTCertificate *c)
-{
-  SECKEYPrivateKey *k = c ? PK11_FindPrivateKeyFromCert (slot, c, NULL) : NULL;
-
-  if (k)
-    SECKEY_DestroyPrivateKey (k);
-  if (c)
-    CERT_DestroyCertificate (c);
-  return k != NULL;
-}
-
 gboolean
 cm_nssdb_db_has_cert_and_key (CmNssDb *db, const char *sha256)
 {
@@ -121,7 +108,7 @@ cm_nssdb_db_has_cert_and_key (CmNssDb *db, const char *sha256)
         {
           g_autofree char *h = cm_nssdb_sha256 (&der);
           seen = strcmp (h, sha256) == 0;
-          found = seen && with_key_in (slot, PK11_FindCertFromDERCertItem (slot, &der, NULL));
+          found = seen && cm_nssdb_pfx_cert_and_key_in (slot, &der);
         }
       SECITEM_FreeItem (&der, PR_FALSE);
     }

@@ -161,6 +161,17 @@ with tmpdir() as tmp:
          and old["contractor"]["sha256"] in {r["sha256"] for r in rec},
          "nss list --json: the recovered keys, most recent first, present, expired flagged",
          rec)
+    # a recovered key deleted behind cacmail's back (certutil -F: key and cert) is reported
+    gone = next(r for r in rec if r["sha256"] == old["contractor"]["sha256"])
+    subprocess.run(["certutil", "-F", "-d", f"sql:{db}", "-n", gone["nickname"]], check=True,
+                   capture_output=True)
+    rec = json.loads(cm(env, "nss", "list", "--nssdb", db, "--json").stdout)[
+        "databases"][0]["recovered_keys"]
+    t.ok([r["present"] for r in rec if r["sha256"] == gone["sha256"]] == [False]
+         and sum(r["present"] for r in rec) == 2,
+         "a recovered key deleted from the database: present false, the others still true", rec)
+    p = cm(env, "import-p12", "--nssdb", db, "--list")
+    t.ok("MISSING from the database" in p.stdout, "--list says which key is missing", p.stdout)
 
     # --- failures leave the database byte-for-byte unchanged ---
     db = newdb(os.path.join(tmp, "db-fail"))
