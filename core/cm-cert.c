@@ -58,6 +58,7 @@ cm_source_copy (const CmSource *src)
   CmSource *s = cm_source_new (src->kind, src->path, src->slot);
   s->token = g_strdup (src->token);
   s->nickname = g_strdup (src->nickname);
+  s->card = g_strdup (src->card);
   return s;
 }
 
@@ -69,6 +70,7 @@ cm_source_free (CmSource *src)
   g_free (src->path);
   g_free (src->token);
   g_free (src->nickname);
+  g_free (src->card);
   g_free (src);
 }
 
@@ -334,6 +336,35 @@ nss_string (char *s)
   return copy;
 }
 
+/* Old certs name the address only in the subject's emailAddress: it counts as one. */
+static void
+add_subject_email (CmCert *c)
+{
+  char *e = CERT_GetCertEmailAddress (&c->nss->subject);
+  guint n = g_strv_length (c->emails);
+
+  if (e && *e && !cm_cert_has_email (c, e))
+    {
+      c->emails = g_renew (char *, c->emails, n + 2);
+      c->emails[n] = g_strdup (e);
+      c->emails[n + 1] = NULL;
+    }
+  if (e)
+    PORT_Free (e);
+}
+
+/* A DoD common name is LAST.FIRST[.MIDDLE].EDIPI: the EDIPI for certs whose UPN is missing. */
+static char *
+edipi_from_cn (const char *cn)
+{
+  const char *dot = cn ? strrchr (cn, '.') : NULL;
+
+  if (dot == NULL || dot == cn || strlen (dot + 1) != 10
+      || !cm_is_digits ((const guint8 *)dot + 1, 10))
+    return NULL;
+  return g_strdup (dot + 1);
+}
+
 static GStrv
 empty_strv (GStrv v)
 {
@@ -385,6 +416,9 @@ cm_cert_new_from_der (GBytes *der, GPtrArray *sources, GError **error)
   c->ekus = empty_strv (c->ekus);
   c->policies = empty_strv (c->policies);
   c->emails = empty_strv (c->emails);
+  add_subject_email (c);
+  if (c->edipi == NULL)
+    c->edipi = edipi_from_cn (c->subject_cn);
   cm_classify (c, &c->role, &c->reasons);
   return g_steal_pointer (&c);
 }

@@ -46,7 +46,10 @@ typedef struct
   char *path;     /* FILE, CARD_FOLDER: the file; CARD: the reader name */
   char *token;    /* NSS: token name */
   char *nickname; /* NSS: nickname */
-  CmSlot slot;    /* CARD_FOLDER, CARD: the slot, else CM_SLOT_NONE */
+  CmSlot slot;    /* CARD_FOLDER, CARD, NSS token: the slot where known, else CM_SLOT_NONE */
+  char *card;     /* the identity of the card the cert sits on (CmCard), or NULL: no card (a
+                     file, an NSS database's own token). Set only by the card intake
+                     (cm_inventory_add_card_source), never by callers of cm_inventory_add_der */
 } CmSource;
 
 CmSource *cm_source_new (CmSourceKind kind, const char *path, CmSlot slot);
@@ -99,9 +102,11 @@ guint cm_cert_get_key_usage (CmCert *cert); /* CM_KU_* bits; 0 when absent */
 gboolean cm_cert_has_key_usage (CmCert *cert);
 const char *const *cm_cert_get_ekus (CmCert *cert);     /* dotted OIDs, NULL-terminated */
 const char *const *cm_cert_get_policies (CmCert *cert); /* dotted OIDs, NULL-terminated */
-const char *const *cm_cert_get_emails (CmCert *cert);   /* rfc822Name SANs, as written */
+const char *const *cm_cert_get_emails (CmCert *cert);   /* rfc822Name SANs as written, then the
+                                                           subject's emailAddress (old certs) */
 const char *cm_cert_get_upn (CmCert *cert);             /* MS UPN otherName or NULL */
-const char *cm_cert_get_edipi (CmCert *cert);      /* 10 digits from a DoD "@mil" UPN, or NULL */
+const char *cm_cert_get_edipi (CmCert *cert);      /* 10 digits from a DoD "@mil" UPN, else from a
+                                                      LAST.FIRST.MIDDLE.EDIPI common name, or NULL */
 const char *cm_cert_get_persona_id (CmCert *cert); /* 16 digits from a DoD "@mil" UPN, or NULL */
 const CmFascn *cm_cert_get_fascn (CmCert *cert);   /* FASC-N otherName, or NULL */
 const char *cm_cert_get_uuid (CmCert *cert);       /* urn:uuid SAN URI (lowercase), or NULL */

@@ -1,44 +1,19 @@
-/* cm-inventory.c: the certificates and cards we were given, deduplicated by DER, and the
- * personas they form. */
-#include "cm-private.h"
+/* cm-inventory.c: the one intake of certificates (with their card, or explicitly without
+ * one), deduplicated by DER, and the cards they sit on. Personas: cm-persona.c. */
+#include "cm-inventory-private.h"
 #include "cm-cardfolder.h"
 
-struct _CmCard
+struct _CmCardSource
 {
-  CmInventory *inv;
+  CmSourceKind kind;
   char *label;
-  CmChuid *chuid;
+  char *path;
   char *identity;
-  GHashTable *slots; /* CmSlot -> sha256 (char*) */
-  GPtrArray *certs;  /* CmCert*, refreshed by cm_card_get_certs */
+  CmChuid *chuid;
+  GPtrArray *ders;               /* GBytes* */
+  GArray *slots;                 /* CmSlot */
+  GPtrArray *tokens, *nicknames; /* char*, may hold NULL */
 };
-
-struct _CmPersona
-{
-  char *key;
-  char *persona_id;
-  char *edipi;
-  const char *association;
-  GPtrArray *certs; /* CmCert* (borrowed from the inventory) */
-  GPtrArray *cards; /* CmCard* */
-};
-
-struct _CmInventory
-{
-  GHashTable *by_sha; /* sha256 -> CmCert* (owned) */
-  GPtrArray *order;   /* sha256 (owned strings), insertion order */
-  GPtrArray *certs;   /* CmCert*, rebuilt on demand */
-  GPtrArray *cards;   /* CmCard* */
-  GPtrArray *personas;
-  GHashTable *persona_of;   /* sha256 -> CmPersona* */
-  GHashTable *decrypt_only; /* sha256 set */
-};
-
-static gint
-compare_slots (gconstpointer a, gconstpointer b)
-{
-  return (gint)GPOINTER_TO_UINT (a) - (gint)GPOINTER_TO_UINT (b);
-}
 
 static void
 card_free (CmCard *card)
@@ -46,29 +21,19 @@ card_free (CmCard *card)
   g_free (card->label);
   cm_chuid_free (card->chuid);
   g_free (card->identity);
-  g_hash_table_unref (card->slots);
+  for (guint i = 0; i < card->entries->len; i++)
+    g_free (g_array_index (card->entries, CmCardEntry, i).sha);
+  g_array_unref (card->entries);
   if (card->certs)
     g_ptr_array_unref (card->certs);
   g_free (card);
 }
 
 static void
-persona_free (CmPersona *p)
-{
-  g_free (p->key);
-  g_free (p->persona_id);
-  g_free (p->edipi);
-  g_ptr_array_unref (p->certs);
-  g_ptr_array_unref (p->cards);
-  g_free (p);
-}
-
-static void
 invalidate (CmInventory *inv)
 {
   g_clear_pointer (&inv->certs, g_ptr_array_unref);
-  g_clear_pointer (&inv->personas, g_ptr_array_unref);
-  g_clear_pointer (&inv->persona_of, g_hash_table_unref);
+  cm_persona_clear (inv);
 }
 
 CmInventory *
@@ -134,60 +99,194 @@ insert_cert (CmInventory *inv, CmCert *cert, const CmSource *source)
 gboolean
 cm_inventory_add_der (CmInventory *inv, GBytes *der, const CmSource *source, GError **error)
 {
-  g_autoptr (CmCert) cert = decode_with_source (der, source, error);
+  g_autoptr (CmCert) cert = NULL;
 
-  if (cert == NULL)
+  g_return_val_if_fail (source != NULL && source->card == NULL, FALSE);
+  if ((cert = decode_with_source (der, source, error)) == NULL)
     return FALSE;
   insert_cert (inv, cert, source);
   return TRUE;
+}
+
+/* ---- the card intake ---- */
+
+/* (cm_inventory_find_card returns the first card of an identity: two folders of one card, or a
+ * card read over PC/SC and as an NSS token, are separate CmCards with certs in common.) */
+
+CmCardSource *
+cm_card_source_new (CmSourceKind kind, const char *label, const char *path, const char *identity,
+                    CmChuid *chuid)
+{
+  CmCardSource *cs = g_new0 (CmCardSource, 1);
+
+  cs->kind = kind;
+  cs->label = g_strdup (label);
+  cs->path = g_strdup (path);
+  cs->identity = g_strdup (identity);
+  cs->chuid = chuid;
+  cs->ders = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
+  cs->slots = g_array_new (FALSE, FALSE, sizeof (CmSlot));
+  cs->tokens = g_ptr_array_new_with_free_func (g_free);
+  cs->nicknames = g_ptr_array_new_with_free_func (g_free);
+  return cs;
+}
+
+void
+cm_card_source_add (CmCardSource *cs, GBytes *der, CmSlot slot, const char *token,
+                    const char *nickname)
+{
+  g_ptr_array_add (cs->ders, g_bytes_ref (der));
+  g_array_append_val (cs->slots, slot);
+  g_ptr_array_add (cs->tokens, g_strdup (token));
+  g_ptr_array_add (cs->nicknames, g_strdup (nickname));
+}
+
+void
+cm_card_source_free (CmCardSource *cs)
+{
+  if (cs == NULL)
+    return;
+  g_free (cs->label);
+  g_free (cs->path);
+  g_free (cs->identity);
+  cm_chuid_free (cs->chuid);
+  g_ptr_array_unref (cs->ders);
+  g_array_unref (cs->slots);
+  g_ptr_array_unref (cs->tokens);
+  g_ptr_array_unref (cs->nicknames);
+  g_free (cs);
+}
+
+static char *
+card_identity (CmCardSource *cs)
+{
+  if (cs->identity)
+    return g_strdup (cs->identity);
+  if (cs->chuid)
+    return cm_chuid_identity (cs->chuid);
+  return g_strdup_printf ("card:%s", cs->label);
+}
+
+CmCard *
+cm_inventory_find_card (CmInventory *inv, const char *identity)
+{
+  for (guint i = 0; identity && i < inv->cards->len; i++)
+    {
+      CmCard *card = g_ptr_array_index (inv->cards, i);
+      if (strcmp (card->identity, identity) == 0)
+        return card;
+    }
+  return NULL;
+}
+
+/* The card @cs reads again (same identity, same reader, folder or token), or a new one. */
+static CmCard *
+card_for (CmInventory *inv, CmCardSource *cs, const char *identity)
+{
+  CmCard *card;
+
+  for (guint i = 0; i < inv->cards->len; i++)
+    {
+      card = g_ptr_array_index (inv->cards, i);
+      if (card->kind == cs->kind && strcmp (card->identity, identity) == 0
+          && g_strcmp0 (card->label, cs->label) == 0)
+        {
+          if (card->chuid == NULL)
+            card->chuid = g_steal_pointer (&cs->chuid);
+          return card;
+        }
+    }
+  card = g_new0 (CmCard, 1);
+  card->inv = inv;
+  card->kind = cs->kind;
+  card->label = g_strdup (cs->label);
+  card->chuid = g_steal_pointer (&cs->chuid);
+  card->identity = g_strdup (identity);
+  card->entries = g_array_new (FALSE, FALSE, sizeof (CmCardEntry));
+  g_ptr_array_add (inv->cards, card);
+  return card;
+}
+
+static void
+card_add_entry (CmCard *card, CmSlot slot, const char *sha)
+{
+  CmCardEntry e = { slot, NULL };
+
+  for (guint i = 0; i < card->entries->len; i++)
+    {
+      CmCardEntry *o = &g_array_index (card->entries, CmCardEntry, i);
+      if (o->slot == slot && strcmp (o->sha, sha) == 0)
+        return;
+      if (o->slot == slot && slot != CM_SLOT_NONE)
+        {
+          g_free (o->sha); /* the object was re-read: it holds another cert now */
+          o->sha = g_strdup (sha);
+          return;
+        }
+    }
+  e.sha = g_strdup (sha);
+  g_array_append_val (card->entries, e);
+}
+
+gboolean
+cm_inventory_add_card_source (CmInventory *inv, CmCardSource *cs, GError **error)
+{
+  g_autoptr (CmCardSource) owned = cs;
+  g_autoptr (GPtrArray) decoded = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_cert_unref);
+  g_autoptr (GPtrArray) sources = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_source_free);
+  g_autofree char *identity = card_identity (cs);
+  CmCard *card;
+
+  /* Decode everything first: a bad object adds nothing. */
+  for (guint i = 0; i < cs->ders->len; i++)
+    {
+      g_autoptr (GError) local = NULL;
+      CmSlot slot = g_array_index (cs->slots, CmSlot, i);
+      CmSource *src = cm_source_new (cs->kind, cs->path ? cs->path : cs->label, slot);
+      CmCert *c;
+
+      src->token = g_strdup (g_ptr_array_index (cs->tokens, i));
+      src->nickname = g_strdup (g_ptr_array_index (cs->nicknames, i));
+      src->card = g_strdup (identity);
+      g_ptr_array_add (sources, src);
+      if ((c = decode_with_source (g_ptr_array_index (cs->ders, i), src, &local)) == NULL)
+        {
+          const char *where = cm_slot_to_string (slot);
+          g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT, "%s: %s%s%s%s", cs->label,
+                       where ? "slot " : "", where ? where : "", where ? ": " : "", local->message);
+          return FALSE;
+        }
+      g_ptr_array_add (decoded, c);
+    }
+  card = card_for (inv, cs, identity);
+  for (guint i = 0; i < decoded->len; i++)
+    {
+      CmCert *c = g_ptr_array_index (decoded, i);
+      insert_cert (inv, c, g_ptr_array_index (sources, i));
+      card_add_entry (card, g_array_index (cs->slots, CmSlot, i), cm_cert_get_sha256 (c));
+    }
+  invalidate (inv);
+  return TRUE;
+}
+
+static gint
+compare_slots (gconstpointer a, gconstpointer b)
+{
+  return (gint)GPOINTER_TO_UINT (a) - (gint)GPOINTER_TO_UINT (b);
 }
 
 gboolean
 cm_inventory_add_card (CmInventory *inv, CmSourceKind kind, const char *label, CmChuid *chuid,
                        GHashTable *slot_certs, GError **error)
 {
-  g_autoptr (GPtrArray) decoded = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_cert_unref);
-  g_autoptr (GPtrArray) sources = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_source_free);
-  g_autoptr (GArray) slots = g_array_new (FALSE, FALSE, sizeof (CmSlot));
-  CmCard *card;
-
-  /* Decode everything first: a bad object adds nothing. Slot order keeps output stable. */
+  CmCardSource *cs = cm_card_source_new (kind, label, NULL, NULL, chuid);
   g_autoptr (GList) keys = g_list_sort (g_hash_table_get_keys (slot_certs), compare_slots);
-  for (GList *l = keys; l; l = l->next)
-    {
-      g_autoptr (GError) local = NULL;
-      CmSlot slot = GPOINTER_TO_UINT (l->data);
-      GBytes *v = g_hash_table_lookup (slot_certs, l->data);
-      CmSource *src = cm_source_new (kind, label, slot);
-      CmCert *c = decode_with_source (v, src, &local);
 
-      g_ptr_array_add (sources, src);
-      if (c == NULL)
-        {
-          g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT, "%s: slot %s: %s", label,
-                       cm_slot_to_string (slot), local->message);
-          cm_chuid_free (chuid);
-          return FALSE;
-        }
-      g_ptr_array_add (decoded, c);
-      g_array_append_val (slots, slot);
-    }
-  card = g_new0 (CmCard, 1);
-  card->inv = inv;
-  card->label = g_strdup (label);
-  card->chuid = chuid;
-  card->identity = chuid ? cm_chuid_identity (chuid) : g_strdup_printf ("card:%s", label);
-  card->slots = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
-  for (guint i = 0; i < decoded->len; i++)
-    {
-      CmCert *c = g_ptr_array_index (decoded, i);
-      CmSlot slot = g_array_index (slots, CmSlot, i);
-      insert_cert (inv, c, g_ptr_array_index (sources, i));
-      g_hash_table_insert (card->slots, GUINT_TO_POINTER (slot), g_strdup (cm_cert_get_sha256 (c)));
-    }
-  g_ptr_array_add (inv->cards, card);
-  invalidate (inv);
-  return TRUE;
+  /* slot order keeps the output stable */
+  for (GList *l = keys; l; l = l->next)
+    cm_card_source_add (cs, g_hash_table_lookup (slot_certs, l->data), GPOINTER_TO_UINT (l->data),
+                        NULL, NULL);
+  return cm_inventory_add_card_source (inv, cs, error);
 }
 
 gboolean
@@ -286,162 +385,11 @@ cm_inventory_get_cards (CmInventory *inv)
   return inv->cards;
 }
 
-/* ---- personas: union-find over certificates ---- */
-
-typedef struct
-{
-  GHashTable *parent; /* sha -> sha */
-} Dsu;
-
-static const char *
-dsu_find (Dsu *d, const char *x)
-{
-  const char *p;
-  while ((p = g_hash_table_lookup (d->parent, x)) && strcmp (p, x) != 0)
-    x = p;
-  return x;
-}
-
-static void
-dsu_union (Dsu *d, const char *a, const char *b)
-{
-  const char *ra = dsu_find (d, a), *rb = dsu_find (d, b);
-  if (strcmp (ra, rb) != 0)
-    g_hash_table_insert (d->parent, (gpointer)rb, (gpointer)ra);
-}
-
-/* Link every cert that shares @key (a FASC-N credential, card UUID, persona ID, card). */
-static void
-link_by (Dsu *d, GHashTable *first, const char *key, const char *sha)
-{
-  const char *seen;
-  if (key == NULL)
-    return;
-  seen = g_hash_table_lookup (first, key);
-  if (seen)
-    dsu_union (d, seen, sha);
-  else
-    g_hash_table_insert (first, g_strdup (key), (gpointer)sha);
-}
-
-static gboolean
-is_person_cert (CmCert *c)
-{
-  return !cm_cert_is_ca (c) && cm_cert_get_role (c) != CM_ROLE_OTHER;
-}
-
-static void
-build_personas (CmInventory *inv)
-{
-  GPtrArray *certs = cm_inventory_get_certs (inv);
-  Dsu d = { g_hash_table_new (g_str_hash, g_str_equal) };
-  g_autoptr (GHashTable) first = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  g_autoptr (GHashTable) by_root = g_hash_table_new (g_str_hash, g_str_equal);
-
-  inv->personas = g_ptr_array_new_with_free_func ((GDestroyNotify)persona_free);
-  inv->persona_of = g_hash_table_new (g_str_hash, g_str_equal);
-  for (guint i = 0; i < certs->len; i++)
-    {
-      CmCert *c = g_ptr_array_index (certs, i);
-      const char *sha = cm_cert_get_sha256 (c);
-      if (!is_person_cert (c))
-        continue;
-      g_hash_table_insert (d.parent, (gpointer)sha, (gpointer)sha);
-      if (cm_cert_get_fascn (c))
-        {
-          g_autofree char *k = cm_fascn_credential_key (cm_cert_get_fascn (c));
-          link_by (&d, first, k, sha);
-        }
-      if (cm_cert_get_uuid (c))
-        {
-          g_autofree char *k = g_strdup_printf ("uuid:%s", cm_cert_get_uuid (c));
-          link_by (&d, first, k, sha);
-        }
-      if (cm_cert_get_persona_id (c))
-        {
-          g_autofree char *k = g_strdup_printf ("persona:%s", cm_cert_get_persona_id (c));
-          link_by (&d, first, k, sha);
-        }
-    }
-  for (guint i = 0; i < inv->cards->len; i++)
-    {
-      CmCard *card = g_ptr_array_index (inv->cards, i);
-      GHashTableIter it;
-      gpointer sha;
-      g_hash_table_iter_init (&it, card->slots);
-      while (g_hash_table_iter_next (&it, NULL, &sha))
-        if (g_hash_table_contains (d.parent, sha))
-          {
-            link_by (&d, first, card->identity, sha);
-            link_by (&d, first, card->label, sha);
-          }
-    }
-
-  for (guint i = 0; i < certs->len; i++)
-    {
-      CmCert *c = g_ptr_array_index (certs, i);
-      const char *sha = cm_cert_get_sha256 (c);
-      const char *root;
-      CmPersona *p;
-      if (!g_hash_table_contains (d.parent, sha))
-        continue;
-      root = dsu_find (&d, sha);
-      p = g_hash_table_lookup (by_root, root);
-      if (p == NULL)
-        {
-          p = g_new0 (CmPersona, 1);
-          p->certs = g_ptr_array_new ();
-          p->cards = g_ptr_array_new ();
-          g_hash_table_insert (by_root, (gpointer)root, p);
-          g_ptr_array_add (inv->personas, p);
-        }
-      g_ptr_array_add (p->certs, c);
-      g_hash_table_insert (inv->persona_of, (gpointer)sha, p);
-      if (!p->persona_id && cm_cert_get_persona_id (c))
-        p->persona_id = g_strdup (cm_cert_get_persona_id (c));
-      if (!p->edipi && cm_cert_get_edipi (c))
-        p->edipi = g_strdup (cm_cert_get_edipi (c));
-      if (!p->association && cm_cert_get_fascn (c))
-        p->association = cm_fascn_poa_name (cm_cert_get_fascn (c));
-    }
-  for (guint i = 0; i < inv->cards->len; i++)
-    {
-      CmCard *card = g_ptr_array_index (inv->cards, i);
-      GHashTableIter it;
-      gpointer sha;
-      g_hash_table_iter_init (&it, card->slots);
-      while (g_hash_table_iter_next (&it, NULL, &sha))
-        {
-          CmPersona *p = g_hash_table_lookup (inv->persona_of, sha);
-          if (p && !g_ptr_array_find (p->cards, card, NULL))
-            g_ptr_array_add (p->cards, card);
-          if (p && !p->association && card->chuid && cm_chuid_get_fascn (card->chuid))
-            p->association = cm_fascn_poa_name (cm_chuid_get_fascn (card->chuid));
-        }
-    }
-  for (guint i = 0; i < inv->personas->len; i++)
-    {
-      CmPersona *p = g_ptr_array_index (inv->personas, i);
-      CmCert *c0 = g_ptr_array_index (p->certs, 0);
-      if (p->persona_id)
-        p->key = g_strdup (p->persona_id);
-      else if (p->cards->len)
-        p->key = g_strdup (((CmCard *)g_ptr_array_index (p->cards, 0))->identity);
-      else if (cm_cert_get_fascn (c0))
-        p->key = cm_fascn_credential_key (cm_cert_get_fascn (c0));
-      else if (cm_cert_get_uuid (c0))
-        p->key = g_strdup_printf ("uuid:%s", cm_cert_get_uuid (c0));
-      else
-        p->key = g_strdup_printf ("cert:%.16s", cm_cert_get_sha256 (c0));
-    }
-  g_hash_table_unref (d.parent);
-}
-
 GPtrArray *
 cm_inventory_get_personas (CmInventory *inv)
 {
   if (inv->personas == NULL)
-    build_personas (inv);
+    cm_persona_build (inv);
   return inv->personas;
 }
 
@@ -450,6 +398,42 @@ cm_inventory_persona_of (CmInventory *inv, CmCert *cert)
 {
   cm_inventory_get_personas (inv);
   return g_hash_table_lookup (inv->persona_of, cm_cert_get_sha256 (cert));
+}
+
+GPtrArray *
+cm_inventory_get_persona_conflicts (CmInventory *inv)
+{
+  cm_inventory_get_personas (inv);
+  return inv->conflicts;
+}
+
+gboolean
+cm_inventory_persona_unknown (CmInventory *inv, CmCert *cert)
+{
+  cm_inventory_get_personas (inv);
+  return g_hash_table_contains (inv->unknown, cm_cert_get_sha256 (cert));
+}
+
+GPtrArray *
+cm_inventory_cards_of (CmInventory *inv, CmCert *cert)
+{
+  GPtrArray *out = g_ptr_array_new ();
+  GPtrArray *sources = cm_cert_get_sources (cert);
+
+  for (guint i = 0; i < sources->len; i++)
+    {
+      CmSource *s = g_ptr_array_index (sources, i);
+      CmCard *card = s->card ? cm_inventory_find_card (inv, s->card) : NULL;
+      if (card && !g_ptr_array_find (out, card, NULL))
+        g_ptr_array_add (out, card);
+    }
+  return out;
+}
+
+static gint
+compare_strings (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(const char *const *)a, *(const char *const *)b);
 }
 
 GPtrArray *
@@ -477,7 +461,7 @@ cm_inventory_list_emails (CmInventory *inv)
           g_ptr_array_add (out, low);
         }
     }
-  g_ptr_array_sort (out, (GCompareFunc)g_strcmp0);
+  g_ptr_array_sort (out, compare_strings);
   return out;
 }
 
@@ -497,25 +481,59 @@ cm_card_get_identity (CmCard *card)
   return card->identity;
 }
 
+CmSourceKind
+cm_card_get_kind (CmCard *card)
+{
+  return card->kind;
+}
+
+static gint
+compare_entries (gconstpointer a, gconstpointer b)
+{
+  const CmCardEntry *x = a, *y = b;
+  /* known slots in slot order, then objects whose slot the source did not say */
+  guint sx = x->slot == CM_SLOT_NONE ? G_MAXUINT : x->slot;
+  guint sy = y->slot == CM_SLOT_NONE ? G_MAXUINT : y->slot;
+  return sx != sy ? (sx < sy ? -1 : 1) : 0;
+}
+
 GPtrArray *
 cm_card_get_certs (CmCard *card)
 {
-  g_autoptr (GList) keys = g_hash_table_get_keys (card->slots);
+  g_autoptr (GArray) sorted = g_array_copy (card->entries);
 
   if (card->certs)
     g_ptr_array_unref (card->certs);
   card->certs = g_ptr_array_new ();
-  keys = g_list_sort (keys, compare_slots);
-  for (GList *l = keys; l; l = l->next)
-    g_ptr_array_add (card->certs, cm_card_get_cert (card, GPOINTER_TO_UINT (l->data)));
+  g_array_sort (sorted, compare_entries);
+  for (guint i = 0; i < sorted->len; i++)
+    {
+      CmCert *c = cm_inventory_lookup (card->inv, g_array_index (sorted, CmCardEntry, i).sha);
+      if (c && !g_ptr_array_find (card->certs, c, NULL))
+        g_ptr_array_add (card->certs, c);
+    }
   return card->certs;
 }
 
 CmCert *
 cm_card_get_cert (CmCard *card, CmSlot slot)
 {
-  const char *sha = g_hash_table_lookup (card->slots, GUINT_TO_POINTER (slot));
-  return sha ? cm_inventory_lookup (card->inv, sha) : NULL;
+  for (guint i = 0; slot != CM_SLOT_NONE && i < card->entries->len; i++)
+    if (g_array_index (card->entries, CmCardEntry, i).slot == slot)
+      return cm_inventory_lookup (card->inv, g_array_index (card->entries, CmCardEntry, i).sha);
+  return NULL;
+}
+
+CmSlot
+cm_card_get_slot_of (CmCard *card, CmCert *cert)
+{
+  for (guint i = 0; i < card->entries->len; i++)
+    {
+      CmCardEntry *e = &g_array_index (card->entries, CmCardEntry, i);
+      if (e->slot != CM_SLOT_NONE && strcmp (e->sha, cm_cert_get_sha256 (cert)) == 0)
+        return e->slot;
+    }
+  return CM_SLOT_NONE;
 }
 
 const char *

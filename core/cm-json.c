@@ -60,6 +60,7 @@ add_source (JsonBuilder *b, const CmSource *s)
   cm_json_add_string_or_null (b, "type", cm_source_kind_to_string (s->kind));
   cm_json_add_string_or_null (b, "path", s->path);
   cm_json_add_string_or_null (b, "slot", cm_slot_to_string (s->slot));
+  cm_json_add_string_or_null (b, "card", s->card);
   if (s->kind == CM_SOURCE_NSS)
     {
       cm_json_add_string_or_null (b, "token", s->token);
@@ -111,11 +112,21 @@ cm_json_cert (CmInventory *inv, CmCert *c, gint64 at)
   return finish (b);
 }
 
+static void
+add_card_cert (JsonBuilder *b, CmSlot slot, CmCert *c)
+{
+  json_builder_begin_object (b);
+  cm_json_add_string_or_null (b, "slot", cm_slot_to_string (slot));
+  cm_json_add_string_or_null (b, "sha256", cm_cert_get_sha256 (c));
+  json_builder_end_object (b);
+}
+
 JsonNode *
 cm_json_card (CmInventory *inv, CmCard *card)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
   const CmChuid *chuid = cm_card_get_chuid (card);
+  GPtrArray *certs = cm_card_get_certs (card);
 
   json_builder_begin_object (b);
   cm_json_add_string_or_null (b, "label", cm_card_get_label (card));
@@ -136,17 +147,17 @@ cm_json_card (CmInventory *inv, CmCard *card)
     json_builder_add_null_value (b);
   json_builder_set_member_name (b, "certs");
   json_builder_begin_array (b);
-  /* One entry per occupied slot: the same cert in 9C and the CAC signing applet is two. */
-  for (guint slot = 0; slot <= CM_SLOT_CAC_ENC; slot++)
+  /* One entry per occupied slot: the same cert in 9C and the CAC signing applet is two; a
+   * token's certs whose slot it does not say come last, with a null slot. */
+  for (guint slot = 1; slot <= CM_SLOT_CAC_ENC; slot++)
     {
       CmCert *c = cm_slot_to_string ((CmSlot)slot) ? cm_card_get_cert (card, (CmSlot)slot) : NULL;
-      if (c == NULL)
-        continue;
-      json_builder_begin_object (b);
-      cm_json_add_string_or_null (b, "slot", cm_slot_to_string ((CmSlot)slot));
-      cm_json_add_string_or_null (b, "sha256", cm_cert_get_sha256 (c));
-      json_builder_end_object (b);
+      if (c)
+        add_card_cert (b, (CmSlot)slot, c);
     }
+  for (guint i = 0; i < certs->len; i++)
+    if (cm_card_get_slot_of (card, g_ptr_array_index (certs, i)) == CM_SLOT_NONE)
+      add_card_cert (b, CM_SLOT_NONE, g_ptr_array_index (certs, i));
   json_builder_end_array (b);
   json_builder_end_object (b);
   return finish (b);

@@ -340,31 +340,31 @@ cm_nss_db_list_tokens (CmNssDb *db)
   return out;
 }
 
-static void
-add_der (CmNssDb *db, CmInventory *inv, const SECItem *item, const char *token,
-         const char *nickname)
+/* What NSS gives of one certificate object on a token, read without logging in. */
+typedef struct
 {
-  g_autoptr (GBytes) der = g_bytes_new (item->data, item->len);
-  g_autoptr (GError) skip = NULL;
-  CmSource src = { 0 };
+  GBytes *der;
+  char *label;
+  guint8 id; /* the first byte of CKA_ID, 0 when absent */
+} TokenObject;
 
-  src.kind = CM_SOURCE_NSS;
-  src.path = db->dir;
-  src.token = (char *)token;
-  src.nickname = (char *)nickname;
-  src.slot = CM_SLOT_NONE;
-  if (!cm_inventory_add_der (inv, der, &src, &skip))
-    g_debug ("skipping a certificate of token %s: %s", token, skip->message);
+static void
+token_object_free (TokenObject *o)
+{
+  g_bytes_unref (o->der);
+  g_free (o->label);
+  g_free (o);
 }
 
-/* The database's own certificates, read as token objects (DER and label): no NSS certificate
- * is built, as PK11_ListCertsInSlot would build one per cert and look up its trust, which
- * scans every cert of the same issuer (quadratic in a database of one CA's certs). The label
- * is the nickname clients use for the database's own certs. */
-static void
-add_own_certs (CmNssDb *db, CmInventory *inv, GCancellable *cancellable)
+/* Every certificate object of @slot (DER, label, id), as raw token objects: no NSS certificate
+ * is built, as PK11_ListCertsInSlot would build one per cert and look up its trust, which scans
+ * every cert of the same issuer (quadratic in a database of one CA's certs); and no login is
+ * asked for (certificates are public objects). Duplicate DER is listed once. */
+static GPtrArray *
+read_token_objects (PK11SlotInfo *slot, GCancellable *cancellable)
 {
-  PK11GenericObject *objs = PK11_FindGenericObjects (db->slot, CKO_CERTIFICATE);
+  GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify)token_object_free);
+  PK11GenericObject *objs = PK11_FindGenericObjects (slot, CKO_CERTIFICATE);
   g_autoptr (GHashTable) seen
     = g_hash_table_new_full (g_bytes_hash, g_bytes_equal, (GDestroyNotify)g_bytes_unref, NULL);
 
@@ -372,64 +372,168 @@ add_own_certs (CmNssDb *db, CmInventory *inv, GCancellable *cancellable)
        o = PK11_GetNextGenericObject (o))
     {
       PLArenaPool *arena = PORT_NewArena (2048);
-      CK_ATTRIBUTE attrs[] = { { CKA_VALUE, NULL, 0 }, { CKA_LABEL, NULL, 0 } };
-      SECItem der = { siBuffer, NULL, 0 };
-      g_autofree char *nick = NULL;
+      CK_ATTRIBUTE attrs[]
+        = { { CKA_VALUE, NULL, 0 }, { CKA_LABEL, NULL, 0 }, { CKA_ID, NULL, 0 } };
+      TokenObject *t;
 
-      /* both in one read; a cert without a label is read again alone */
-      if (arena && PK11_ReadRawAttributes (arena, PK11_TypeGeneric, o, attrs, 2) == SECSuccess)
+      /* all in one read; a token that refuses one attribute is asked for the DER alone */
+      if (arena == NULL
+          || (PK11_ReadRawAttributes (arena, PK11_TypeGeneric, o, attrs, 3) != SECSuccess
+              && PK11_ReadRawAttributes (arena, PK11_TypeGeneric, o, attrs, 1) != SECSuccess)
+          || attrs[0].pValue == NULL || attrs[0].ulValueLen == 0)
         {
-          der.data = attrs[0].pValue;
-          der.len = attrs[0].ulValueLen;
-          if (attrs[1].pValue && attrs[1].ulValueLen > 0)
-            nick = g_strndup (attrs[1].pValue, attrs[1].ulValueLen);
+          if (arena)
+            PORT_FreeArena (arena, PR_FALSE);
+          continue;
         }
-      else if (arena && PK11_ReadRawAttributes (arena, PK11_TypeGeneric, o, attrs, 1) == SECSuccess)
-        {
-          der.data = attrs[0].pValue;
-          der.len = attrs[0].ulValueLen;
-        }
-      if (der.data && der.len > 0 && g_hash_table_add (seen, g_bytes_new (der.data, der.len)))
-        add_der (db, inv, &der, CM_NSS_DB_TOKEN_NAME, nick);
-      if (arena)
-        PORT_FreeArena (arena, PR_FALSE);
+      t = g_new0 (TokenObject, 1);
+      t->der = g_bytes_new (attrs[0].pValue, attrs[0].ulValueLen);
+      if (attrs[1].pValue && attrs[1].ulValueLen > 0)
+        t->label = g_strndup (attrs[1].pValue, attrs[1].ulValueLen);
+      if (attrs[2].pValue && attrs[2].ulValueLen > 0)
+        t->id = *(const guint8 *)attrs[2].pValue;
+      PORT_FreeArena (arena, PR_FALSE);
+      if (g_hash_table_add (seen, g_bytes_ref (t->der)))
+        g_ptr_array_add (out, t);
+      else
+        token_object_free (t);
     }
   if (objs)
     PK11_DestroyGenericObjects (objs);
+  return out;
+}
+
+/* OpenSC's PIV driver numbers the certificate objects by slot: 01 9A, 02 9C, 03 9D, 04 9E,
+ * 05.. the retired key management slots 82... Other tokens do not say where a cert sits. */
+static CmSlot
+piv_slot_of (PK11SlotInfo *slot, guint8 id)
+{
+  CK_TOKEN_INFO info;
+  static const CmSlot by_id[] = { CM_SLOT_NONE, CM_SLOT_9A, CM_SLOT_9C, CM_SLOT_9D, CM_SLOT_9E };
+
+  if (PK11_GetTokenInfo (slot, &info) != SECSuccess || memcmp (info.model, "PIV-II", 6) != 0)
+    return CM_SLOT_NONE;
+  if (id < G_N_ELEMENTS (by_id))
+    return by_id[id];
+  if (id - 5 <= CM_SLOT_RETIRED_LAST - CM_SLOT_RETIRED_FIRST)
+    return (CmSlot)(CM_SLOT_RETIRED_FIRST + id - 5);
+  return CM_SLOT_NONE;
+}
+
+static char *
+trimmed (const unsigned char *p, gsize len)
+{
+  while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == 0))
+    len--;
+  return g_strndup ((const char *)p, len);
+}
+
+char *
+cm_nss_token_identity (PK11SlotInfo *slot)
+{
+  CK_TOKEN_INFO info;
+  g_autofree char *serial = NULL, *maker = NULL, *model = NULL;
+
+  if (PK11_GetTokenInfo (slot, &info) != SECSuccess)
+    return NULL;
+  serial = trimmed (info.serialNumber, sizeof info.serialNumber);
+  if (*serial == '\0')
+    return NULL;
+  maker = trimmed (info.manufacturerID, sizeof info.manufacturerID);
+  model = trimmed (info.model, sizeof info.model);
+  return g_strdup_printf ("token:%s/%s/%s", maker, model, serial);
+}
+
+/* A token that is a card: not a database's own token, not a list of trusted roots. */
+static gboolean
+is_card_token (PK11SlotInfo *slot)
+{
+  return !PK11_IsInternal (slot) && !PK11_HasRootCerts (slot);
+}
+
+gboolean
+cm_nss_add_token_certs_sync (CmInventory *inv, PK11SlotInfo *slot, const char *db_dir,
+                             GCancellable *cancellable, GError **error)
+{
+  g_autoptr (GPtrArray) objs = NULL;
+  const char *token = PK11_IsInternal (slot) ? CM_NSS_DB_TOKEN_NAME : PK11_GetTokenName (slot);
+  g_autofree char *identity = NULL;
+  CmCardSource *cs = NULL;
+
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return FALSE;
+  if (!PK11_IsPresent (slot))
+    return TRUE;
+  objs = read_token_objects (slot, cancellable);
+  if (is_card_token (slot))
+    {
+      identity = cm_nss_token_identity (slot);
+      cs = cm_card_source_new (CM_SOURCE_NSS, token, db_dir, identity ? identity : NULL, NULL);
+    }
+  for (guint i = 0; i < objs->len; i++)
+    {
+      TokenObject *o = g_ptr_array_index (objs, i);
+      /* the database's own certs are named by label; a token's as "token:label" */
+      g_autofree char *nick
+        = cs && o->label ? g_strdup_printf ("%s:%s", token, o->label) : g_strdup (o->label);
+      if (cs)
+        cm_card_source_add (cs, o->der, piv_slot_of (slot, o->id), token, nick);
+      else
+        {
+          g_autoptr (GError) skip = NULL;
+          CmSource src = { CM_SOURCE_NSS, (char *)db_dir, (char *)token, nick, CM_SLOT_NONE, NULL };
+          if (!cm_inventory_add_der (inv, o->der, &src, &skip))
+            g_debug ("skipping a certificate of token %s: %s", token, skip->message);
+        }
+    }
+  if (cs && !cm_inventory_add_card_source (inv, cs, error))
+    return FALSE;
+  return !g_cancellable_set_error_if_cancelled (cancellable, error);
+}
+
+GPtrArray *
+cm_nss_list_card_tokens (void)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify)PK11_FreeSlot);
+  SECMODListLock *lock = SECMOD_GetDefaultModuleListLock ();
+
+  if (lock == NULL)
+    return out;
+  SECMOD_GetReadLock (lock);
+  for (SECMODModuleList *l = SECMOD_GetDefaultModuleList (); l; l = l->next)
+    for (int i = 0; l->module->loaded && i < l->module->slotCount; i++)
+      {
+        PK11SlotInfo *slot = l->module->slots[i];
+        if (PK11_IsPresent (slot) && is_card_token (slot))
+          g_ptr_array_add (out, PK11_ReferenceSlot (slot));
+      }
+  SECMOD_ReleaseReadLock (lock);
+  return out;
+}
+
+PK11SlotInfo *
+cm_nss_find_token (const char *identity)
+{
+  g_autoptr (GPtrArray) tokens = cm_nss_list_card_tokens ();
+
+  for (guint i = 0; identity && i < tokens->len; i++)
+    {
+      g_autofree char *id = cm_nss_token_identity (g_ptr_array_index (tokens, i));
+      if (g_strcmp0 (id, identity) == 0)
+        return PK11_ReferenceSlot (g_ptr_array_index (tokens, i));
+    }
+  return NULL;
 }
 
 gboolean
 cm_nss_db_add_certs_sync (CmNssDb *db, CmInventory *inv, GCancellable *cancellable, GError **error)
 {
   g_autoptr (GPtrArray) tokens = cm_nss_db_list_tokens (db);
-  CERTCertList *list;
 
-  if (g_cancellable_set_error_if_cancelled (cancellable, error))
-    return FALSE;
-  /* the database's own token: its certs, named by label as the client names them */
-  add_own_certs (db, inv, cancellable);
-  if (tokens->len < 2 || g_cancellable_set_error_if_cancelled (cancellable, error))
-    return !g_cancellable_is_cancelled (cancellable);
-  /* Tokens of registered modules: NSS lists a login-protected token's certs only through the
-   * trust domain, one node per instance named "token:label". */
-  if ((list = PK11_ListCerts (PK11CertListAll, NULL)) == NULL)
-    return TRUE;
-  for (CERTCertListNode *n = CERT_LIST_HEAD (list); !CERT_LIST_END (n, list);
-       n = CERT_LIST_NEXT (n))
-    {
-      const char *nick = n->appData;
-      for (guint i = 1; nick && i < tokens->len; i++)
-        {
-          const char *name = PK11_GetTokenName (g_ptr_array_index (tokens, i));
-          gsize len = strlen (name);
-          if (len && strncmp (nick, name, len) == 0 && nick[len] == ':')
-            {
-              add_der (db, inv, &n->cert->derCert, name, nick);
-              break;
-            }
-        }
-    }
-  CERT_DestroyCertList (list);
+  for (guint i = 0; i < tokens->len; i++)
+    if (!cm_nss_add_token_certs_sync (inv, g_ptr_array_index (tokens, i), db->dir, cancellable,
+                                      error))
+      return FALSE;
   return TRUE;
 }
 

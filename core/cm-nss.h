@@ -60,12 +60,35 @@ GPtrArray *cm_nss_db_get_module_problems (CmNssDb *db);
  * (with CM_NSS_DB_LOAD_MODULES). PK11SlotInfo*, borrowed; caller unrefs the array. */
 GPtrArray *cm_nss_db_list_tokens (CmNssDb *db);
 
-/* Add every certificate of every token of @db to @inv, each with a CmSource of kind
- * CM_SOURCE_NSS: path = the database folder, token = the token name (CM_NSS_DB_TOKEN_NAME for
- * the database's own token) and nickname = the name mail clients use (label for the
- * database's own certs, "token:label" for a token's). A cert NSS cannot parse is skipped. */
+/* The one NSS reader. Add the certificates of @slot's token to @inv, read as token objects
+ * without logging in. A token that is a card (any token but an NSS database's own and a list
+ * of trusted roots: OpenSC, the p11-kit proxy, SoftHSM...) enters as ONE card through the card
+ * intake, identified by cm_nss_token_identity() (never by its label: OpenSC cuts labels to 32
+ * bytes and a person's two persona cards share one); the database's own token and root lists
+ * add their certs with no card. Each source: kind CM_SOURCE_NSS, path = @db_dir (nullable),
+ * token = the token name (CM_NSS_DB_TOKEN_NAME for a database's own token), nickname = the name
+ * mail clients use (label for a database's own certs, "token:label" for a token's), slot =
+ * where OpenSC's PIV driver says it sits, else CM_SLOT_NONE. A cert NSS cannot parse is
+ * skipped. A token not present adds nothing. */
+gboolean cm_nss_add_token_certs_sync (CmInventory *inv, PK11SlotInfo *slot, const char *db_dir,
+                                      GCancellable *cancellable, GError **error);
+
+/* cm_nss_add_token_certs_sync() for every token of @db (cm_nss_db_list_tokens). */
 gboolean cm_nss_db_add_certs_sync (CmNssDb *db, CmInventory *inv, GCancellable *cancellable,
                                    GError **error);
+
+/* The card identity of @slot's token: "token:MANUFACTURER/MODEL/SERIAL" from CK_TOKEN_INFO
+ * (OpenSC derives a PIV card's serial number from its CHUID), or NULL when the token has no
+ * serial number. Caller frees. */
+char *cm_nss_token_identity (PK11SlotInfo *slot);
+
+/* Every present card token (as cm_nss_add_token_certs_sync judges) of the modules loaded in
+ * this process. PK11SlotInfo* references; the array frees them. */
+GPtrArray *cm_nss_list_card_tokens (void);
+
+/* The present card token whose cm_nss_token_identity() is @identity (a CmCard's identity), or
+ * NULL. New reference: PK11_FreeSlot. */
+PK11SlotInfo *cm_nss_find_token (const char *identity);
 
 /* Thunderbird's dbKey of @cert (base64; see docs/nss.md). Caller frees. */
 char *cm_nss_cert_dbkey (CmCert *cert);

@@ -155,8 +155,23 @@ cm_select_check_inventory (CmInventory *inv, gint64 at, CmTrust *trust)
   GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_problem_free);
   GPtrArray *cards = cm_inventory_get_cards (inv);
 
+  GPtrArray *conflicts = cm_inventory_get_persona_conflicts (inv);
+
   for (guint i = 0; i < cards->len; i++)
     check_card (g_ptr_array_index (cards, i), out);
+  for (guint i = 0; i < conflicts->len; i++)
+    {
+      CmPersonaConflict *c = g_ptr_array_index (conflicts, i);
+      CmProblem *p
+        = problem (out, "persona-id-conflict", CM_SEVERITY_ERROR,
+                   "Give the card folders, or insert the cards, instead of loose certificate "
+                   "files: cacmail then sees which card each certificate sits on",
+                   "certificates with the same name carry two persona IDs, %s and %s: they "
+                   "belong to two persona cards and are kept apart",
+                   c->persona_ids[0], c->persona_ids[1]);
+      for (guint j = 0; j < c->certs->len; j++)
+        cm_problem_add_cert (p, g_ptr_array_index (c->certs, j));
+    }
   return out;
 }
 
@@ -347,6 +362,45 @@ explain (CmPicks *pk, const char *what, CmCert *c, guint n_cands)
                                     slot ? slot : "", until, n_cands, persona_label (pk->persona)));
 }
 
+/* What a decrypt-only cert is: a retired slot, a recovered key, another persona's cert, or an
+ * older generation of this persona's. Static string or NULL (then: another persona). */
+static const char *
+decrypt_only_kind (CmInventory *inv, CmPicks *pk, CmCert *c)
+{
+  if (is_retired (c))
+    return "a retired key management certificate on the card";
+  if (cm_inventory_is_decrypt_only (inv, cm_cert_get_sha256 (c)))
+    return "a recovered escrow key";
+  if (pk->persona && cm_inventory_persona_of (inv, c) != pk->persona)
+    return NULL;
+  if (pk->encryption && cm_cert_get_not_before (c) > cm_cert_get_not_before (pk->encryption))
+    return "a newer certificate that cannot be used now (see the problems)";
+  return "an older generation of this persona's encryption certificate";
+}
+
+static void
+explain_decrypt_only (CmInventory *inv, CmPicks *pk, CmCert *c)
+{
+  g_autofree char *until = cm_time_format_date (cm_cert_get_not_after (c));
+  const char *kind = decrypt_only_kind (inv, pk, c);
+  g_autofree char *other = NULL;
+
+  if (kind == NULL)
+    {
+      CmPersona *p = cm_inventory_persona_of (inv, c);
+      other = g_strdup_printf ("%s encryption certificate of another persona (%s)",
+                               cm_cert_is_valid_at (c, pk->at) ? "the current" : "an older",
+                               p ? cm_persona_get_key (p) : "unknown");
+      kind = other;
+    }
+  g_ptr_array_add (pk->explanations,
+                   g_strdup_printf ("decrypt only: %s (serial %s, %s %s): %s, kept to read "
+                                    "old mail",
+                                    cm_cert_get_subject (c), cm_cert_get_serial (c),
+                                    cm_cert_get_not_after (c) < pk->at ? "expired" : "valid until",
+                                    until, kind));
+}
+
 /* The persona to act for: the one holding the newest valid signing cert for the address, else
  * the newest valid encryption cert, else the newest of any. */
 static CmPersona *
@@ -411,6 +465,40 @@ check_shared_email (CmInventory *inv, CmPicks *pk, GPtrArray *sign, GPtrArray *e
         cm_problem_add_cert (p, cm_cert_get_sha256 (g_ptr_array_index (lists[l], i)));
 }
 
+/* PIV Auth certs on no card that may be @persona's but cannot be told apart from another
+ * persona card's (same EDIPI and name). */
+static GPtrArray *
+unknown_login_certs (CmInventory *inv, CmPersona *persona)
+{
+  GPtrArray *out = g_ptr_array_new ();
+  GPtrArray *certs = cm_inventory_get_certs (inv);
+  const char *edipi = persona ? cm_persona_get_edipi (persona) : NULL;
+
+  for (guint i = 0; edipi && i < certs->len; i++)
+    {
+      CmCert *c = g_ptr_array_index (certs, i);
+      if (cm_cert_get_role (c) == CM_ROLE_PIV_AUTH && cm_inventory_persona_unknown (inv, c)
+          && g_strcmp0 (cm_cert_get_edipi (c), edipi) == 0)
+        g_ptr_array_add (out, c);
+    }
+  return out;
+}
+
+static void
+report_unknown_login (CmPicks *pk, GPtrArray *unknown)
+{
+  CmProblem *p
+    = problem (pk->problems, "piv-auth-persona-unknown", CM_SEVERITY_WARNING,
+               "Insert the card that holds this address's certificates, or pass its card "
+               "folder: cacmail then sees which PIV Authentication certificate sits on it",
+               "%u PIV Authentication certificate(s) given as files carry the name of more "
+               "than one persona card: which one logs in as %s cannot be told, so none is "
+               "picked",
+               unknown->len, pk->email);
+  for (guint i = 0; i < unknown->len; i++)
+    cm_problem_add_cert (p, cm_cert_get_sha256 (g_ptr_array_index (unknown, i)));
+}
+
 static gboolean
 same_persona (CmInventory *inv, CmCert *c, CmPersona *chosen)
 {
@@ -429,6 +517,7 @@ cm_select_for_email (CmInventory *inv, const char *email, gint64 at, CmTrust *tr
   g_autoptr (GPtrArray) enc_c = g_ptr_array_new ();
   g_autoptr (GPtrArray) login_c = g_ptr_array_new ();
   g_autoptr (GPtrArray) card_problems = NULL;
+  g_autoptr (GPtrArray) unknown = NULL;
   gboolean card_auth_seen = FALSE;
 
   pk->email = g_ascii_strdown (email, -1);
@@ -480,7 +569,11 @@ cm_select_for_email (CmInventory *inv, const char *email, gint64 at, CmTrust *tr
         }
     }
 
-  pk->login = pick_one (pk, login_c, trust, &login_text);
+  unknown = unknown_login_certs (inv, pk->persona);
+  if (login_c->len == 0 && unknown->len)
+    report_unknown_login (pk, unknown);
+  else
+    pk->login = pick_one (pk, login_c, trust, &login_text);
   pk->signing = pick_one (pk, sign_c, trust, &sign_text);
   pk->encryption = pick_one (pk, enc_c, trust, &enc_text);
   if (login_c->len == 0 && card_auth_seen)
@@ -508,11 +601,8 @@ cm_select_for_email (CmInventory *inv, const char *email, gint64 at, CmTrust *tr
   explain (pk, "login", pk->login, login_c->len);
   explain (pk, "signing", pk->signing, sign_c->len);
   explain (pk, "encryption", pk->encryption, enc_c->len);
-  if (pk->decrypt_only->len)
-    g_ptr_array_add (pk->explanations,
-                     g_strdup_printf ("decrypt only: %u older or retired encryption "
-                                      "certificate(s), kept to read old mail",
-                                      pk->decrypt_only->len));
+  for (guint i = 0; i < pk->decrypt_only->len; i++)
+    explain_decrypt_only (inv, pk, g_ptr_array_index (pk->decrypt_only, i));
 
   /* Card problems of the persona's cards belong to this identity too. */
   card_problems = cm_select_check_inventory (inv, at, trust);
