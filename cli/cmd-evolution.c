@@ -17,7 +17,9 @@ inserted_cards (CmInventory *inv)
     {
       CmReaderInfo *r = g_ptr_array_index (readers, i);
       GPtrArray *cards;
-      if (!r->card_present || !cm_card_read_sync (inv, r->name, CM_READ_DEFAULT, NULL, NULL, NULL))
+      if (!r->card_present
+          || !cm_card_read_sync (inv, r->name, CM_READ_DEFAULT | CM_READ_NO_CACHE, NULL, NULL,
+                                 NULL))
         continue;
       cards = cm_inventory_get_cards (inv);
       if (out == NULL)
@@ -36,6 +38,7 @@ print_identity (CmEvoIdentity *id)
 {
   const CmEvoSettings *cur = cm_evo_identity_get_current (id);
   const char *const *m = cm_evo_identity_get_messages (id);
+  JsonArray *problems = cm_evo_identity_get_problems (id);
 
   printf ("%s <%s> (%s): %s\n", cur->name ? cur->name : "", cur->address, cur->uid,
           cm_evo_identity_is_stale (id) ? "STALE" : "ok");
@@ -43,6 +46,13 @@ print_identity (CmEvoIdentity *id)
   printf ("  encryption: %s\n", cur->encryption && *cur->encryption ? cur->encryption : "(none)");
   for (; *m; m++)
     printf ("  - %s\n", *m);
+  for (guint i = 0; i < json_array_get_length (problems); i++)
+    {
+      JsonObject *p = json_array_get_object_element (problems, i);
+      printf ("  problem %s: %s\n    fix: %s\n", json_object_get_string_member (p, "code"),
+              json_object_get_string_member (p, "message"),
+              json_object_get_string_member (p, "hint"));
+    }
   if (cm_evo_identity_is_stale (id))
     {
       const char *ps = cm_evo_identity_get_proposed_signing (id);

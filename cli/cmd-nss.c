@@ -213,7 +213,8 @@ list_token_certs (CmNssDb *db, gint64 now, JsonBuilder *jb, GPtrArray *warnings)
         {
           CmSource *s = g_ptr_array_index (srcs, j);
           CmCert *other;
-          if (s->kind != CM_SOURCE_NSS || g_strcmp0 (s->token, CM_NSS_DB_TOKEN_NAME) == 0)
+          /* a card's certs: not the database's own, not a root list's CAs */
+          if (s->kind != CM_SOURCE_NSS || s->card == NULL || cm_cert_is_ca (c))
             continue;
           if (jb)
             {
@@ -462,7 +463,7 @@ print_chains (CmNssDb *db, const char *bundle, gint64 now)
       for (guint j = 0; j < srcs->len && !nick; j++)
         {
           CmSource *s = g_ptr_array_index (srcs, j);
-          if (s->kind == CM_SOURCE_NSS && g_strcmp0 (s->token, CM_NSS_DB_TOKEN_NAME) != 0)
+          if (s->kind == CM_SOURCE_NSS && s->card)
             nick = s->nickname;
         }
       if (nick == NULL || cm_cert_is_ca (c))

@@ -17,9 +17,7 @@ struct _CmLdapCard
 {
   CmNssDb *db; /* "nssdb" bound next to cm_init() (core), or NULL: the application's NSS */
   char *nssdb;
-  CmInventory *inv;
-  GHashTable *nss;   /* sha256 -> CERTCertificate* */
-  GHashTable *slots; /* sha256 -> PK11SlotInfo* holding the private key */
+  CmInventory *inv; /* every cert NSS sees, each with its card (core's one NSS reader) */
 };
 
 /* What the NSS password callback needs while one signature is made. */
@@ -29,37 +27,15 @@ typedef struct
   gboolean asked_again;
 } PinCtx;
 
-static void
-destroy_cert (gpointer p)
-{
-  CERT_DestroyCertificate (p);
-}
-
-static void
-free_slot (gpointer p)
-{
-  PK11_FreeSlot (p);
-}
-
 void
 cm_ldap_card_free (CmLdapCard *card)
 {
   if (card == NULL)
     return;
-  g_clear_pointer (&card->nss, g_hash_table_unref);
-  g_clear_pointer (&card->slots, g_hash_table_unref);
   cm_inventory_free (card->inv);
   g_clear_pointer (&card->db, cm_nss_db_free);
   g_free (card->nssdb);
   g_free (card);
-}
-
-/* The name of @slot as the user knows it: CM_NSS_DB_TOKEN_NAME for the NSS database's own
- * token (as core names it), else the token label. */
-static const char *
-token_name (PK11SlotInfo *slot)
-{
-  return PK11_IsInternal (slot) ? CM_NSS_DB_TOKEN_NAME : PK11_GetTokenName (slot);
 }
 
 static const char *
@@ -70,68 +46,34 @@ nss_error_name (void)
   return name ? name : "unknown NSS error";
 }
 
-static void
-add_cert (CmLdapCard *card, CERTCertificate *cert)
+/* The certs of the application's NSS (Evolution's): its database's own token and every card
+ * token loaded in the process. */
+static gboolean
+read_application_nss (CmInventory *inv, GCancellable *cancellable, GError **error)
 {
-  PK11SlotList *slots = PK11_GetAllSlotsForCert (cert, NULL);
-  PK11SlotInfo *key_slot = NULL;
-  g_autoptr (GBytes) der = g_bytes_new (cert->derCert.data, cert->derCert.len);
-  g_autoptr (GError) error = NULL;
-  g_autofree char *sha = NULL;
+  g_autoptr (GPtrArray) tokens = cm_nss_list_card_tokens ();
+  PK11SlotInfo *internal = PK11_GetInternalKeySlot ();
+  gboolean ok
+    = internal == NULL || cm_nss_add_token_certs_sync (inv, internal, NULL, cancellable, error);
 
-  /* the token holding the key: one where NSS sees it without a login (soft tokens), else a
-   * card token (a card's private keys are visible only after the PIN) */
-  for (PK11SlotListElement *e = slots ? slots->head : NULL; e && !key_slot; e = e->next)
-    {
-      SECKEYPrivateKey *key = PK11_FindPrivateKeyFromCert (e->slot, cert, NULL);
-      if (key)
-        {
-          key_slot = PK11_ReferenceSlot (e->slot);
-          SECKEY_DestroyPrivateKey (key);
-        }
-    }
-  for (PK11SlotListElement *e = slots ? slots->head : NULL; e && !key_slot; e = e->next)
-    if (!PK11_IsInternal (e->slot) && PK11_NeedLogin (e->slot) && !PK11_IsLoggedIn (e->slot, NULL))
-      key_slot = PK11_ReferenceSlot (e->slot);
-  if (slots)
-    PK11_FreeSlotList (slots);
-  if (key_slot == NULL)
-    return;
-  {
-    g_autoptr (CmSource) src = cm_source_new (CM_SOURCE_NSS, NULL, CM_SLOT_NONE);
-    src->token = g_strdup (token_name (key_slot));
-    src->nickname = g_strdup (cert->nickname);
-    if (!cm_inventory_add_der (card->inv, der, src, &error))
-      {
-        /* a cert core cannot read is not one we could publish */
-        g_debug ("skipping %s: %s", cert->nickname, error->message);
-        PK11_FreeSlot (key_slot);
-        return;
-      }
-  }
-  sha = g_compute_checksum_for_bytes (G_CHECKSUM_SHA256, der);
-  if (!g_hash_table_contains (card->nss, sha))
-    {
-      g_hash_table_insert (card->nss, g_strdup (sha), CERT_DupCertificate (cert));
-      g_hash_table_insert (card->slots, g_strdup (sha), g_steal_pointer (&key_slot));
-    }
-  if (key_slot)
-    PK11_FreeSlot (key_slot);
+  if (internal)
+    PK11_FreeSlot (internal);
+  for (guint i = 0; ok && i < tokens->len; i++)
+    ok = cm_nss_add_token_certs_sync (inv, g_ptr_array_index (tokens, i), NULL, cancellable, error);
+  return ok;
 }
 
 CmLdapCard *
 cm_ldap_card_open_sync (CmLdapConfig *cfg, GCancellable *cancellable, GError **error)
 {
   g_autoptr (CmLdapCard) card = g_new0 (CmLdapCard, 1);
+  g_autoptr (GError) local = NULL;
   const char *db = cm_ldap_config_get (cfg, "nssdb");
-  CERTCertList *list = NULL;
+  gboolean ok;
 
   card->inv = cm_inventory_new ();
-  card->nss = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, destroy_cert);
-  card->slots = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, free_slot);
   if (db)
     {
-      g_autoptr (GError) local = NULL;
       card->nssdb = g_strdup (g_str_has_prefix (db, "sql:") ? db + 4 : db);
       card->db = cm_nss_db_open_sync (card->nssdb, CM_NSS_DB_READ_ONLY | CM_NSS_DB_LOAD_MODULES,
                                       cancellable, &local);
@@ -142,6 +84,7 @@ cm_ldap_card_open_sync (CmLdapConfig *cfg, GCancellable *cancellable, GError **e
                        local->message);
           return NULL;
         }
+      ok = cm_nss_db_add_certs_sync (card->db, card->inv, cancellable, &local);
     }
   else if (!NSS_IsInitialized ())
     {
@@ -150,23 +93,23 @@ cm_ldap_card_open_sync (CmLdapConfig *cfg, GCancellable *cancellable, GError **e
                    "module)");
       return NULL;
     }
-  if (g_cancellable_set_error_if_cancelled (cancellable, error))
-    return NULL;
-  list = PK11_ListCerts (PK11CertListUser, NULL);
-  for (CERTCertListNode *n = list ? CERT_LIST_HEAD (list) : NULL; n && !CERT_LIST_END (n, list);
-       n = CERT_LIST_NEXT (n))
-    add_cert (card, n->cert);
-  if (list)
-    CERT_DestroyCertList (list);
-  if (g_hash_table_size (card->nss) == 0)
+  else
+    ok = read_application_nss (card->inv, cancellable, &local);
+  if (!ok)
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return NULL;
+    }
+  if (cm_inventory_get_cards (card->inv)->len == 0 && !cm_ldap_config_get (cfg, "token"))
     {
       GPtrArray *problems = card->db ? cm_nss_db_get_module_problems (card->db) : NULL;
       g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CARD,
-                   "no certificate with a private key was found%s%s%s%s: insert the card and "
-                   "check that its PKCS#11 module (OpenSC) is in that database (modutil -list)",
+                   "no card was found%s%s%s%s: insert the card and register its module there "
+                   "(cacmail nss register%s%s)",
                    card->nssdb ? " through the NSS database " : "", card->nssdb ? card->nssdb : "",
                    problems && problems->len ? "; " : "",
-                   problems && problems->len ? (char *)g_ptr_array_index (problems, 0) : "");
+                   problems && problems->len ? (char *)g_ptr_array_index (problems, 0) : "",
+                   card->nssdb ? " --nssdb " : "", card->nssdb ? card->nssdb : "");
       return NULL;
     }
   return g_steal_pointer (&card);
@@ -205,22 +148,126 @@ refuse_missing (CmPicks *picks, const char *what, const char *prefix, GError **e
                what, cm_picks_get_email (picks));
 }
 
+/* The NSS certificate of @c (new reference), or NULL. */
+static CERTCertificate *
+nss_cert (CmCert *c)
+{
+  GBytes *der = cm_cert_get_der (c);
+  SECItem item = { siDERCertBuffer, (unsigned char *)g_bytes_get_data (der, NULL),
+                   (unsigned int)g_bytes_get_size (der) };
+
+  return CERT_FindCertByDERCert (CERT_GetDefaultCertDB (), &item);
+}
+
 static gboolean
 check_trust (CmLdapCard *card, CmCert *c, SECCertUsage usage, const char *what, gint64 at,
              GError **error)
 {
-  CERTCertificate *cert = g_hash_table_lookup (card->nss, cm_cert_get_sha256 (c));
+  CERTCertificate *cert = nss_cert (c);
   g_autofree char *desc = describe (c);
+  gboolean ok = cert
+                && CERT_VerifyCert (CERT_GetDefaultCertDB (), cert, PR_TRUE, usage,
+                                    (PRTime)at * PR_USEC_PER_SEC, NULL, NULL)
+                     == SECSuccess;
 
-  if (CERT_VerifyCert (CERT_GetDefaultCertDB (), cert, PR_TRUE, usage, (PRTime)at * PR_USEC_PER_SEC,
-                       NULL, NULL)
-      == SECSuccess)
-    return TRUE;
-  g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_REFUSED,
-               "nothing published: the %s cert (%s) does not chain to a trusted root in %s (%s): "
-               "trust the issuing root CA there (certutil -A -t C,C,)",
-               what, desc, card->nssdb ? card->nssdb : "the NSS database", nss_error_name ());
+  if (cert)
+    CERT_DestroyCertificate (cert);
+  if (!ok)
+    g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_REFUSED,
+                 "nothing published: the %s cert (%s) does not chain to a trusted root in %s (%s): "
+                 "trust the issuing root CA there (cacmail nss trust ROOT.crt%s%s)",
+                 what, desc, card->nssdb ? card->nssdb : "the NSS database", nss_error_name (),
+                 card->nssdb ? " --nssdb " : "", card->nssdb ? card->nssdb : "");
+  return ok;
+}
+
+/* The card @c sits on (borrowed), or NULL for a cert on no card. */
+static CmCard *
+card_of (CmLdapCard *card, CmCert *c)
+{
+  g_autoptr (GPtrArray) cards = cm_inventory_cards_of (card->inv, c);
+  return cards->len ? g_ptr_array_index (cards, 0) : NULL;
+}
+
+/* The token name @c was read from (the first NSS source's). */
+static const char *
+token_of (CmCert *c)
+{
+  GPtrArray *sources = cm_cert_get_sources (c);
+  for (guint i = 0; i < sources->len; i++)
+    {
+      CmSource *s = g_ptr_array_index (sources, i);
+      if (s->kind == CM_SOURCE_NSS && s->token)
+        return s->token;
+    }
+  return "?";
+}
+
+/* The picks' problems that make publishing wrong whatever the certs: the address on two
+ * personas, or persona IDs in conflict. */
+static gboolean
+refuse_problems (CmPicks *picks, GError **error)
+{
+  GPtrArray *problems = cm_picks_get_problems (picks);
+  static const char *const blocking[] = { "email-shared-by-personas", "persona-id-conflict" };
+
+  for (guint i = 0; i < problems->len; i++)
+    {
+      CmProblem *p = g_ptr_array_index (problems, i);
+      for (gsize j = 0; j < G_N_ELEMENTS (blocking); j++)
+        if (strcmp (cm_problem_get_code (p), blocking[j]) == 0)
+          {
+            g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_REFUSED,
+                         "nothing published: %s (%s): %s", cm_problem_get_message (p),
+                         cm_problem_get_code (p), cm_problem_get_hint (p));
+            return TRUE;
+          }
+    }
   return FALSE;
+}
+
+/* Both certs must sit on one card (or, with --token, on that token). */
+static gboolean
+check_place (CmLdapCard *card, const char *want, CmCert *both[2], const char *email, GError **error)
+{
+  const char *what[] = { "signing", "encryption" };
+  CmCard *cards[] = { card_of (card, both[0]), card_of (card, both[1]) };
+
+  for (guint i = 0; i < 2; i++)
+    {
+      g_autofree char *desc = describe (both[i]);
+      const char *token = token_of (both[i]);
+
+      if (want && strcmp (token, want) != 0)
+        {
+          g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_REFUSED,
+                       "nothing published: the %s cert for %s (%s) is on token '%s', not on "
+                       "'%s': insert the card that holds the current certs for this address, or "
+                       "pass --token '%s'",
+                       what[i], email, desc, token, want, token);
+          return FALSE;
+        }
+      if (!want && cards[i] == NULL)
+        {
+          g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_REFUSED,
+                       "nothing published: the %s cert for %s (%s) has its key in the NSS "
+                       "database '%s', not on a card: insert the card that holds the current "
+                       "certs (cacmail publishes a card's own certs; --token '%s' overrides)",
+                       what[i], email, desc, token, token);
+          return FALSE;
+        }
+      if (!want && cards[1 - i] && cards[i] != cards[1 - i])
+        {
+          g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_REFUSED,
+                       "nothing published: the %s cert for %s (%s) is on another card (%s) than "
+                       "the %s cert (%s): insert only the card that holds both current certs "
+                       "for this address",
+                       what[i], email, desc, cm_card_get_identity (cards[i]), what[1 - i],
+                       cm_card_get_identity (cards[1 - i]));
+          return FALSE;
+        }
+    }
+  return TRUE;
 }
 
 gboolean
@@ -229,10 +276,11 @@ cm_ldap_card_pick (CmLdapCard *card, CmLdapConfig *cfg, const char *email, gint6
 {
   g_autoptr (CmPicks) picks = cm_select_for_email (card->inv, email, at, NULL);
   CmCert *s = cm_picks_get_signing (picks), *e = cm_picks_get_encryption (picks);
-  const char *want = cm_ldap_config_get (cfg, "token");
   CmCert *both[] = { s, e };
   const char *what[] = { "signing", "encryption" };
 
+  if (refuse_problems (picks, error))
+    return FALSE;
   if (s == NULL)
     {
       refuse_missing (picks, "signing", "signing-cert", error);
@@ -244,40 +292,16 @@ cm_ldap_card_pick (CmLdapCard *card, CmLdapConfig *cfg, const char *email, gint6
       return FALSE;
     }
   for (guint i = 0; i < 2; i++)
-    {
-      PK11SlotInfo *slot = g_hash_table_lookup (card->slots, cm_cert_get_sha256 (both[i]));
-      const char *token = token_name (slot);
-      const char *other
-        = token_name (g_hash_table_lookup (card->slots, cm_cert_get_sha256 (both[1 - i])));
-      g_autofree char *desc = describe (both[i]);
-
-      if (!cm_cert_is_valid_at (both[i], at) || !cm_cert_has_email (both[i], email))
-        {
-          g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_REFUSED,
-                       "nothing published: the %s cert (%s) is not valid now for %s: renew it",
-                       what[i], desc, email);
-          return FALSE;
-        }
-      if (!want && PK11_IsInternal (slot))
-        {
-          g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_REFUSED,
-                       "nothing published: the %s cert for %s (%s) has its key in the NSS "
-                       "database '%s', not on a card: insert the card that holds the current "
-                       "certs (cacmail publishes a card's own certs; --token '%s' overrides)",
-                       what[i], email, desc, token, token);
-          return FALSE;
-        }
-      if ((want && strcmp (token, want) != 0) || (!want && strcmp (token, other) != 0))
-        {
-          g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_REFUSED,
-                       "nothing published: the %s cert for %s (%s) is on token '%s', not on the "
-                       "card '%s': insert the card that holds the current certs for this "
-                       "address, or pass --token '%s'",
-                       what[i], email, desc, token, want ? want : other, token);
-          return FALSE;
-        }
-    }
-  if (!check_trust (card, s, certUsageEmailSigner, "signing", at, error)
+    if (!cm_cert_is_valid_at (both[i], at) || !cm_cert_has_email (both[i], email))
+      {
+        g_autofree char *desc = describe (both[i]);
+        g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_REFUSED,
+                     "nothing published: the %s cert (%s) is not valid now for %s: renew it",
+                     what[i], desc, email);
+        return FALSE;
+      }
+  if (!check_place (card, cm_ldap_config_get (cfg, "token"), both, email, error)
+      || !check_trust (card, s, certUsageEmailSigner, "signing", at, error)
       || !check_trust (card, e, certUsageEmailRecipient, "encryption", at, error))
     return FALSE;
   *signing = s;
@@ -297,11 +321,27 @@ password_cb (PK11SlotInfo *slot, PRBool retry, void *arg)
   return PORT_Strdup (ctx->pin);
 }
 
+/* The token that holds @c's key: its card's token (found by the card's identity, never by
+ * label), else the token it was read from. New reference, or NULL. */
+static PK11SlotInfo *
+key_slot (CmLdapCard *card, CmCert *c)
+{
+  CmCard *on = card_of (card, c);
+  const char *token = token_of (c);
+
+  if (on)
+    return cm_nss_find_token (cm_card_get_identity (on));
+  if (strcmp (token, CM_NSS_DB_TOKEN_NAME) == 0)
+    return card->db ? PK11_ReferenceSlot (cm_nss_db_get_slot (card->db))
+                    : PK11_GetInternalKeySlot ();
+  return PK11_FindSlotByName (token);
+}
+
 static gboolean
 log_in (CmLdapCard *card, PK11SlotInfo *slot, PinCtx *ctx, CmLdapSecretFunc ask, gpointer ask_data,
         GError **error)
 {
-  const char *token = token_name (slot);
+  const char *token = PK11_IsInternal (slot) ? CM_NSS_DB_TOKEN_NAME : PK11_GetTokenName (slot);
 
   if (!PK11_NeedLogin (slot) || PK11_IsLoggedIn (slot, NULL))
     return TRUE;
@@ -557,12 +597,17 @@ cm_ldap_card_sign_sync (CmLdapCard *card, CmCert *signing, CmCert *encryption, g
                         GError **error)
 {
   PinCtx ctx = { NULL, FALSE };
-  CERTCertificate *sign = g_hash_table_lookup (card->nss, cm_cert_get_sha256 (signing));
-  CERTCertificate *enc = g_hash_table_lookup (card->nss, cm_cert_get_sha256 (encryption));
-  PK11SlotInfo *slot = g_hash_table_lookup (card->slots, cm_cert_get_sha256 (signing));
+  CERTCertificate *sign = nss_cert (signing), *enc = nss_cert (encryption);
+  PK11SlotInfo *slot = key_slot (card, signing);
   g_autofree char *edesc = describe (encryption);
   GBytes *blob = NULL;
 
+  if (sign == NULL || enc == NULL || slot == NULL)
+    {
+      g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CARD,
+                   "the card was removed while it was being read: insert it again and retry");
+      goto out;
+    }
   if (!log_in (card, slot, &ctx, ask, ask_data, error)
       || g_cancellable_set_error_if_cancelled (cancellable, error)
       || !prove_decryption (enc, &ctx, edesc, error)
@@ -574,5 +619,11 @@ cm_ldap_card_sign_sync (CmLdapCard *card, CmCert *signing, CmCert *encryption, g
     g_clear_pointer (&blob, g_bytes_unref);
 out:
   cm_ldap_secret_free (ctx.pin);
+  if (sign)
+    CERT_DestroyCertificate (sign);
+  if (enc)
+    CERT_DestroyCertificate (enc);
+  if (slot)
+    PK11_FreeSlot (slot);
   return blob;
 }

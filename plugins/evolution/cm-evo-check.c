@@ -10,6 +10,7 @@ struct _CmEvoIdentity
   char *proposed_signing, *proposed_encryption;
   GPtrArray *reasons;  /* char* codes (static strings) */
   GPtrArray *messages; /* char* owned */
+  JsonNode *problems;  /* the picks' problems, as `cacmail pick --json` shows them */
 };
 
 G_DEFINE_QUARK (cm - evo - error - quark, cm_evo_error)
@@ -151,10 +152,44 @@ judge (CmEvoIdentity *id, CmInventory *inv, const char *nick, CmRole role, CmCer
                 "a newer %s certificate is available", what);
 }
 
+/* Who @c belongs to, for a person choosing which card to pull: persona and address. */
 static char *
-nickname_of (CmCert *c)
+describe_owner (CmInventory *inv, CmCert *c)
 {
-  return c ? g_strdup (cm_nss_cert_nickname (c)) : NULL;
+  CmPersona *p = cm_inventory_persona_of (inv, c);
+  const char *assoc = p ? cm_persona_get_association (p) : NULL;
+  const char *email = cm_cert_get_emails (c)[0];
+
+  return g_strdup_printf ("the card of persona %s%s%s%s%s%s", p ? cm_persona_get_key (p) : "?",
+                          assoc ? " (" : "", assoc ? assoc : "", assoc ? ")" : "",
+                          email ? ", " : "", email ? email : "");
+}
+
+/* The nickname to propose for @pick, or NULL when NSS would resolve that nickname to another
+ * card's valid cert of the same usage (OpenSC names a person's persona cards alike): then the
+ * reason says which card to remove. */
+static char *
+propose (CmEvoIdentity *id, CmInventory *inv, CmCert *pick, CmRole role, gint64 at)
+{
+  const char *nick = pick ? cm_nss_cert_nickname (pick) : NULL;
+  GPtrArray *certs = cm_inventory_get_certs (inv);
+  gboolean sign = role == CM_ROLE_EMAIL_SIGNING;
+
+  for (guint i = 0; nick && i < certs->len; i++)
+    {
+      CmCert *c = g_ptr_array_index (certs, i);
+      g_autofree char *other = NULL;
+      if (c == pick || !has_nickname (c, nick) || cm_cert_get_role (c) != role
+          || !cm_cert_is_valid_at (c, at))
+        continue;
+      other = describe_owner (inv, c);
+      add_reason (id, sign ? "signing-nickname-shared" : "encryption-nickname-shared",
+                  "the %s certificate for %s is named '%s', and so is a certificate on another "
+                  "card: remove %s from its reader, then run Fix",
+                  sign ? "signing" : "encryption", id->address, nick, other);
+      return NULL;
+    }
+  return g_strdup (nick);
 }
 
 CmEvoIdentity *
@@ -183,11 +218,16 @@ cm_evo_identity_check (const CmEvoSettings *s, CmInventory *inv, GPtrArray *inse
   picks = cm_select_for_email (inv, s->address, at, NULL);
   sign = cm_picks_get_signing (picks);
   enc = cm_picks_get_encryption (picks);
-  id->proposed_signing = nickname_of (sign);
-  id->proposed_encryption = nickname_of (enc);
+  {
+    g_autoptr (JsonNode) all = cm_json_picks (picks);
+    id->problems = json_node_ref (json_object_get_member (json_node_get_object (all), "problems"));
+  }
   judge (id, inv, s->signing, CM_ROLE_EMAIL_SIGNING, sign, inserted, at);
   judge (id, inv, s->encryption, CM_ROLE_EMAIL_ENCRYPTION, enc, inserted, at);
-  if ((sign && !id->proposed_signing) || (enc && !id->proposed_encryption))
+  id->proposed_signing = propose (id, inv, sign, CM_ROLE_EMAIL_SIGNING, at);
+  id->proposed_encryption = propose (id, inv, enc, CM_ROLE_EMAIL_ENCRYPTION, at);
+  if ((sign && !id->proposed_signing && cm_nss_cert_nickname (sign) == NULL)
+      || (enc && !id->proposed_encryption && cm_nss_cert_nickname (enc) == NULL))
     add_reason (id, "picked-cert-not-in-nss",
                 "the right certificate is on the card but not visible to Evolution: run "
                 "'cacmail nss register' while Evolution is closed");
@@ -211,6 +251,8 @@ cm_evo_identity_free (CmEvoIdentity *id)
   g_free (id->proposed_encryption);
   g_ptr_array_unref (id->reasons);
   g_ptr_array_unref (id->messages);
+  if (id->problems)
+    json_node_unref (id->problems);
   g_free (id);
 }
 
@@ -261,6 +303,12 @@ const char *const *
 cm_evo_identity_get_messages (CmEvoIdentity *id)
 {
   return (const char *const *)id->messages->pdata;
+}
+
+JsonArray *
+cm_evo_identity_get_problems (CmEvoIdentity *id)
+{
+  return json_node_get_array (id->problems);
 }
 
 /* A fix changes something: a proposal that differs from the setting, or an empty algorithm. */
@@ -322,6 +370,8 @@ cm_evo_identity_to_json (CmEvoIdentity *id)
   member_str (b, "signing", id->proposed_signing);
   member_str (b, "encryption", id->proposed_encryption);
   json_builder_end_object (b);
+  json_builder_set_member_name (b, "problems");
+  json_builder_add_value (b, json_node_copy (id->problems));
   json_builder_end_object (b);
   return json_builder_get_root (b);
 }

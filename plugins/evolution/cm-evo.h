@@ -54,6 +54,9 @@ gboolean cm_evo_identity_is_stale (CmEvoIdentity *id);
 const char *const *cm_evo_identity_get_reasons (CmEvoIdentity *id);
 /* One sentence per reason, same order. */
 const char *const *cm_evo_identity_get_messages (CmEvoIdentity *id);
+/* The problems of the picks for the identity's address, each an object with code, severity,
+ * message, hint and certs (as `cacmail pick --json` prints them). Owned by @id. */
+JsonArray *cm_evo_identity_get_problems (CmEvoIdentity *id);
 const CmEvoSettings *cm_evo_identity_get_current (CmEvoIdentity *id);
 /* The nicknames to set (NULL when there is nothing to propose); owned by @id. */
 const char *cm_evo_identity_get_proposed_signing (CmEvoIdentity *id);

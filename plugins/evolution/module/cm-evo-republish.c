@@ -102,30 +102,6 @@ progress_in_main (gpointer data)
 }
 
 static gboolean
-cert_has_email (CERTCertificate *cert, const char *email)
-{
-  for (const char *e = CERT_GetFirstEmailAddress (cert); e; e = CERT_GetNextEmailAddress (cert, e))
-    if (g_ascii_strcasecmp (e, email) == 0)
-      return TRUE;
-  return FALSE;
-}
-
-/* Does @slot's card hold a certificate for @email? (Card certs are public: no login.) */
-static gboolean
-slot_has_email (PK11SlotInfo *slot, const char *email)
-{
-  CERTCertList *certs = PK11_ListCertsInSlot (slot);
-  gboolean found = FALSE;
-
-  for (CERTCertListNode *n = certs ? CERT_LIST_HEAD (certs) : NULL;
-       n && !CERT_LIST_END (n, certs) && !found; n = CERT_LIST_NEXT (n))
-    found = cert_has_email (n->cert, email);
-  if (certs)
-    CERT_DestroyCertList (certs);
-  return found;
-}
-
-static gboolean
 log_in_slot (Republish *r, PK11SlotInfo *slot, GError **error)
 {
   const char *token = PK11_GetTokenName (slot);
@@ -148,28 +124,41 @@ log_in_slot (Republish *r, PK11SlotInfo *slot, GError **error)
   return ok;
 }
 
-/* Log in, with our PIN dialog, to the cards that hold a certificate for @email. Inside
+/* The token of the card that holds the signing cert picked for @email, through core's one
+ * NSS reader (each token one card, found by its serial number: a person's persona cards share
+ * a label). New reference, or NULL when no card holds one. */
+static PK11SlotInfo *
+picked_card_token (const char *email, GCancellable *cancellable)
+{
+  g_autoptr (CmInventory) inv = cm_inventory_new ();
+  g_autoptr (GPtrArray) tokens = cm_nss_list_card_tokens ();
+  g_autoptr (CmPicks) picks = NULL;
+  g_autoptr (GPtrArray) cards = NULL;
+  CmCert *sign;
+
+  for (guint i = 0; i < tokens->len; i++)
+    cm_nss_add_token_certs_sync (inv, g_ptr_array_index (tokens, i), NULL, cancellable, NULL);
+  picks = cm_select_for_email (inv, email, cm_time_now (), NULL);
+  if ((sign = cm_picks_get_signing (picks)) == NULL)
+    return NULL;
+  cards = cm_inventory_cards_of (inv, sign);
+  return cards->len ? cm_nss_find_token (cm_card_get_identity (g_ptr_array_index (cards, 0)))
+                    : NULL;
+}
+
+/* Log in, with our PIN dialog, to the card that holds the certificates for @email. Inside
  * Evolution the NSS password callback is Evolution's: without this, NSS would ask for the PIN
  * through Evolution's generic prompt as soon as the library looks for the card's keys. */
 static gboolean
 log_in_cards (Republish *r, const char *email, GCancellable *cancellable, GError **error)
 {
-  g_autofree char *name = cm_evo_card_module_loaded ();
-  SECMODModule *mod = name ? SECMOD_FindModule (name) : NULL;
+  PK11SlotInfo *slot = picked_card_token (email, cancellable);
   gboolean ok = TRUE;
 
-  for (int i = 0; mod && ok && i < mod->slotCount; i++)
-    {
-      PK11SlotInfo *slot = mod->slots[i];
-
-      if (!PK11_IsPresent (slot) || !PK11_NeedLogin (slot) || PK11_IsLoggedIn (slot, NULL)
-          || !slot_has_email (slot, email))
-        continue;
-      ok = log_in_slot (r, slot, error)
-           && !g_cancellable_set_error_if_cancelled (cancellable, error);
-    }
-  if (mod)
-    SECMOD_DestroyModule (mod);
+  if (slot && PK11_NeedLogin (slot) && !PK11_IsLoggedIn (slot, NULL))
+    ok = log_in_slot (r, slot, error) && !g_cancellable_set_error_if_cancelled (cancellable, error);
+  if (slot)
+    PK11_FreeSlot (slot);
   return ok;
 }
 

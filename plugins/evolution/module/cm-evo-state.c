@@ -95,7 +95,8 @@ read_cards (CmEvoState *st, GCancellable *cancellable)
       g_ptr_array_add (st->readers, r);
       if (!r->present || g_cancellable_is_cancelled (cancellable))
         continue;
-      if (cm_card_read_sync (st->inv, r->name, CM_READ_DEFAULT, NULL, cancellable, &local))
+      if (cm_card_read_sync (st->inv, r->name, CM_READ_DEFAULT | CM_READ_NO_CACHE, NULL,
+                             cancellable, &local))
         {
           GPtrArray *cards = cm_inventory_get_cards (st->inv);
           GPtrArray *certs;
@@ -113,43 +114,24 @@ read_cards (CmEvoState *st, GCancellable *cancellable)
     }
 }
 
-/* The certificates of the cards NSS sees in this process, named as Evolution names them
- * ("token:label"). Per token with PK11_ListCertsInSlot, which does not log in: PK11_ListCerts
- * would, and a card module registered without the "friendly" flag (`cacmail nss register`)
- * would then make NSS ask for the PIN through Evolution's prompt just to show this page. */
+/* The certificates of the cards NSS sees in this process, through core's one NSS reader
+ * (each token one card, named by its serial number; nicknames "token:label" as Evolution
+ * names them). No login: a token registered without the "friendly" flag is listed as locked. */
 static void
 add_card_certs (CmEvoState *st, GCancellable *cancellable)
 {
-  g_autoptr (GPtrArray) slots = g_ptr_array_new_with_free_func ((GDestroyNotify)PK11_FreeSlot);
-  SECMODListLock *lock = SECMOD_GetDefaultModuleListLock ();
+  g_autoptr (GPtrArray) slots = cm_nss_list_card_tokens ();
 
-  if (lock == NULL)
-    return;
-  SECMOD_GetReadLock (lock);
-  for (SECMODModuleList *l = SECMOD_GetDefaultModuleList (); l; l = l->next)
-    for (int i = 0; l->module->loaded && i < l->module->slotCount; i++)
-      if (!PK11_IsInternal (l->module->slots[i]) && PK11_IsRemovable (l->module->slots[i]))
-        g_ptr_array_add (slots, PK11_ReferenceSlot (l->module->slots[i]));
-  SECMOD_ReleaseReadLock (lock);
   for (guint i = 0; i < slots->len && !g_cancellable_is_cancelled (cancellable); i++)
     {
       PK11SlotInfo *slot = g_ptr_array_index (slots, i);
-      CERTCertList *list = PK11_IsPresent (slot) ? PK11_ListCertsInSlot (slot) : NULL;
+      g_autoptr (GError) error = NULL;
 
-      if (PK11_IsPresent (slot) && !PK11_IsFriendly (slot) && PK11_NeedLogin (slot)
-          && !PK11_IsLoggedIn (slot, NULL))
+      if (!PK11_IsFriendly (slot) && PK11_NeedLogin (slot) && !PK11_IsLoggedIn (slot, NULL))
         g_ptr_array_add (st->locked, g_strdup (PK11_GetTokenName (slot)));
-
-      for (CERTCertListNode *n = list ? CERT_LIST_HEAD (list) : NULL; n && !CERT_LIST_END (n, list);
-           n = CERT_LIST_NEXT (n))
-        {
-          g_autoptr (GBytes) der = g_bytes_new (n->cert->derCert.data, n->cert->derCert.len);
-          CmSource src = { CM_SOURCE_NSS, st->nssdb, (char *)PK11_GetTokenName (slot),
-                           n->appData ? n->appData : n->cert->nickname, CM_SLOT_NONE };
-          cm_inventory_add_der (st->inv, der, &src, NULL);
-        }
-      if (list)
-        CERT_DestroyCertList (list);
+      if (!cm_nss_add_token_certs_sync (st->inv, slot, st->nssdb, cancellable, &error))
+        g_ptr_array_add (st->problems, g_strdup_printf ("Card '%s': %s", PK11_GetTokenName (slot),
+                                                        error->message));
     }
 }
 
