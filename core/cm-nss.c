@@ -411,7 +411,9 @@ piv_slot_of (PK11SlotInfo *slot, guint8 id)
   CK_TOKEN_INFO info;
   static const CmSlot by_id[] = { CM_SLOT_NONE, CM_SLOT_9A, CM_SLOT_9C, CM_SLOT_9D, CM_SLOT_9E };
 
-  if (PK11_GetTokenInfo (slot, &info) != SECSuccess || memcmp (info.model, "PIV-II", 6) != 0)
+  /* OpenSC 0.23: manufacturer "piv_II", model "PKCS#15 emulated" */
+  if (PK11_GetTokenInfo (slot, &info) != SECSuccess
+      || memcmp (info.manufacturerID, "piv_II ", 7) != 0)
     return CM_SLOT_NONE;
   if (id < G_N_ELEMENTS (by_id))
     return by_id[id];

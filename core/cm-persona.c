@@ -7,8 +7,8 @@
  *    every cert with the same EDIPI, the same exact subject DN and that address (real DoD
  *    email certs carry no card GUID: name and address are all they share with their card).
  * 3. A cert on no card without an address (PIV Auth, CAC ID) joins the one persona whose certs
- *    carry its EDIPI and subject DN; when several do (two persona cards with one OU), the data
- *    cannot tell: it stays apart, marked unknown.
+ *    carry its EDIPI and subject DN and were valid at some time it was; when several do (two
+ *    persona cards with one OU), the data cannot tell: it stays apart, marked unknown.
  * Two different persona IDs are never merged: the union is refused and recorded as a conflict.
  */
 #include "cm-inventory-private.h"
@@ -20,13 +20,14 @@ typedef struct
   GHashTable *pid;    /* root sha -> persona ID (borrowed from a cert) */
 } Dsu;
 
+/* The root of @x's set: the cert's own sha256 string (never a caller's copy of it). */
 static const char *
 find (Dsu *d, const char *x)
 {
   const char *p;
   while ((p = g_hash_table_lookup (d->parent, x)) && strcmp (p, x) != 0)
     x = p;
-  return x;
+  return p ? p : x;
 }
 
 static void
@@ -201,9 +202,19 @@ placed_by_name (CmCert *c)
   return !on_a_card (c) && cm_cert_get_emails (c)[0] == NULL && cm_cert_get_edipi (c) != NULL;
 }
 
-/* The roots of the certs named @name that are not themselves placed by name. */
+static gboolean
+periods_overlap (CmCert *a, CmCert *b)
+{
+  return cm_cert_get_not_before (a) <= cm_cert_get_not_after (b)
+         && cm_cert_get_not_before (b) <= cm_cert_get_not_after (a);
+}
+
+/* The roots of the certs named like @c (@name) that are not themselves placed by name and were
+ * valid at some time @c was: a card's login and email certs are issued together, so an older
+ * generation under the same name (the address before a migration, a retired key) is no
+ * candidate. */
 static GPtrArray *
-targets_of (Dsu *d, GPtrArray *certs, const char *name)
+targets_of (Dsu *d, GPtrArray *certs, CmCert *c, const char *name)
 {
   GPtrArray *roots = g_ptr_array_new ();
 
@@ -212,7 +223,7 @@ targets_of (Dsu *d, GPtrArray *certs, const char *name)
       CmCert *o = g_ptr_array_index (certs, i);
       g_autofree char *k = placed_by_name (o) ? NULL : name_key (o);
       const char *r;
-      if (k == NULL || strcmp (k, name) != 0)
+      if (k == NULL || strcmp (k, name) != 0 || !periods_overlap (c, o))
         continue;
       r = find (d, cm_cert_get_sha256 (o));
       if (!g_ptr_array_find_with_equal_func (roots, r, g_str_equal, NULL))
@@ -268,7 +279,7 @@ name_links (Dsu *d, GPtrArray *certs)
     {
       CmCert *c = g_ptr_array_index (certs, i);
       g_autofree char *name = placed_by_name (c) ? name_key (c) : NULL;
-      g_autoptr (GPtrArray) roots = name ? targets_of (d, certs, name) : NULL;
+      g_autoptr (GPtrArray) roots = name ? targets_of (d, certs, c, name) : NULL;
       char *plan;
       GPtrArray *list;
 
