@@ -85,6 +85,15 @@ def inside(spec_file):
     out["nss_list"] = json.loads(p.stdout) if p.returncode == 0 else {"error": p.stderr}
     p = cm("evolution", "check", "--json", "--nssdb", db, "--at", at)
     out["evolution"] = json.loads(p.stdout) if p.returncode == 0 else {"error": p.stderr}
+    if spec["cards"] > 1:
+        # the check named the card to remove: pull the second card, then Fix the first identity
+        sock = os.path.join(os.environ["CACMAIL_VCARD_CONTROL_DIR"], "card1.sock")
+        subprocess.run([os.environ["CACMAIL_VCARD"], "--control", sock, "--send", "remove"],
+                       capture_output=True, timeout=30)
+        fix = cm("evolution", "fix", "--json", "--identity", "id0", "--nssdb", db, "--at", at)
+        after = cm("evolution", "check", "--json", "--identity", "id0", "--nssdb", db, "--at", at)
+        out["fix"] = {"rc": fix.returncode, "error": fix.stderr,
+                      "after": json.loads(after.stdout) if after.returncode == 0 else None}
     with open(spec["out"], "w") as f:
         json.dump(out, f)
     return 0
@@ -155,7 +164,7 @@ def device_paths(tmp, pki, m, s, cards):
         write_source(home, f"id{i}", e)
     spec = {"pki": pki, "at": s["at"], "home": home, "emails": emails,
             "ca_files": [os.path.join(pki, c) for c in m["ca_files"]],
-            "out": os.path.join(tmp, f"out-{s['name']}.json")}
+            "out": os.path.join(tmp, f"out-{s['name']}.json"), "cards": len(cards)}
     spec_file = os.path.join(tmp, f"spec-{s['name']}.json")
     with open(spec_file, "w") as f:
         json.dump(spec, f)
@@ -255,6 +264,13 @@ with tmpdir() as tmp:
         check_status(s, got["status"])
         check_republish(s, got)
         check_evolution(s, got)
+        if "fix" in got:
+            f, w = got["fix"], want_for(s["picks"][0], "evolution")
+            after = (f["after"] or {"identities": [{}]})["identities"][0]
+            t.ok(f["rc"] == 0 and after.get("state") == "ok"
+                 and after.get("current", {}).get("signing") is not None,
+                 f"{s['name']}: with the other persona's card removed, Fix sets the first "
+                 "identity and check calls it ok", f)
 
     paths = ["card-folder", "loose-files", "pcscd", "nss-token", "evolution"]
     print("# the table: scenario / address x path (same = the manifest's picks and problems)")
