@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 
-from cmtest import CACMAIL, SOURCE, Tap, make_pki, need, skip, tmpdir
+from cmtest import CACMAIL, SOURCE, Tap, make_pki, need, schema_errors, skip, tmpdir
 
 HARNESS = os.path.join(SOURCE, "tests", "harness")
 OPENSC = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"
@@ -212,6 +212,8 @@ def check_republish(s, got):
 def check_evolution(s, got):
     if "error" in got["evolution"]:
         return t.ok(False, f"{s['name']}: evolution check", got["evolution"]["error"])
+    t.eq(schema_errors(got["evolution"]), [], f"{s['name']}: evolution check --json matches the "
+         "schema")
     by_addr = {i["address"]: i for i in got["evolution"]["identities"]}
     nicks = {}
     for d in got["nss_list"].get("databases", []):
