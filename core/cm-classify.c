@@ -77,7 +77,10 @@ cm_classify (CmCert *c, CmRole *role_out, GStrv *reasons_out)
   const char *const *ekus = cm_cert_get_ekus (c);
   guint ku = cm_cert_get_key_usage (c);
   gboolean has_email = cm_cert_get_emails (c)[0] != NULL;
-  gboolean dod_edipi_upn = cm_cert_get_edipi (c) && !cm_cert_get_persona_id (c);
+  const char *upn = cm_cert_get_upn (c);
+  /* the UPN itself is "EDIPI@mil" (an EDIPI read from the common name says nothing of role) */
+  gboolean dod_edipi_upn = upn && strlen (upn) == 14 && cm_is_digits ((const guint8 *)upn, 10)
+                           && g_ascii_strcasecmp (upn + 10, "@mil") == 0;
   Tally t = { 0 };
   CmRole best = CM_ROLE_OTHER;
   g_autoptr (GPtrArray) reasons = g_ptr_array_new ();
