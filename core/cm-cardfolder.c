@@ -50,6 +50,13 @@ cm_card_folder_probe (const char *dir)
   return FALSE;
 }
 
+/* g_ptr_array_sort passes pointers to the elements */
+static gint
+compare_names (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(const char *const *)a, *(const char *const *)b);
+}
+
 CmCardFolder *
 cm_card_folder_read (const char *dir, GError **error)
 {
@@ -67,7 +74,7 @@ cm_card_folder_read (const char *dir, GError **error)
     }
   while ((name = g_dir_read_name (d)))
     g_ptr_array_add (names, g_strdup (name));
-  g_ptr_array_sort (names, (GCompareFunc)g_strcmp0);
+  g_ptr_array_sort (names, compare_names);
 
   cf = g_new0 (CmCardFolder, 1);
   cf->slot_certs

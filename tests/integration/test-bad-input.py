@@ -91,6 +91,8 @@ with tmpdir() as tmp:
     p = run("certs", card2, check=False)
     t.ok(p.returncode == 3 and "keep one" in p.stderr, "two certs for one slot: refused",
          p.stderr)
+    t.ok("4 - other.crt: differs from" in p.stderr and "4 - ICAM_PIV_Dig_Sig" in p.stderr,
+         "the folder is read in name order: the later file is the one refused", p.stderr)
 
     # A good input beside a bad one: the run fails as a whole.
     p = run("certs", GOOD, os.path.join(tmp, "empty.crt"), check=False)
