@@ -189,6 +189,20 @@ reason_text (const char *code, const char *message)
   return message;
 }
 
+/* The problems of the picks for an identity's address, in the words the CLI uses. */
+static void
+show_problems (CmEvoPage *page, JsonArray *problems)
+{
+  for (guint i = 0; i < json_array_get_length (problems); i++)
+    {
+      JsonObject *p = json_array_get_object_element (problems, i);
+      g_autofree char *line = g_strdup_printf ("\342\232\240 %s\n    Fix: %s",
+                                               json_object_get_string_member (p, "message"),
+                                               json_object_get_string_member (p, "hint"));
+      add_label (page->identities, line, FALSE);
+    }
+}
+
 static void
 show_identities (CmEvoPage *page, CmEvoState *st)
 {
@@ -224,6 +238,7 @@ show_identities (CmEvoPage *page, CmEvoState *st)
             = g_strdup_printf ("\342\200\242 %s", reason_text (codes[j], msgs[j]));
           add_label (page->identities, line, FALSE);
         }
+      show_problems (page, cm_evo_identity_get_problems (id));
       if (stale)
         {
           const char *ps = cm_evo_identity_get_proposed_signing (id);
