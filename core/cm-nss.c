@@ -467,7 +467,7 @@ cm_nss_add_token_certs_sync (CmInventory *inv, PK11SlotInfo *slot, const char *d
   if (!PK11_IsPresent (slot))
     return TRUE;
   objs = read_token_objects (slot, cancellable);
-  if (is_card_token (slot))
+  if (is_card_token (slot) && objs->len > 0) /* an empty token (a blank card) shows nothing */
     {
       identity = cm_nss_token_identity (slot);
       cs = cm_card_source_new (CM_SOURCE_NSS, token, db_dir, identity ? identity : NULL, NULL);
