@@ -50,6 +50,11 @@ read_buffer_file (CmApduSession *s, guint8 which, GError **error)
                        "reading a CAC applet of the card in reader '%s': %s", s->reader, why);
           return NULL;
         }
+      if (r->len > want)
+        {
+          cm_apdu_not_answering (s, "more data than READ BUFFER asked for", error);
+          return NULL;
+        }
       g_byte_array_append (file, r->data, r->len);
       if (!have_len && file->len >= 2)
         {

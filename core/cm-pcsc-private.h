@@ -9,6 +9,12 @@
 #include <zlib.h>
 
 #define CM_MAX_OBJECT (64 * 1024)
+/* What a card may do before it is taken for one that does not answer properly. Every loop
+ * over a card's answers is bounded by these and by the deadline of the read. */
+#define CM_MAX_GET_RESPONSE 300 /* GET RESPONSE rounds of one command (64 KiB / 256 + slack) */
+#define CM_MAX_EMPTY_61 2       /* 61xx answers in a row that bring no data */
+#define CM_MAX_RESEND 2         /* 6Cxx re-sends of one command */
+#define CM_READ_SECONDS 20      /* one card read, all APDUs: no APDU is sent after that */
 
 typedef struct
 {
@@ -20,15 +26,24 @@ typedef struct
   gboolean extended_tried;
   CmCardReport *stats;
   GCancellable *cancellable;
+  gint64 deadline; /* g_get_monotonic_time() after which no APDU is sent; 0: none */
+  gboolean broken; /* the card broke the protocol: nothing more is sent to it */
 } CmApduSession;
 
+/* Set @error to "the card in reader ... does not answer properly (@why): remove and reinsert
+ * it" (CM_ERROR_ENVIRONMENT) and mark the session broken. Returns FALSE. */
+G_GNUC_INTERNAL gboolean cm_apdu_not_answering (CmApduSession *s, const char *why, GError **error);
+
 /* Send one APDU. 61xx is followed with GET RESPONSE unless @first_chunk_only; 6Cxx is resent
- * with the length the card asks for. Returns the data (caller unrefs) and the final SW. */
+ * with the length the card asks for. Returns the data (caller unrefs) and the final SW. A card
+ * that breaks the bounds above, answers without a status word or with more data than Le, or
+ * keeps the read past its deadline gets cm_apdu_not_answering(). */
 G_GNUC_INTERNAL GByteArray *cm_apdu_transmit (CmApduSession *s, const guint8 *apdu, gsize len,
                                               guint16 *sw, gboolean first_chunk_only,
                                               GError **error);
 
-/* Continue a 61xx answer with GET RESPONSE until the end, appending to @data. */
+/* Continue a 61xx answer with GET RESPONSE until the end, appending to @data (bounded as
+ * cm_apdu_transmit). */
 G_GNUC_INTERNAL gboolean cm_apdu_get_rest (CmApduSession *s, GByteArray *data, guint16 *sw,
                                            GError **error);
 

@@ -2,7 +2,9 @@
  * CHUID's first chunk (FASC-N and GUID come first), then only the certificate containers the
  * task needs. Extended-length APDUs where the reader takes them, else short APDUs with the
  * largest Le and 61xx/GET RESPONSE chaining. A card seen before is confirmed from the first
- * chunk of each container (serial and issuer) against the public-data cache. */
+ * chunk of each container (serial and issuer) against the public-data cache. Every loop over
+ * the card's answers is bounded (count, bytes, a deadline per read): a card that breaks the
+ * protocol ends the read with "does not answer properly: remove and reinsert it". */
 #include "cm-pcsc-private.h"
 
 static const guint8 piv_aid[] = { 0xa0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00 };
@@ -86,87 +88,145 @@ cm_pcsc_set_error (GError **error, LONG rv, const char *reader, const char *what
                  pcsc_stringify_error (rv));
 }
 
+gboolean
+cm_apdu_not_answering (CmApduSession *s, const char *why, GError **error)
+{
+  s->broken = TRUE;
+  g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
+               "the card in reader '%s' does not answer properly (%s): remove and reinsert it",
+               s->reader, why);
+  return FALSE;
+}
+
+/* The most data a command lets the card answer with (Ne); 256 when it asks for none (a card
+ * that answers a case 1 or 3 command with some data is tolerated, up to a short APDU's worth). */
+static gsize
+apdu_ne (const guint8 *c, gsize n)
+{
+  gsize lc, le;
+
+  if (n <= 4)
+    return 256;
+  if (n == 5)
+    return c[4] ? c[4] : 256;
+  if (c[4] != 0)
+    return n == 6 + (gsize)c[4] && c[n - 1] ? c[n - 1] : 256;
+  if (n == 7)
+    le = ((gsize)c[5] << 8) | c[6];
+  else
+    {
+      lc = ((gsize)c[5] << 8) | c[6];
+      if (n != 9 + lc)
+        return 65536;
+      le = ((gsize)c[n - 2] << 8) | c[n - 1];
+    }
+  return le ? le : 65536;
+}
+
+#define CM_MAX_RESPONSE (65536 + 2)
+
+/* One exchange: the answer (data + SW, at least 2 bytes, data no longer than Ne) in @resp. */
+static gboolean
+transmit_once (CmApduSession *s, const guint8 *cmd, gsize cmd_len, guint8 *resp, DWORD *rlen,
+               GError **error)
+{
+  const SCARD_IO_REQUEST *pci = s->proto == SCARD_PROTOCOL_T1 ? SCARD_PCI_T1 : SCARD_PCI_T0;
+  LONG rv;
+
+  if (g_cancellable_set_error_if_cancelled (s->cancellable, error))
+    return FALSE;
+  if (s->broken)
+    return cm_apdu_not_answering (s, "it broke the protocol earlier in this read", error);
+  if (s->deadline && g_get_monotonic_time () > s->deadline)
+    return cm_apdu_not_answering (s, "the read took over " G_STRINGIFY (CM_READ_SECONDS) " s",
+                                  error);
+  *rlen = CM_MAX_RESPONSE;
+  rv = SCardTransmit (s->card, pci, cmd, (DWORD)cmd_len, NULL, resp, rlen);
+  if (s->stats)
+    {
+      s->stats->apdus++;
+      s->stats->bytes_sent += cmd_len;
+      if (rv == SCARD_S_SUCCESS)
+        s->stats->bytes_received += *rlen;
+    }
+  if (rv == (LONG)SCARD_E_INSUFFICIENT_BUFFER)
+    return cm_apdu_not_answering (s, "an answer longer than any APDU", error);
+  if (rv != SCARD_S_SUCCESS)
+    {
+      cm_pcsc_set_error (error, rv, s->reader, "sending a command to the card");
+      return FALSE;
+    }
+  if (*rlen == 0) /* no card sends nothing: the reader lost it (vpcd does this on removal) */
+    {
+      cm_pcsc_set_error (error, (LONG)SCARD_W_REMOVED_CARD, s->reader,
+                         "sending a command to the card");
+      return FALSE;
+    }
+  if (*rlen < 2)
+    return cm_apdu_not_answering (s, "an answer without a status word", error);
+  if (*rlen - 2 > apdu_ne (cmd, cmd_len))
+    return cm_apdu_not_answering (s, "more data than the command asked for", error);
+  return TRUE;
+}
+
 GByteArray *
 cm_apdu_transmit (CmApduSession *s, const guint8 *apdu, gsize len, guint16 *sw,
                   gboolean first_chunk_only, GError **error)
 {
   g_autoptr (GByteArray) out = g_byte_array_new ();
-  g_autofree guint8 *resp = g_malloc (65536 + 2);
+  g_autofree guint8 *resp = g_malloc (CM_MAX_RESPONSE);
   guint8 cmd[5 + 255 + 3 + 8];
   gsize cmd_len = len;
+  guint resends = 0;
+  DWORD rlen = 0;
 
   *sw = 0;
   g_return_val_if_fail (len <= sizeof cmd, NULL);
   memcpy (cmd, apdu, len);
   for (;;)
     {
-      DWORD rlen = 65536 + 2;
-      const SCARD_IO_REQUEST *pci = s->proto == SCARD_PROTOCOL_T1 ? SCARD_PCI_T1 : SCARD_PCI_T0;
-      LONG rv;
-
-      if (g_cancellable_set_error_if_cancelled (s->cancellable, error))
+      if (!transmit_once (s, cmd, cmd_len, resp, &rlen, error))
         return NULL;
-      rv = SCardTransmit (s->card, pci, cmd, (DWORD)cmd_len, NULL, resp, &rlen);
-      if (s->stats)
-        {
-          s->stats->apdus++;
-          s->stats->bytes_sent += cmd_len;
-          if (rv == SCARD_S_SUCCESS)
-            s->stats->bytes_received += rlen;
-        }
-      if (rv != SCARD_S_SUCCESS)
-        {
-          cm_pcsc_set_error (error, rv, s->reader, "sending a command to the card");
-          return NULL;
-        }
-      if (rlen < 2)
-        {
-          g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
-                       "the card in reader '%s' sent a malformed answer: re-insert it", s->reader);
-          return NULL;
-        }
       *sw = (guint16)((resp[rlen - 2] << 8) | resp[rlen - 1]);
-      g_byte_array_append (out, resp, rlen - 2);
-      if (out->len > CM_MAX_OBJECT)
+      if ((*sw & 0xff00) != 0x6c00 || cmd_len < 5 || cmd[1] == 0xc0)
+        break;
+      if (++resends > CM_MAX_RESEND)
         {
-          g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-                       "the card in reader '%s' returned an object over 64 KiB", s->reader);
+          cm_apdu_not_answering (s, "it keeps asking for another length", error);
           return NULL;
         }
-      if ((*sw & 0xff00) == 0x6100 && !first_chunk_only)
-        {
-          guint8 get_response[] = { 0x00, 0xc0, 0x00, 0x00, (guint8)(*sw & 0xff) };
-          memcpy (cmd, get_response, sizeof get_response);
-          cmd_len = sizeof get_response;
-          continue;
-        }
-      if ((*sw & 0xff00) == 0x6c00 && cmd_len >= 5 && cmd[1] != 0xc0)
-        {
-          cmd[cmd_len - 1] = (guint8)(*sw & 0xff); /* resend with the exact Le */
-          continue;
-        }
-      break;
+      cmd[cmd_len - 1] = (guint8)(*sw & 0xff); /* resend with the exact Le */
     }
+  g_byte_array_append (out, resp, rlen - 2);
+  if (!first_chunk_only && !cm_apdu_get_rest (s, out, sw, error))
+    return NULL;
   return g_steal_pointer (&out);
 }
 
 gboolean
 cm_apdu_get_rest (CmApduSession *s, GByteArray *data, guint16 *sw, GError **error)
 {
+  g_autofree guint8 *resp = NULL;
+  guint rounds = 0, empty = 0;
+
   while ((*sw & 0xff00) == 0x6100)
     {
       guint8 get_response[] = { 0x00, 0xc0, 0x00, 0x00, (guint8)(*sw & 0xff) };
-      g_autoptr (GByteArray) more
-        = cm_apdu_transmit (s, get_response, sizeof get_response, sw, TRUE, error);
-      if (more == NULL)
+      DWORD rlen = 0;
+
+      if (++rounds > CM_MAX_GET_RESPONSE)
+        return cm_apdu_not_answering (s, "its answer never ends", error);
+      if (resp == NULL)
+        resp = g_malloc (CM_MAX_RESPONSE);
+      if (!transmit_once (s, get_response, sizeof get_response, resp, &rlen, error))
         return FALSE;
-      g_byte_array_append (data, more->data, more->len);
+      *sw = (guint16)((resp[rlen - 2] << 8) | resp[rlen - 1]);
+      empty = rlen == 2 ? empty + 1 : 0;
+      if (empty > CM_MAX_EMPTY_61 && (*sw & 0xff00) == 0x6100)
+        return cm_apdu_not_answering (s, "it announces more data and sends none", error);
+      g_byte_array_append (data, resp, rlen - 2);
       if (data->len > CM_MAX_OBJECT)
-        {
-          g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-                       "the card in reader '%s' returned an object over 64 KiB", s->reader);
-          return FALSE;
-        }
+        return cm_apdu_not_answering (s, "an object over 64 KiB", error);
     }
   return TRUE;
 }
@@ -216,7 +276,7 @@ get_data (CmApduSession *s, const guint8 *tag, gsize tag_len, gboolean first_chu
         }
       if (r)
         g_byte_array_unref (r);
-      if (!probing || (local && local->domain == G_IO_ERROR))
+      if (!probing || s->broken || (local && local->domain == G_IO_ERROR))
         {
           g_propagate_error (error, g_steal_pointer (&local));
           return NULL;
@@ -336,7 +396,8 @@ chuid_from_prefix (const guint8 *p, gsize len)
 }
 
 /* Read one certificate container; from @cache when @trust_cache and its first chunk is the
- * cached one; the cache learns what was read either way. Returns FALSE with @error on failure;
+ * cached one and agrees with the cached certificate (cm_card_cache_match); the cache learns
+ * what was read either way. Returns FALSE with @error on failure;
  * *@der stays NULL for an empty slot. */
 static gboolean
 read_container (CmApduSession *s, const guint8 tag[3], CmCardCache *cache, gboolean trust_cache,
@@ -355,7 +416,8 @@ read_container (CmApduSession *s, const guint8 tag[3], CmCardCache *cache, gbool
         return FALSE;
       if (sw == 0x6a82)
         return TRUE;
-      if (sw == 0x9000 || (sw & 0xff00) == 0x6100)
+      /* a container that fits in one chunk came whole: nothing to take from the cache */
+      if ((sw & 0xff00) == 0x6100)
         *der = cm_card_cache_match (cache, key, r->data, r->len);
       if (*der)
         {
@@ -417,7 +479,7 @@ pin_status (CmApduSession *s)
   g_autoptr (GByteArray) r = NULL;
   guint16 sw = 0;
 
-  if (s->stats == NULL
+  if (s->stats == NULL || s->broken
       || (r = cm_apdu_transmit (s, verify, sizeof verify, &sw, FALSE, NULL)) == NULL)
     return;
   if (sw == 0x9000)
@@ -455,6 +517,7 @@ cm_card_read_sync (CmInventory *inv, const char *reader, CmReadFlags flags, CmCa
   s.stats = report ? report : &local_report;
   memset (s.stats, 0, sizeof *s.stats);
   s.stats->pin_tries_left = -1;
+  s.deadline = g_get_monotonic_time () + CM_READ_SECONDS * G_USEC_PER_SEC;
   if (flags & CM_READ_SHORT_ONLY)
     s.extended_tried = TRUE;
   rv = SCardEstablishContext (SCARD_SCOPE_SYSTEM, NULL, NULL, &s.ctx);

@@ -38,6 +38,7 @@ typedef struct
   int fd;            /* connection to vpcd, -1 if none */
   gboolean inserted; /* the card wants to be connected */
   long remove_after; /* remove after this many more APDUs; -1: never */
+  VcHostile hostile; /* how the data reads misbehave (vcard-hostile.c) */
   unsigned long apdus;
   unsigned long connects;
   int listen_fd;
@@ -160,6 +161,13 @@ remove_card (Vcard *vc)
   disconnect (vc);
 }
 
+static void
+sleep_ms (long ms)
+{
+  struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+  nanosleep (&ts, NULL);
+}
+
 /* One frame from vpcd. FALSE: the connection is gone. */
 static gboolean
 handle_frame (Vcard *vc)
@@ -188,8 +196,12 @@ handle_frame (Vcard *vc)
   else if (ok)
     {
       VcBuf out = { 0 };
+      unsigned delay_ms = 0;
       log_hex (vc, 'C', buf, len);
-      vc_card_process (&vc->card, buf, len, &out);
+      if (!vc_hostile_answer (vc->hostile, buf, len, &out, &delay_ms))
+        vc_card_process (&vc->card, buf, len, &out);
+      if (delay_ms)
+        sleep_ms (delay_ms);
       vc->apdus++;
       log_hex (vc, 'R', out.data, out.len);
       ok = send_frame (vc->fd, out.data, out.len);
@@ -209,9 +221,9 @@ status_line (Vcard *vc, GString *s)
 {
   g_string_append_printf (s,
                           "inserted=%d connected=%d apdus=%lu connects=%lu verified=%d "
-                          "tries_left=%d remove_after=%ld\n",
+                          "tries_left=%d remove_after=%ld hostile=%s\n",
                           vc->inserted, vc->fd >= 0, vc->apdus, vc->connects, vc->card.verified,
-                          vc->card.tries_left, vc->remove_after);
+                          vc->card.tries_left, vc->remove_after, vc_hostile_name (vc->hostile));
 }
 
 static void
@@ -241,6 +253,14 @@ control_command (Vcard *vc, const char *line, GString *reply)
         }
       else
         g_string_append (reply, "error: remove-after needs a positive count\n");
+    }
+  else if (g_str_has_prefix (cmd, "hostile "))
+    {
+      if (vc_hostile_parse (cmd + 8, &vc->hostile))
+        g_string_append (reply, "ok\n");
+      else
+        g_string_append (reply, "error: hostile needs none, 61-forever, 6c-forever, short, "
+                                "oversized or slow\n");
     }
   else if (g_str_equal (cmd, "status"))
     status_line (vc, reply);
@@ -337,13 +357,6 @@ control_send (const char *path, const char *command)
   return rc;
 }
 
-static void
-sleep_ms (long ms)
-{
-  struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-  nanosleep (&ts, NULL);
-}
-
 static int
 run (Vcard *vc)
 {
@@ -416,7 +429,7 @@ int
 main (int argc, char **argv)
 {
   g_autofree char *card_dir = NULL, *host = NULL, *control = NULL, *log_path = NULL;
-  g_autofree char *pin = NULL, *send_cmd = NULL;
+  g_autofree char *pin = NULL, *send_cmd = NULL, *hostile = NULL;
   int port = 35963, remove_after = 0;
   gboolean short_only = FALSE, gzip = FALSE, no_piv = FALSE;
   GOptionEntry entries[] = {
@@ -431,6 +444,8 @@ main (int argc, char **argv)
       NULL },
     { "remove-after", 0, 0, G_OPTION_ARG_INT, &remove_after, "Remove the card after N APDUs", "N" },
     { "pin", 0, 0, G_OPTION_ARG_STRING, &pin, "The card's PIN (default 123456)", "PIN" },
+    { "hostile", 0, 0, G_OPTION_ARG_STRING, &hostile,
+      "Misbehave on data reads: 61-forever, 6c-forever, short, oversized, slow", "MODE" },
     { "send", 0, 0, G_OPTION_ARG_STRING, &send_cmd,
       "Client mode: send COMMAND to the card at --control and print the answer", "COMMAND" },
     { NULL, 0, 0, 0, NULL, NULL, NULL },
@@ -475,6 +490,13 @@ main (int argc, char **argv)
       return 2;
     }
   g_strlcpy (opt.pin, p, sizeof opt.pin);
+  VcHostile hostile_mode = VC_HOSTILE_NONE;
+  if (hostile && !vc_hostile_parse (hostile, &hostile_mode))
+    {
+      fprintf (stderr, "cacmail-vcard: --hostile takes none, 61-forever, 6c-forever, short, "
+                       "oversized or slow\n");
+      return 2;
+    }
 
   vc_crypto_init ();
   VcFolder folder;
@@ -485,6 +507,7 @@ main (int argc, char **argv)
       return 1;
     }
   Vcard vc = { 0 };
+  vc.hostile = hostile_mode;
   vc.host = host ? host : "127.0.0.1";
   vc.port = port;
   vc.fd = -1;

@@ -162,6 +162,24 @@ void vc_card_answer (VcCard *card, const VcApdu *apdu, const uint8_t *data, size
 /* VERIFY, shared by the PIV and CAC applets. */
 void vc_card_verify (VcCard *card, const VcApdu *apdu, VcBuf *out);
 
+/* vcard-hostile.c: cards that break the rules (--hostile MODE, control command `hostile`) */
+typedef enum
+{
+  VC_HOSTILE_NONE,
+  VC_HOSTILE_61_FOREVER, /* data reads answer 61 00 without data, forever */
+  VC_HOSTILE_6C_FOREVER, /* data reads answer 6C xx (another length each time), forever */
+  VC_HOSTILE_SHORT,      /* data reads answer one byte: no status word */
+  VC_HOSTILE_OVERSIZED,  /* data reads answer Le + 64 bytes; extended APDUs 6700 */
+  VC_HOSTILE_SLOW,       /* data reads answer 1 byte + 61 01 after 250 ms, forever */
+} VcHostile;
+/* "none", "61-forever", "6c-forever", "short", "oversized", "slow": FALSE if unknown. */
+gboolean vc_hostile_parse (const char *name, VcHostile *mode);
+const char *vc_hostile_name (VcHostile mode);
+/* The hostile answer to a data read (GET DATA, GET RESPONSE, READ BUFFER) in @mode, to send
+ * after *@delay_ms; FALSE when the card answers normally (mode none, or another command). */
+gboolean vc_hostile_answer (VcHostile mode, const uint8_t *apdu, size_t len, VcBuf *out,
+                            unsigned *delay_ms);
+
 /* vcard-piv.c */
 /* TRUE if the AID selects the PIV applet (full AID or a right-truncated prefix). */
 gboolean vc_piv_aid_matches (const uint8_t *aid, size_t len);
