@@ -173,6 +173,7 @@ cmd_status (int argc, char **argv)
       row->name = g_strdup (info->name);
       row->atr = g_strdup (info->atr);
       row->present = info->card_present;
+      row->report.pin_tries_left = -1; /* an empty reader has no PIN figure */
       g_ptr_array_add (rows, row);
       if (!info->card_present)
         continue;
@@ -269,13 +270,13 @@ cmd_status (int argc, char **argv)
           printf ("reader %s: %s", r->name,
                   r->card      ? "card read"
                   : r->present ? "card present, not read"
-                               : "no card");
+                               : "empty (no card)");
           if (p)
             printf (", persona %s%s%s%s", cm_persona_get_key (p),
                     cm_persona_get_association (p) ? " (" : "",
                     cm_persona_get_association (p) ? cm_persona_get_association (p) : "",
                     cm_persona_get_association (p) ? ")" : "");
-          if (r->report.pin_tries_left >= 0)
+          if (r->present && r->report.pin_tries_left >= 0)
             printf (", %d PIN tr%s left", r->report.pin_tries_left,
                     r->report.pin_tries_left == 1 ? "y" : "ies");
           printf ("\n");

@@ -96,6 +96,17 @@ with tmpdir() as tmp:
 rep = status([])
 t.ok(all(r["card"] is None for r in rep["readers"]) and
      "no-card" in {p["code"] for p in rep["problems"]}, "no card: reported as a state")
+# An empty reader says it is empty, with no PIN figure (it used to print "no card, 0 PIN tries
+# left"); the card in the other reader keeps its PIN figure (--all asks the card).
+p = subprocess.run([HARNESS, "--card", d46, "--", CACMAIL, "status", "--all", "--at", AT],
+                   capture_output=True, text=True, timeout=120)
+lines = {l.split(":", 1)[0]: l for l in p.stdout.splitlines() if l.startswith("reader ")}
+empty = lines.get("reader Virtual PCD 00 01", "")
+t.ok(p.returncode == 0 and empty == "reader Virtual PCD 00 01: empty (no card)",
+     "text status: an empty reader says it is empty, no PIN figure", p.stdout + p.stderr)
+t.ok("card read" in lines.get("reader Virtual PCD 00 00", "")
+     and lines["reader Virtual PCD 00 00"].endswith(", 3 PIN tries left"),
+     "text status: the card in the other reader shows its PIN tries", lines)
 p = subprocess.run(["unshare", "--mount", "--fork", "sh", "-c",
                     "mount -t tmpfs none /run/pcscd 2>/dev/null || "
                     "{ mkdir -p /run/pcscd && mount -t tmpfs none /run/pcscd; }; "
