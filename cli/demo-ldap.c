@@ -37,25 +37,30 @@ run_quiet (const char *const *argv, GError **error)
   return TRUE;
 }
 
-/* The demo's NSS database: the test CAs (root trusted) and the contractor's signing and
- * encryption keys as a software token (the demo has no card). */
+/* The demo's NSS database: the test CAs (root trusted; signing certs come from EMAIL CA-62,
+ * encryption certs from EMAIL CA-64) and the contractor's signing and encryption keys as a
+ * software token (the demo has no card). */
 static gboolean
 demo_nssdb (const char *pki, const char *db, GError **error)
 {
   g_autofree char *sql = g_strconcat ("sql:", db, NULL);
   g_autofree char *root = g_build_filename (pki, "ca", "root.crt", NULL);
   g_autofree char *eca = g_build_filename (pki, "ca", "email-ca.crt", NULL);
+  g_autofree char *eca64 = g_build_filename (pki, "ca", "email-ca-64.crt", NULL);
   g_autofree char *sig = g_build_filename (pki, "cards", "contractor", "4 - Dig_Sig.p12", NULL);
   g_autofree char *enc = g_build_filename (pki, "cards", "contractor", "5 - Key_Mgmt.p12", NULL);
   const char *n[] = { "certutil", "-N", "-d", sql, "--empty-password", NULL };
   const char *r[]
     = { "certutil", "-A", "-d", sql, "-n", "Test DoD Root CA 3", "-t", "C,C,C", "-i", root, NULL };
   const char *e[] = { "certutil", "-A", "-d", sql, "-n", "email-ca", "-t", ",,", "-i", eca, NULL };
+  const char *e64[]
+    = { "certutil", "-A", "-d", sql, "-n", "email-ca-64", "-t", ",,", "-i", eca64, NULL };
   const char *p1[] = { "pk12util", "-i", sig, "-d", sql, "-W", "", NULL };
   const char *p2[] = { "pk12util", "-i", enc, "-d", sql, "-W", "", NULL };
 
   return g_mkdir_with_parents (db, 0700) == 0 && run_quiet (n, error) && run_quiet (r, error)
-         && run_quiet (e, error) && run_quiet (p1, error) && run_quiet (p2, error);
+         && run_quiet (e, error) && run_quiet (e64, error) && run_quiet (p1, error)
+         && run_quiet (p2, error);
 }
 
 int

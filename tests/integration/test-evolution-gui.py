@@ -129,7 +129,7 @@ def make_home(tmp, pki):
     run("certutil", "-N", "-d", f"sql:{db}", "--empty-password")
     run("certutil", "-A", "-d", f"sql:{db}", "-n", "Test DoD Root CA 3", "-t", "C,C,C", "-i",
         os.path.join(pki, "ca", "root.crt"))
-    for ca in ("email-ca", "id-ca"):
+    for ca in ("email-ca", "email-ca-64", "id-ca"):
         run("certutil", "-A", "-d", f"sql:{db}", "-n", ca, "-t", ",,", "-i",
             os.path.join(pki, "ca", ca + ".crt"))
     write_identity(home, "cacmail-ctr", "John Doe (contractor)", CTR)

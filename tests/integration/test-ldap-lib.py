@@ -165,7 +165,7 @@ def make_nssdb(tmp, pki, name="nssdb", trust_root=True, opensc=True, p12s=()):
     run("certutil", "-N", "-d", f"sql:{d}", "--empty-password")
     run("certutil", "-A", "-d", f"sql:{d}", "-n", "Test DoD Root CA 3",
         "-t", "C,C,C" if trust_root else ",,", "-i", os.path.join(pki, "ca", "root.crt"))
-    for ca in ("email-ca", "id-ca"):
+    for ca in ("email-ca", "email-ca-64", "id-ca"):
         run("certutil", "-A", "-d", f"sql:{d}", "-n", ca, "-t", ",,", "-i",
             os.path.join(pki, "ca", ca + ".crt"))
     if opensc:

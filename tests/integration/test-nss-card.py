@@ -118,7 +118,8 @@ with tmpdir() as tmp:
     subprocess.run(["openssl", "crl2pkcs7", "-nocrl", "-certfile",
                     os.path.join(pki, "ca", "root.crt"), "-certfile",
                     os.path.join(pki, "ca", "id-ca.crt"), "-certfile",
-                    os.path.join(pki, "ca", "email-ca.crt"), "-outform", "DER", "-out", p7],
+                    os.path.join(pki, "ca", "email-ca.crt"), "-certfile",
+                    os.path.join(pki, "ca", "email-ca-64.crt"), "-outform", "DER", "-out", p7],
                    check=True)
     p = with_cards(env, [contractor], "nss", "trust", "--nssdb", db, p7)
     chains = [l.split()[0] for l in p.stdout.splitlines() if l.startswith("    ")]

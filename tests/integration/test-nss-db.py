@@ -220,7 +220,7 @@ with tmpdir() as tmp:
                          text=True).stdout
     trust = {l[:60].strip(): l[60:].strip() for l in lst.splitlines()[4:] if l.strip()}
     t.eq(trust.get("Test DoD Root CA 3"), "C,C,", "root trusted C,C, (TLS and email CA)")
-    t.eq(trust.get("Test DOD EMAIL CA-59"), ",,", "intermediate stored without trust")
+    t.eq(trust.get("Test DOD EMAIL CA-62"), ",,", "intermediate stored without trust")
     bundle = os.path.join(env["XDG_DATA_HOME"], "cacmail", "ca-bundle.pem")
     t.ok(os.path.exists(bundle) and open(bundle).read().count("BEGIN CERTIFICATE") == 3,
          "PEM bundle for LDAP written with the 3 CAs")
