@@ -5,6 +5,7 @@
 #include <cm-nss.h>
 #include <cm-nssdb.h>
 #include <stdio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char *
@@ -54,9 +55,26 @@ generate_pki (const char *dir, GError **error)
   return TRUE;
 }
 
+/* How a step that runs a harness ended: 77 is the harnesses' "a tool is missing" (skipped, said
+ * with the fix); anything else but 0 is a failure. Returns FALSE on failure. */
+static gboolean
+harness_done (gboolean spawned, int status, const char *step, const char *tools)
+{
+  if (spawned && WIFEXITED (status) && WEXITSTATUS (status) == 77)
+    {
+      printf ("      (skipped: %s not installed: run scripts/install-deps demo)\n", tools);
+      return TRUE;
+    }
+  if (spawned && g_spawn_check_wait_status (status, NULL))
+    return TRUE;
+  fprintf (stderr, "cacmail: error: the demo's %s step failed (see above)\n", step);
+  return FALSE;
+}
+
 /* Step 5: both persona cards in two virtual readers behind a private pcscd, read by
- * `cacmail status`. Needs root (mount namespace) and the test harness of a source build. */
-static void
+ * `cacmail status`. Needs root (mount namespace) and the test harness of a source build.
+ * FALSE when the step failed (a skip is not a failure). */
+static gboolean
 show_cards_in_readers (const char *pki, const char *at_text)
 {
   g_autofree char *harness
@@ -77,24 +95,22 @@ show_cards_in_readers (const char *pki, const char *at_text)
     {
       printf ("      (skipped: this step runs as root from a source build, where it starts a "
               "private pcscd and the virtual cards)\n");
-      return;
+      return TRUE;
     }
   env = g_environ_setenv (env, "CACMAIL_VCARD", vcard, TRUE);
   env = g_environ_setenv (env, "XDG_CACHE_HOME", cache, TRUE);
   fflush (stdout);
-  if (!g_spawn_sync (NULL, (char **)argv, env, G_SPAWN_CHILD_INHERITS_STDIN, NULL, NULL, NULL, NULL,
-                     &status, NULL)
-      || !g_spawn_check_wait_status (status, NULL))
-    printf ("      (the virtual cards could not be started: run scripts/test, which installs "
-            "pcscd and vsmartcard-vpcd)\n");
+  return harness_done (g_spawn_sync (NULL, (char **)argv, env, G_SPAWN_CHILD_INHERITS_STDIN, NULL,
+                                     NULL, NULL, NULL, &status, NULL),
+                       status, "card reader", "pcscd or vsmartcard-vpcd");
 }
 
 #ifdef CM_HAVE_EVOLUTION
-/* Step 7: a sandbox Evolution identity whose S/MIME settings point at last generation's
+/* Step 8: a sandbox Evolution identity whose S/MIME settings point at last generation's
  * certificate; the contractor card in a virtual reader, its module registered in the
  * identity's NSS database; `cacmail evolution check`, `fix`, `check` against a private
- * evolution-source-registry. */
-static void
+ * evolution-source-registry. FALSE when the step failed. */
+static gboolean
 show_evolution_fix (const char *pki, const char *at_text)
 {
   g_autofree char *pcscd
@@ -135,15 +151,17 @@ show_evolution_fix (const char *pki, const char *at_text)
     {
       printf ("      (skipped: this step runs as root from a source build with "
               "evolution-data-server installed)\n");
-      return;
+      return TRUE;
     }
   if (g_mkdir_with_parents (db, 0700) != 0 || g_mkdir_with_parents (sources, 0700) != 0
       || !g_file_set_contents (ident, source, -1, &error)
       || (ndb = cm_nss_db_open_sync (db, CM_NSS_DB_DEFAULT, NULL, &error)) == NULL
       || !cm_nssdb_register_card_sync (ndb, CM_NSSDB_MODULE_OTHER, &report, NULL, &error))
     {
-      printf ("      (could not prepare the sandbox: %s)\n", error ? error->message : "?");
-      return;
+      fprintf (stderr,
+               "cacmail: error: the demo's Evolution step could not prepare its sandbox: %s\n",
+               error ? error->message : "?");
+      return FALSE;
     }
   g_clear_pointer (&ndb, cm_nss_db_free);
   printf ("      identity demo-contractor names last generation's certificate; Evolution's "
@@ -152,11 +170,9 @@ show_evolution_fix (const char *pki, const char *at_text)
   fflush (stdout);
   {
     g_auto (GStrv) env = g_environ_setenv (g_get_environ (), "CACMAIL_VCARD", vcard, TRUE);
-    if (!g_spawn_sync (NULL, (char **)argv, env, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, NULL, NULL,
-                       &status, NULL)
-        || !g_spawn_check_wait_status (status, NULL))
-      printf ("      (the sandbox registry could not be run: run scripts/test, which installs "
-              "evolution-data-server)\n");
+    return harness_done (g_spawn_sync (NULL, (char **)argv, env, G_SPAWN_STDERR_TO_DEV_NULL, NULL,
+                                       NULL, NULL, NULL, &status, NULL),
+                         status, "Evolution", "evolution-data-server, dbus or pcscd");
   }
 }
 #endif
@@ -287,7 +303,8 @@ cmd_demo (int argc, char **argv)
   printf ("\n[5/8] The two persona cards in two card readers (virtual cards, real pcscd)\n");
   {
     g_autofree char *at_iso = cm_time_format (at);
-    show_cards_in_readers (pki, at_iso);
+    if (!show_cards_in_readers (pki, at_iso))
+      rc = CLI_EXIT_FAILED;
   }
   printf ("\n[6/8] Evolution's and Thunderbird's NSS database: card module, trust, a "
           "recovered key\n");
@@ -302,7 +319,8 @@ cmd_demo (int argc, char **argv)
 #ifdef CM_HAVE_EVOLUTION
   {
     g_autofree char *at_iso = cm_time_format (at);
-    show_evolution_fix (pki, at_iso);
+    if (!show_evolution_fix (pki, at_iso))
+      rc = CLI_EXIT_FAILED;
   }
 #else
   printf ("      (skipped: built without evolution-data-server-dev)\n");

@@ -102,22 +102,26 @@ cli_demo_ldap_step (const char *pki_dir)
   if (harness == NULL || !g_file_test ("/usr/sbin/slapd", G_FILE_TEST_IS_EXECUTABLE)
       || certutil == NULL || tmp == NULL || self == NULL)
     {
-      printf ("skipped: needs slapd, libnss3-tools and tests/harness/with-slapd "
-              "(scripts/install-deps test)\n");
+      printf ("      (skipped: needs slapd, libnss3-tools and tests/harness/with-slapd: run "
+              "scripts/install-deps demo)\n");
       return CLI_EXIT_OK;
     }
   if (!demo_nssdb (pki_dir, db, &error))
-    {
-      printf ("skipped: cannot prepare the demo NSS database: %s\n", error->message);
-      return CLI_EXIT_OK;
-    }
-  if (!g_spawn_sync (NULL, (char **)argv, NULL, G_SPAWN_CHILD_INHERITS_STDIN, NULL, NULL, NULL,
-                     NULL, &status, &error))
+    status = -1;
+  else if (!g_spawn_sync (NULL, (char **)argv, NULL, G_SPAWN_CHILD_INHERITS_STDIN, NULL, NULL, NULL,
+                          NULL, &status, &error))
     status = 1;
   {
     const char *rm[] = { "rm", "-rf", tmp, NULL };
     run_quiet (rm, NULL);
   }
+  if (status == -1)
+    {
+      fprintf (stderr,
+               "cacmail: error: the demo's republish step cannot prepare its NSS database: %s\n",
+               error->message);
+      return CLI_EXIT_FAILED;
+    }
   if (!g_spawn_check_wait_status (status, NULL))
     {
       fprintf (stderr, "cacmail: error: the demo's republish step failed (see above)\n");
