@@ -148,39 +148,6 @@ refuse_missing (CmPicks *picks, const char *what, const char *prefix, GError **e
                what, cm_picks_get_email (picks));
 }
 
-/* The NSS certificate of @c (new reference), or NULL. */
-static CERTCertificate *
-nss_cert (CmCert *c)
-{
-  GBytes *der = cm_cert_get_der (c);
-  SECItem item = { siDERCertBuffer, (unsigned char *)g_bytes_get_data (der, NULL),
-                   (unsigned int)g_bytes_get_size (der) };
-
-  return CERT_FindCertByDERCert (CERT_GetDefaultCertDB (), &item);
-}
-
-static gboolean
-check_trust (CmLdapCard *card, CmCert *c, SECCertUsage usage, const char *what, gint64 at,
-             GError **error)
-{
-  CERTCertificate *cert = nss_cert (c);
-  g_autofree char *desc = describe (c);
-  gboolean ok = cert
-                && CERT_VerifyCert (CERT_GetDefaultCertDB (), cert, PR_TRUE, usage,
-                                    (PRTime)at * PR_USEC_PER_SEC, NULL, NULL)
-                     == SECSuccess;
-
-  if (cert)
-    CERT_DestroyCertificate (cert);
-  if (!ok)
-    g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_REFUSED,
-                 "nothing published: the %s cert (%s) does not chain to a trusted root in %s (%s): "
-                 "trust the issuing root CA there (cacmail nss trust ROOT.crt%s%s)",
-                 what, desc, card->nssdb ? card->nssdb : "the NSS database", nss_error_name (),
-                 card->nssdb ? " --nssdb " : "", card->nssdb ? card->nssdb : "");
-  return ok;
-}
-
 /* The card @c sits on (borrowed), or NULL for a cert on no card. */
 static CmCard *
 card_of (CmLdapCard *card, CmCert *c)
@@ -201,6 +168,82 @@ token_of (CmCert *c)
         return s->token;
     }
   return "?";
+}
+
+/* The token that holds @c's key: its card's token (found by the card's identity, never by
+ * label), else the token it was read from. New reference, or NULL. */
+static PK11SlotInfo *
+key_slot (CmLdapCard *card, CmCert *c)
+{
+  CmCard *on = card_of (card, c);
+  const char *token = token_of (c);
+
+  if (on)
+    return cm_nss_find_token (cm_card_get_identity (on));
+  if (strcmp (token, CM_NSS_DB_TOKEN_NAME) == 0)
+    return card->db ? PK11_ReferenceSlot (cm_nss_db_get_slot (card->db))
+                    : PK11_GetInternalKeySlot ();
+  return PK11_FindSlotByName (token);
+}
+
+/* The NSS certificate of @c (new reference), or NULL: the card token's own object where NSS
+ * shows it without a login (friendly slots, or after the PIN), else the one NSS knows, else a
+ * temporary one decoded from the DER (enough to verify the chain; the key is found after the
+ * PIN either way). */
+static CERTCertificate *
+nss_cert (CmLdapCard *card, CmCert *c)
+{
+  GBytes *der = cm_cert_get_der (c);
+  SECItem item = { siDERCertBuffer, (unsigned char *)g_bytes_get_data (der, NULL),
+                   (unsigned int)g_bytes_get_size (der) };
+  PK11SlotInfo *slot = key_slot (card, c);
+  CERTCertificate *cert = NULL;
+
+  if (slot && (!PK11_NeedLogin (slot) || PK11_IsLoggedIn (slot, NULL) || PK11_IsFriendly (slot)))
+    cert = PK11_FindCertFromDERCertItem (slot, &item, NULL);
+  if (slot)
+    PK11_FreeSlot (slot);
+  if (cert == NULL)
+    cert = CERT_FindCertByDERCert (CERT_GetDefaultCertDB (), &item);
+  if (cert == NULL)
+    cert = CERT_NewTempCertificate (CERT_GetDefaultCertDB (), &item, NULL, PR_FALSE, PR_TRUE);
+  return cert;
+}
+
+static gboolean
+check_trust (CmLdapCard *card, CmCert *c, SECCertUsage usage, const char *what, gint64 at,
+             GError **error)
+{
+  CERTCertificate *cert = nss_cert (card, c);
+  g_autofree char *desc = describe (c);
+  gboolean ok = cert
+                && CERT_VerifyCert (CERT_GetDefaultCertDB (), cert, PR_TRUE, usage,
+                                    (PRTime)at * PR_USEC_PER_SEC, NULL, NULL)
+                     == SECSuccess;
+
+  if (cert)
+    CERT_DestroyCertificate (cert);
+  if (!ok)
+    g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_REFUSED,
+                 "nothing published: the %s cert (%s) does not chain to a trusted root in %s (%s): "
+                 "trust the issuing root CA there (cacmail nss trust ROOT.crt%s%s)",
+                 what, desc, card->nssdb ? card->nssdb : "the NSS database", nss_error_name (),
+                 card->nssdb ? " --nssdb " : "", card->nssdb ? card->nssdb : "");
+  return ok;
+}
+
+/* @c was read from the token named @want (of all its NSS sources). */
+static gboolean
+on_token (CmCert *c, const char *want)
+{
+  GPtrArray *sources = cm_cert_get_sources (c);
+  for (guint i = 0; i < sources->len; i++)
+    {
+      CmSource *s = g_ptr_array_index (sources, i);
+      if (s->kind == CM_SOURCE_NSS && g_strcmp0 (s->token, want) == 0)
+        return TRUE;
+    }
+  return FALSE;
 }
 
 /* The picks' problems that make publishing wrong whatever the certs: the address on two
@@ -238,7 +281,7 @@ check_place (CmLdapCard *card, const char *want, CmCert *both[2], const char *em
       g_autofree char *desc = describe (both[i]);
       const char *token = token_of (both[i]);
 
-      if (want && strcmp (token, want) != 0)
+      if (want && !on_token (both[i], want))
         {
           g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_REFUSED,
                        "nothing published: the %s cert for %s (%s) is on token '%s', not on "
@@ -319,22 +362,6 @@ password_cb (PK11SlotInfo *slot, PRBool retry, void *arg)
     return NULL;
   ctx->asked_again = TRUE;
   return PORT_Strdup (ctx->pin);
-}
-
-/* The token that holds @c's key: its card's token (found by the card's identity, never by
- * label), else the token it was read from. New reference, or NULL. */
-static PK11SlotInfo *
-key_slot (CmLdapCard *card, CmCert *c)
-{
-  CmCard *on = card_of (card, c);
-  const char *token = token_of (c);
-
-  if (on)
-    return cm_nss_find_token (cm_card_get_identity (on));
-  if (strcmp (token, CM_NSS_DB_TOKEN_NAME) == 0)
-    return card->db ? PK11_ReferenceSlot (cm_nss_db_get_slot (card->db))
-                    : PK11_GetInternalKeySlot ();
-  return PK11_FindSlotByName (token);
 }
 
 static gboolean
@@ -597,20 +624,32 @@ cm_ldap_card_sign_sync (CmLdapCard *card, CmCert *signing, CmCert *encryption, g
                         GError **error)
 {
   PinCtx ctx = { NULL, FALSE };
-  CERTCertificate *sign = nss_cert (signing), *enc = nss_cert (encryption);
+  CERTCertificate *sign = NULL, *enc = NULL;
   PK11SlotInfo *slot = key_slot (card, signing);
   g_autofree char *edesc = describe (encryption);
   GBytes *blob = NULL;
 
-  if (sign == NULL || enc == NULL || slot == NULL)
+  if (slot == NULL)
     {
       g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CARD,
                    "the card was removed while it was being read: insert it again and retry");
       goto out;
     }
   if (!log_in (card, slot, &ctx, ask, ask_data, error)
-      || g_cancellable_set_error_if_cancelled (cancellable, error)
-      || !prove_decryption (enc, &ctx, edesc, error)
+      || g_cancellable_set_error_if_cancelled (cancellable, error))
+    goto out;
+  /* after the PIN, NSS shows the token's own objects, which it ties to the card's keys */
+  sign = nss_cert (card, signing);
+  enc = nss_cert (card, encryption);
+  if (sign == NULL || enc == NULL)
+    {
+      g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CARD,
+                   "NSS cannot find the card's certificates after the PIN (%s): check that the "
+                   "card is still in the reader",
+                   nss_error_name ());
+      goto out;
+    }
+  if (!prove_decryption (enc, &ctx, edesc, error)
       || g_cancellable_set_error_if_cancelled (cancellable, error))
     goto out;
   blob = make_blob (sign, enc, &ctx, error);
