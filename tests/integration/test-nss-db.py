@@ -245,6 +245,18 @@ with tmpdir() as tmp:
     t.ok(p.returncode == 3 and one_line(p) and "no CA certificate" in p.stderr,
          "a leaf cert is refused: exit 3, one line", p.stderr)
 
+    # --- built-in root CAs (nssckbi, as Firefox and Thunderbird register it) are no card ---
+    db5 = newdb(os.path.join(tmp, "db5"))
+    subprocess.run(["modutil", "-dbdir", f"sql:{db5}", "-add", "Builtin Roots", "-libfile",
+                    "/usr/lib/x86_64-linux-gnu/libnssckbi.so", "-force"], check=True,
+                   capture_output=True, env=env)
+    p = cm(env, "nss", "list", "--json", "--nssdb", db5)
+    d5 = json.loads(p.stdout)["databases"][0] if p.returncode == 0 else {}
+    t.ok(p.returncode == 0 and d5.get("card_certs") == []
+         and any(m_["library"].endswith("libnssckbi.so") for m_ in d5.get("modules", [])),
+         "nss list: the built-in root CAs of a registered nssckbi are not card certificates",
+         p.stdout[:2000] + p.stderr)
+
     # --- a SoftHSM2 token through the database: "token:label" and the dbKey ---
     if shutil.which("softhsm2-util") and shutil.which("pkcs11-tool"):
         conf = os.path.join(tmp, "softhsm2.conf")
