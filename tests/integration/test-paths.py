@@ -50,9 +50,10 @@ def problems_match(got, want):
 # ---- inside the harnesses: the device paths ---------------------------------------------------
 
 def inside(spec_file):
+    """Every run of @spec (scenarios with the same cards, at their own times) on one set of
+    harnesses: status, NSS token + republish --dry-run, evolution check."""
     with open(spec_file) as f:
         spec = json.load(f)
-    pki, at, out = spec["pki"], spec["at"], {}
     env = dict(os.environ, HOME=spec["home"], XDG_DATA_HOME=os.path.join(spec["home"], "data"),
                XDG_CACHE_HOME=os.path.join(spec["home"], "cache"))
 
@@ -60,42 +61,46 @@ def inside(spec_file):
         return subprocess.run([CACMAIL, *args], capture_output=True, text=True, env=env,
                               timeout=120, **kw)
 
-    p = cm("status", "--json", "--all", "--no-cache", "--at", at)
-    out["status"] = json.loads(p.stdout) if p.returncode == 0 else {"error": p.stderr}
+    def doc(p):
+        return json.loads(p.stdout) if p.returncode == 0 else {"error": p.stderr}
 
     db = os.path.join(spec["home"], ".pki", "nssdb")
     steps = [cm("nss", "register", "--module", "opensc", "--nssdb", db),
              cm("nss", "trust", "--nssdb", db, *spec["ca_files"])]
-    out["nss_setup"] = [s.stderr for s in steps if s.returncode != 0]
     with open(os.environ["CACMAIL_LDAP_USERS"]) as f:
         users = {u["email"]: u for u in json.load(f)}
-    out["republish"] = {}
-    for email in spec["emails"]:
-        u = users.get(email)
-        if u is None:
-            out["republish"][email] = {"error": "no directory entry", "rc": None}
-            continue
-        p = cm("republish", "--dry-run", "--json", "--uri", os.environ["CACMAIL_LDAP_URI"],
-               "--base", os.environ["CACMAIL_LDAP_BASE"], "--ca-file",
-               os.environ["CACMAIL_LDAP_CA"], "--email", email, "--password-file",
-               u["password_file"], "--nssdb", db, "--at", at)
-        out["republish"][email] = ({"doc": json.loads(p.stdout), "rc": 0} if p.returncode == 0
-                                   else {"error": p.stderr, "rc": p.returncode})
-    p = cm("nss", "list", "--json", "--nssdb", db)
-    out["nss_list"] = json.loads(p.stdout) if p.returncode == 0 else {"error": p.stderr}
-    p = cm("evolution", "check", "--json", "--nssdb", db, "--at", at)
-    out["evolution"] = json.loads(p.stdout) if p.returncode == 0 else {"error": p.stderr}
-    if spec["cards"] > 1:
-        # the check named the card to remove: pull the second card, then Fix the first identity
-        sock = os.path.join(os.environ["CACMAIL_VCARD_CONTROL_DIR"], "card1.sock")
-        subprocess.run([os.environ["CACMAIL_VCARD"], "--control", sock, "--send", "remove"],
-                       capture_output=True, timeout=30)
-        fix = cm("evolution", "fix", "--json", "--identity", "id0", "--nssdb", db, "--at", at)
-        after = cm("evolution", "check", "--json", "--identity", "id0", "--nssdb", db, "--at", at)
-        out["fix"] = {"rc": fix.returncode, "error": fix.stderr,
-                      "after": json.loads(after.stdout) if after.returncode == 0 else None}
-    with open(spec["out"], "w") as f:
-        json.dump(out, f)
+    nss_list = doc(cm("nss", "list", "--json", "--nssdb", db))
+    for run in spec["runs"]:
+        at, out = run["at"], {"nss_setup": [s.stderr for s in steps if s.returncode != 0],
+                              "nss_list": nss_list, "republish": {}}
+        out["status"] = doc(cm("status", "--json", "--all", "--no-cache", "--at", at))
+        for email in run["emails"]:
+            u = users.get(email)
+            if u is None:
+                out["republish"][email] = {"error": "no directory entry", "rc": None}
+                continue
+            p = cm("republish", "--dry-run", "--json", "--uri", os.environ["CACMAIL_LDAP_URI"],
+                   "--base", os.environ["CACMAIL_LDAP_BASE"], "--ca-file",
+                   os.environ["CACMAIL_LDAP_CA"], "--email", email, "--password-file",
+                   u["password_file"], "--nssdb", db, "--at", at)
+            out["republish"][email] = ({"doc": json.loads(p.stdout), "rc": 0}
+                                       if p.returncode == 0
+                                       else {"error": p.stderr, "rc": p.returncode})
+        out["evolution"] = doc(cm("evolution", "check", "--json", "--nssdb", db, "--at", at))
+        if run is spec["runs"][-1] and len(spec["cards"]) > 1:
+            # the check named the card to remove: pull the second card, then Fix the first
+            # identity
+            sock = os.path.join(os.environ["CACMAIL_VCARD_CONTROL_DIR"], "card1.sock")
+            subprocess.run([os.environ["CACMAIL_VCARD"], "--control", sock, "--send", "remove"],
+                           capture_output=True, timeout=30)
+            fix = cm("evolution", "fix", "--json", "--identity", run["first_uid"], "--nssdb", db,
+                     "--at", at)
+            after = cm("evolution", "check", "--json", "--identity", run["first_uid"],
+                       "--nssdb", db, "--at", at)
+            out["fix"] = {"rc": fix.returncode, "error": fix.stderr,
+                          "after": json.loads(after.stdout) if after.returncode == 0 else None}
+        with open(run["out"], "w") as f:
+            json.dump(out, f)
     return 0
 
 
@@ -154,18 +159,26 @@ def write_source(home, uid, address):
                 "SigningAlgorithm=\n")
 
 
-def device_paths(tmp, pki, m, s, cards):
-    home = os.path.join(tmp, f"home-{s['name']}")
+def device_paths(tmp, pki, m, group, cards):
+    """Run the device paths of the scenarios in @group (all with the same @cards) inside one set
+    of harnesses; returns {scenario name: what each path gave} (None for a failed run)."""
+    tag = "-".join(os.path.basename(c) for c in cards)
+    home = os.path.join(tmp, f"home-{tag}")
     os.makedirs(os.path.join(home, ".pki", "nssdb"))
     subprocess.run(["certutil", "-N", "--empty-password", "-d",
                     f"sql:{os.path.join(home, '.pki', 'nssdb')}"], check=True)
-    emails = [p["email"] for p in s["picks"]]
-    for i, e in enumerate(emails):
-        write_source(home, f"id{i}", e)
-    spec = {"pki": pki, "at": s["at"], "home": home, "emails": emails,
-            "ca_files": [os.path.join(pki, c) for c in m["ca_files"]],
-            "out": os.path.join(tmp, f"out-{s['name']}.json"), "cards": len(cards)}
-    spec_file = os.path.join(tmp, f"spec-{s['name']}.json")
+    uids = {}
+    for s in group:
+        for p in s["picks"]:
+            if p["email"] not in uids:
+                uids[p["email"]] = f"id{len(uids)}"
+                write_source(home, uids[p["email"]], p["email"])
+    runs = [{"name": s["name"], "at": s["at"], "emails": [p["email"] for p in s["picks"]],
+             "first_uid": uids[s["picks"][0]["email"]],
+             "out": os.path.join(tmp, f"out-{s['name']}.json")} for s in group]
+    spec = {"pki": pki, "home": home, "cards": cards, "runs": runs,
+            "ca_files": [os.path.join(pki, c) for c in m["ca_files"]]}
+    spec_file = os.path.join(tmp, f"spec-{tag}.json")
     with open(spec_file, "w") as f:
         json.dump(spec, f)
     cmd = [os.path.join(HARNESS, "with-pcscd")]
@@ -174,13 +187,16 @@ def device_paths(tmp, pki, m, s, cards):
     cmd += ["--", os.path.join(HARNESS, "with-slapd"), "--pki", pki, "--",
             os.path.join(HARNESS, "with-eds"), "--home", home, "--", sys.executable,
             os.path.abspath(__file__), "--inside", spec_file]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
                        env=dict(os.environ, TMPDIR=tmp))
-    if p.returncode != 0 or not os.path.exists(spec["out"]):
-        t.ok(False, f"{s['name']}: the device paths ran", p.stdout + p.stderr)
-        return None
-    with open(spec["out"]) as f:
-        return json.load(f)
+    results = {}
+    for r in runs:
+        ok = p.returncode == 0 and os.path.exists(r["out"])
+        t.ok(ok, f"{r['name']}: the device paths ran", None if ok else p.stdout + p.stderr)
+        if ok:
+            with open(r["out"]) as f:
+                results[r["name"]] = json.load(f)
+    return results
 
 
 def check_status(s, got):
@@ -240,7 +256,7 @@ def check_evolution(s, got):
 
 with tmpdir() as tmp:
     pki, m = make_pki(tmp)
-    by_file = {c["file"]: c for c in m["certs"]}
+    groups = {}  # the cards of a scenario -> its scenarios: one set of harnesses each
     for s in m["scenarios"]:
         cards = [i for i in s["inputs"] if os.path.isdir(os.path.join(pki, i))]
         s["_on_cards"] = {c["sha256"] for c in m["certs"]
@@ -257,22 +273,25 @@ with tmpdir() as tmp:
                 [CACMAIL, "pick", "--json", "--at", s["at"], "--email", pick["email"],
                  *expand(pki, s["inputs"])], capture_output=True, text=True, check=True).stdout)
             check_pick(s, pick, "loose-files", got)
-        if not cards or s.get("files_only"):
-            continue
-        got = device_paths(tmp, pki, m, s, cards)
-        if got is None:
-            continue
-        t.eq(got["nss_setup"], [], f"{s['name']}: nss register and nss trust")
-        check_status(s, got["status"])
-        check_republish(s, got)
-        check_evolution(s, got)
-        if "fix" in got:
-            f, w = got["fix"], want_for(s["picks"][0], "evolution")
-            after = (f["after"] or {"identities": [{}]})["identities"][0]
-            t.ok(f["rc"] == 0 and after.get("state") == "ok"
-                 and after.get("current", {}).get("signing") is not None,
-                 f"{s['name']}: with the other persona's card removed, Fix sets the first "
-                 "identity and check calls it ok", f)
+        if cards and not s.get("files_only"):
+            groups.setdefault(tuple(cards), []).append(s)
+    for cards, group in groups.items():
+        results = device_paths(tmp, pki, m, group, list(cards))
+        for s in group:
+            got = results.get(s["name"])
+            if got is None:
+                continue
+            t.eq(got["nss_setup"], [], f"{s['name']}: nss register and nss trust")
+            check_status(s, got["status"])
+            check_republish(s, got)
+            check_evolution(s, got)
+            if "fix" in got:
+                f = got["fix"]
+                after = (f["after"] or {"identities": [{}]})["identities"][0]
+                t.ok(f["rc"] == 0 and after.get("state") == "ok"
+                     and after.get("current", {}).get("signing") is not None,
+                     f"{s['name']}: with the other persona's card removed, Fix sets the first "
+                     "identity and check calls it ok", f)
 
     paths = ["card-folder", "loose-files", "pcscd", "nss-token", "evolution"]
     print("# the table: scenario / address x path (same = the manifest's picks and problems)")
