@@ -24,10 +24,21 @@ print_location (CmNssdbLocation *loc)
   char label[256];
   printf ("%s: sql:%s\n  client %s%s\n", client_label (loc, label, sizeof label), loc->dir,
           loc->state, loc->exists ? "" : "; no database yet");
+  if (loc->note)
+    printf ("  note: %s\n", loc->note);
 }
 
-GPtrArray *
-cli_nss_targets (const char *nssdb, gboolean create_evolution, GError **error)
+/* --client: CM_NSSDB_CLIENT_OTHER means every client. */
+static gboolean
+client_wanted (CmNssdbClient only, CmNssdbLocation *loc)
+{
+  return only == CM_NSSDB_CLIENT_OTHER || loc->client == only;
+}
+
+/* The databases to act on: --nssdb DIR, else the existing ones of the client --client names
+ * (every client's without it). Evolution's is created only for Evolution. */
+static GPtrArray *
+nss_targets (const char *nssdb, CmNssdbClient only, gboolean create_evolution, GError **error)
 {
   g_autoptr (GPtrArray) all = NULL;
   g_autofree char *evolution = NULL;
@@ -43,6 +54,10 @@ cli_nss_targets (const char *nssdb, gboolean create_evolution, GError **error)
   for (guint i = 0; i < all->len; i++)
     {
       CmNssdbLocation *loc = g_ptr_array_index (all, i);
+      if (!client_wanted (only, loc))
+        continue;
+      if (loc->note)
+        fprintf (stderr, "cacmail: note: %s\n", loc->note);
       if (!loc->exists && loc->client == CM_NSSDB_CLIENT_EVOLUTION && create_evolution && evolution
           && g_mkdir_with_parents (loc->dir, 0700) == 0)
         loc->exists = TRUE; /* Evolution would create the same database on its first start */
@@ -57,12 +72,20 @@ cli_nss_targets (const char *nssdb, gboolean create_evolution, GError **error)
   if (out->len == 0)
     {
       g_set_error (error, CM_ERROR, CM_ERROR_NOT_FOUND,
-                   "no NSS database of Evolution or Thunderbird found under %s: start the mail "
-                   "client once, or name a database with --nssdb DIR",
+                   "no NSS database of %s found under %s: start the mail client once, or name a "
+                   "database with --nssdb DIR",
+                   only == CM_NSSDB_CLIENT_OTHER ? "Evolution or Thunderbird"
+                                                 : cm_nssdb_client_name (only),
                    g_get_home_dir ());
       g_clear_pointer (&out, g_ptr_array_unref);
     }
   return out;
+}
+
+GPtrArray *
+cli_nss_targets (const char *nssdb, gboolean create_evolution, GError **error)
+{
+  return nss_targets (nssdb, CM_NSSDB_CLIENT_OTHER, create_evolution, error);
 }
 
 /* Refuse before changing anything when one of @targets' clients forbids @change now. */
@@ -342,6 +365,8 @@ json_location (JsonBuilder *jb, CmNssdbLocation *loc, CmNssDb *db, const char *e
     json_builder_add_null_value (jb);
   cm_json_add_string_or_null (jb, "state", loc->state);
   cm_json_add_string_or_null (jb, "error", error);
+  if (loc->note)
+    g_ptr_array_add (warnings, g_strdup (loc->note));
   if (db)
     {
       list_modules (db, jb, warnings);
@@ -357,7 +382,7 @@ json_location (JsonBuilder *jb, CmNssdbLocation *loc, CmNssDb *db, const char *e
 }
 
 static int
-nss_list (const char *nssdb, gboolean json)
+nss_list (const char *nssdb, CmNssdbClient only, gboolean json)
 {
   g_autoptr (GPtrArray) locs = NULL;
   g_autoptr (JsonBuilder) jb = json ? json_builder_new () : NULL;
@@ -370,6 +395,9 @@ nss_list (const char *nssdb, gboolean json)
     }
   else
     locs = cm_nssdb_find_locations ();
+  for (guint i = 0; i < locs->len; i++)
+    if (!client_wanted (only, g_ptr_array_index (locs, i)))
+      g_ptr_array_remove_index (locs, i--);
   if (jb)
     {
       json_builder_begin_object (jb);
@@ -410,7 +438,7 @@ nss_list (const char *nssdb, gboolean json)
 }
 
 static int
-nss_register (const char *nssdb, const char *module, gboolean unregister)
+nss_register (const char *nssdb, CmNssdbClient only, const char *module, gboolean unregister)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (GPtrArray) targets = NULL;
@@ -422,7 +450,7 @@ nss_register (const char *nssdb, const char *module, gboolean unregister)
     kind = CM_NSSDB_MODULE_P11KIT_PROXY;
   else if (module && strcmp (module, "auto") != 0)
     return cli_usage ("--module is auto, opensc or p11-kit, not '%s'", module);
-  if ((targets = cli_nss_targets (nssdb, !unregister, &error)) == NULL
+  if ((targets = nss_targets (nssdb, only, !unregister, &error)) == NULL
       || !check_all (targets, CM_NSSDB_CHANGE_MODULES, &error))
     return cli_fail (error);
   for (guint i = 0; i < targets->len; i++)
@@ -483,7 +511,7 @@ print_chains (CmNssDb *db, const char *bundle, gint64 now)
 }
 
 static int
-nss_trust (const char *nssdb, const char *bundle_opt, char **files)
+nss_trust (const char *nssdb, CmNssdbClient only, const char *bundle_opt, char **files)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (GPtrArray) targets = NULL, cas = NULL;
@@ -493,7 +521,7 @@ nss_trust (const char *nssdb, const char *bundle_opt, char **files)
   if (files == NULL || files[0] == NULL)
     return cli_usage ("nss trust needs at least one FILE (PEM, DER or PKCS#7 CA certificates)");
   if ((cas = cm_nssdb_read_ca_files (files, &error)) == NULL
-      || (targets = cli_nss_targets (nssdb, TRUE, &error)) == NULL
+      || (targets = nss_targets (nssdb, only, TRUE, &error)) == NULL
       || !check_all (targets, CM_NSSDB_CHANGE_OBJECTS, &error))
     return cli_fail (error);
   for (guint i = 0; i < targets->len; i++)
@@ -526,12 +554,15 @@ nss_trust (const char *nssdb, const char *bundle_opt, char **files)
 int
 cmd_nss (int argc, char **argv)
 {
-  g_autofree char *nssdb = NULL, *module = NULL, *bundle = NULL;
+  g_autofree char *nssdb = NULL, *module = NULL, *bundle = NULL, *client = NULL;
   g_auto (GStrv) rest = NULL;
   gboolean json = FALSE;
+  CmNssdbClient only = CM_NSSDB_CLIENT_OTHER;
   GOptionEntry entries[] = {
     { "nssdb", 0, 0, G_OPTION_ARG_FILENAME, &nssdb,
       "The NSS database folder (default: Evolution's and every Thunderbird profile's)", "DIR" },
+    { "client", 0, 0, G_OPTION_ARG_STRING, &client,
+      "Only the databases of this mail client: thunderbird or evolution", "CLIENT" },
     { "module", 0, 0, G_OPTION_ARG_STRING, &module, "register: auto (default), opensc or p11-kit",
       "KIND" },
     { "bundle", 0, 0, G_OPTION_ARG_FILENAME, &bundle,
@@ -552,18 +583,26 @@ cmd_nss (int argc, char **argv)
   if (rest == NULL || rest[0] == NULL)
     return cli_usage ("nss needs a subcommand: list, register, unregister or trust");
   sub = rest[0];
+  if (client && strcmp (client, "thunderbird") == 0)
+    only = CM_NSSDB_CLIENT_THUNDERBIRD;
+  else if (client && strcmp (client, "evolution") == 0)
+    only = CM_NSSDB_CLIENT_EVOLUTION;
+  else if (client)
+    return cli_usage ("--client is thunderbird or evolution, not '%s'", client);
+  if (client && nssdb)
+    return cli_usage ("--client and --nssdb both choose the databases: give one of them");
   if (strcmp (sub, "trust") != 0 && rest[1])
     return cli_usage ("nss %s takes no arguments ('%s')", sub, rest[1]);
   if (json && strcmp (sub, "list") != 0)
     return cli_usage ("--json is for nss list only");
   if (strcmp (sub, "list") == 0)
-    return nss_list (nssdb, json);
+    return nss_list (nssdb, only, json);
   if (strcmp (sub, "register") == 0)
-    return nss_register (nssdb, module, FALSE);
+    return nss_register (nssdb, only, module, FALSE);
   if (strcmp (sub, "unregister") == 0)
-    return nss_register (nssdb, NULL, TRUE);
+    return nss_register (nssdb, only, NULL, TRUE);
   if (strcmp (sub, "trust") == 0)
-    return nss_trust (nssdb, bundle, rest + 1);
+    return nss_trust (nssdb, only, bundle, rest + 1);
   return cli_usage ("unknown nss subcommand '%s' (list, register, unregister, trust)", sub);
 }
 

@@ -1,7 +1,9 @@
 /* cm-nssdb-find.c: which NSS databases the mail clients use, and whether the client runs.
- * Evolution: sql:$HOME/.pki/nssdb. Thunderbird: profiles.ini's profiles (facts.md section 6). */
+ * Evolution: sql:$HOME/.pki/nssdb. Thunderbird: profiles.ini's profiles (facts.md section 6),
+ * of Debian's package and of the Snap and Flatpak packages. */
 #include "cm-nssdb.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -83,13 +85,48 @@ evolution_dir (void)
   return g_build_filename (g_get_home_dir (), ".pki", "nssdb", NULL);
 }
 
-static char *
-thunderbird_root (void)
+/* Where Thunderbird keeps profiles.ini: Debian's package, then the sandboxed packages (facts.md
+ * section 6), which may not reach pcscd. */
+typedef struct
 {
-  return g_build_filename (g_get_home_dir (), ".thunderbird", NULL);
+  const char *rel; /* under $HOME */
+  const char *sandbox;
+  const char *note;
+} ThunderbirdRoot;
+
+static const ThunderbirdRoot thunderbird_roots[] = {
+  { ".thunderbird", NULL, NULL },
+  { "snap/thunderbird/common/.thunderbird", "Snap",
+    "Thunderbird from the Snap package: its confinement may keep it from pcscd and from the card "
+    "module in /usr/lib, so it may not see the card; connect its pcscd interface if it has one "
+    "(snap connect thunderbird:pcscd), or use Debian's package (apt install thunderbird)" },
+  { ".var/app/org.mozilla.Thunderbird/.thunderbird", "Flatpak",
+    "Thunderbird from the Flatpak: its sandbox reaches pcscd only with the pcsc socket (flatpak "
+    "override --user --socket=pcsc org.mozilla.Thunderbird) and loads only modules inside the "
+    "sandbox, so it may not see the card; or use Debian's package (apt install thunderbird)" },
+};
+
+/* The PID holding the fcntl lock on @dir/.parentlock, or 0. Thunderbird takes it for as long as
+ * it runs, and the kernel reports the holder in our PID namespace, also for a Flatpak whose
+ * `lock` symlink names a PID of its own namespace. */
+static int
+parentlock_holder (const char *dir)
+{
+  g_autofree char *path = g_build_filename (dir, ".parentlock", NULL);
+  struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+  int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  int pid = 0;
+
+  if (fd < 0)
+    return 0;
+  if (fcntl (fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK)
+    pid = fl.l_pid;
+  close (fd);
+  return pid;
 }
 
-/* Thunderbird's `lock` symlink says "ADDRESS:+PID"; the PID must still live. */
+/* Thunderbird's `lock` symlink says "ADDRESS:+PID"; the PID must still live (a stale lock can
+ * survive a crash). The fcntl lock on .parentlock tells the same where the symlink cannot. */
 static void
 check_thunderbird (CmNssdbLocation *loc)
 {
@@ -97,14 +134,20 @@ check_thunderbird (CmNssdbLocation *loc)
   g_autofree char *target = g_file_read_link (lock, NULL);
   const char *plus = target ? strrchr (target, '+') : NULL;
   int pid = plus ? atoi (plus + 1) : 0;
+  int holder = parentlock_holder (loc->dir);
 
-  if (target == NULL)
-    loc->state = g_strdup ("not running");
-  else if (pid_alive (pid))
+  if (target && pid_alive (pid))
     {
       loc->pid = pid;
       loc->state = g_strdup_printf ("running (PID %d, lock %s)", pid, lock);
     }
+  else if (holder > 0)
+    {
+      loc->pid = holder;
+      loc->state = g_strdup_printf ("running (PID %d holds %s/.parentlock)", holder, loc->dir);
+    }
+  else if (target == NULL)
+    loc->state = g_strdup ("not running");
   else
     loc->state = g_strdup_printf ("not running (stale lock %s -> %s)", lock, target);
 }
@@ -160,16 +203,26 @@ profile_path (const char *root, GKeyFile *kf, const char *group)
   return rel ? g_build_filename (root, path, NULL) : g_steal_pointer (&path);
 }
 
+static CmNssdbLocation *
+thunderbird_location (const char *dir, const char *name, gboolean def, const ThunderbirdRoot *tr)
+{
+  CmNssdbLocation *loc = location_new (CM_NSSDB_CLIENT_THUNDERBIRD, dir, name, def);
+
+  loc->sandbox = tr->sandbox;
+  loc->note = tr->note;
+  return loc;
+}
+
 /* profiles.ini: the Install section's Default wins, else Default=1, else the only profile. */
 static void
-add_thunderbird (GPtrArray *out)
+add_thunderbird (GPtrArray *out, const ThunderbirdRoot *tr)
 {
-  g_autofree char *root = thunderbird_root ();
+  g_autofree char *root = g_build_filename (g_get_home_dir (), tr->rel, NULL);
   g_autofree char *ini = g_build_filename (root, "profiles.ini", NULL);
   g_autoptr (GKeyFile) kf = g_key_file_new ();
   g_auto (GStrv) groups = NULL;
   g_autofree char *install_default = NULL, *flagged = NULL;
-  guint nprofiles = 0;
+  guint nprofiles = 0, first = out->len;
 
   if (!g_key_file_load_from_file (kf, ini, G_KEY_FILE_NONE, NULL))
     return;
@@ -204,10 +257,9 @@ add_thunderbird (GPtrArray *out)
                               : (flagged ? g_strcmp0 (canon, flagged) == 0 : nprofiles == 1);
         /* the default profile first: it is the one the client really uses */
         if (def)
-          g_ptr_array_insert (out, 1,
-                              location_new (CM_NSSDB_CLIENT_THUNDERBIRD, canon, name, TRUE));
+          g_ptr_array_insert (out, first, thunderbird_location (canon, name, TRUE, tr));
         else
-          g_ptr_array_add (out, location_new (CM_NSSDB_CLIENT_THUNDERBIRD, canon, name, FALSE));
+          g_ptr_array_add (out, thunderbird_location (canon, name, FALSE, tr));
       }
 }
 
@@ -219,7 +271,8 @@ locations (void)
   g_autofree char *evo = evolution_dir ();
 
   g_ptr_array_add (out, location_new (CM_NSSDB_CLIENT_EVOLUTION, evo, NULL, TRUE));
-  add_thunderbird (out);
+  for (gsize i = 0; i < G_N_ELEMENTS (thunderbird_roots); i++)
+    add_thunderbird (out, &thunderbird_roots[i]);
   return out;
 }
 
@@ -247,11 +300,22 @@ cm_nssdb_locate (const char *dir)
       if (strcmp (loc->dir, canon) == 0)
         return location_check (g_ptr_array_steal_index (all, i));
     }
-  /* A Thunderbird profile that profiles.ini does not list (thunderbird -profile DIR). */
+  /* A Thunderbird profile that profiles.ini does not list (thunderbird -profile DIR), possibly
+   * under a sandboxed package's folder. */
   lock = g_build_filename (canon, "lock", NULL);
   prefs = g_build_filename (canon, "prefs.js", NULL);
   if (g_file_test (lock, G_FILE_TEST_IS_SYMLINK) || g_file_test (prefs, G_FILE_TEST_EXISTS))
-    return location_check (location_new (CM_NSSDB_CLIENT_THUNDERBIRD, canon, NULL, FALSE));
+    {
+      const ThunderbirdRoot *tr = &thunderbird_roots[0];
+      for (gsize i = 1; i < G_N_ELEMENTS (thunderbird_roots); i++)
+        {
+          g_autofree char *root
+            = g_build_filename (g_get_home_dir (), thunderbird_roots[i].rel, NULL);
+          if (g_str_has_prefix (canon, root) && canon[strlen (root)] == G_DIR_SEPARATOR)
+            tr = &thunderbird_roots[i];
+        }
+      return location_check (thunderbird_location (canon, NULL, FALSE, tr));
+    }
   return location_check (location_new (CM_NSSDB_CLIENT_OTHER, canon, NULL, FALSE));
 }
 

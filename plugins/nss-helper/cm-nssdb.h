@@ -32,13 +32,18 @@ typedef struct
   gboolean exists;     /* the folder holds cert9.db */
   int pid;             /* > 0 while the client runs on this database */
   char *state;         /* "running (PID 42)", "not running", "not running (stale lock ...)" */
+  const char *sandbox; /* Thunderbird from a sandboxed package: "Snap" or "Flatpak"; else NULL */
+  const char *note;    /* one sentence for people about this location (a sandboxed package may
+                          not reach pcscd, and what to do), or NULL; static */
 } CmNssdbLocation;
 
 const char *cm_nssdb_client_name (CmNssdbClient client); /* "Evolution", ... static */
 
 /* The databases of the mail clients of this user ($HOME): Evolution's first (listed even when
  * not created yet), then each Thunderbird profile of profiles.ini (facts: Install section's
- * default first). Caller unrefs (CmNssdbLocation*). */
+ * default first): ~/.thunderbird, then the Snap package's ~/snap/thunderbird/common/.thunderbird,
+ * then the Flatpak's ~/.var/app/org.mozilla.Thunderbird/.thunderbird. Caller unrefs
+ * (CmNssdbLocation*). */
 GPtrArray *cm_nssdb_find_locations (void);
 
 /* Describe @dir (a folder, "sql:" allowed): whose it is and whether that client runs. */
