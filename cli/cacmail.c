@@ -25,6 +25,8 @@ static const Command commands[] = {
   { "evolution", NULL, "check and fix Evolution's S/MIME settings", "cacmail-evolution",
     "Evolution support (evolution-data-server)" },
 #endif
+  { "thunderbird", cmd_thunderbird, "check and fix Thunderbird's S/MIME settings, card login", NULL,
+    NULL },
   { "demo", cmd_demo, "run the whole flow on a generated test PKI in a sandbox", NULL, NULL },
 };
 

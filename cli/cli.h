@@ -48,6 +48,7 @@ int cmd_pick (int argc, char **argv);
 int cmd_demo (int argc, char **argv);
 int cmd_status (int argc, char **argv);
 int cmd_evolution (int argc, char **argv);
+int cmd_thunderbird (int argc, char **argv);
 /* demo-ldap.c: the LDAP step of `cacmail demo` (a sandbox slapd). */
 int cli_demo_ldap_step (const char *pki_dir);
 int cmd_republish (int argc, char **argv);
