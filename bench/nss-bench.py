@@ -80,6 +80,7 @@ def main():
     pw = os.path.join(tmp, "pw")
     with open(pw, "w") as f:
         f.write("bench-pass\n")
+    os.chmod(pw, 0o600)  # cacmail refuses a password file others may read
 
     def import_runs(tag, one_command):
         """Median cacmail/pk12util ratio over RUNS alternating runs, each into fresh databases

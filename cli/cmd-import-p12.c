@@ -1,98 +1,33 @@
 /* cmd-import-p12.c: `cacmail import-p12`, recovered (escrowed) encryption keys into the mail
  * clients' NSS databases, so old encrypted mail stays readable. The password comes from a
- * prompt without echo, a file, or a pipe; never from the command line. */
+ * prompt without echo, the first line of a file (mode 600), or a pipe; never from the command
+ * line. */
 #include "cli.h"
+#include "cm-private.h"
 #include <cm-nssdb.h>
-#include <errno.h>
 #include <stdio.h>
-#include <termios.h>
 #include <unistd.h>
 
-/* Drop one trailing newline (\n or \r\n). */
-static void
-chomp (char *s)
-{
-  gsize n = strlen (s);
-  if (n && s[n - 1] == '\n')
-    s[--n] = '\0';
-  if (n && s[n - 1] == '\r')
-    s[--n] = '\0';
-}
-
-static char *
-read_password_file (const char *path, GError **error)
-{
-  g_autoptr (GError) local = NULL;
-  char *text = NULL;
-  gsize len = 0;
-
-  if (!g_file_get_contents (path, &text, &len, &local))
-    {
-      g_set_error (error, CM_ERROR, CM_ERROR_NOT_FOUND,
-                   "cannot read the password file %s (%s): check the name", path, local->message);
-      return NULL;
-    }
-  if (strlen (text) != len)
-    {
-      explicit_bzero (text, len);
-      g_free (text);
-      g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-                   "the password file %s holds a NUL byte: write the password as text", path);
-      return NULL;
-    }
-  chomp (text);
-  return text;
-}
-
-/* From the terminal without echo, else one line of standard input. */
+/* From the terminal without echo, else the first line of standard input (a pipe); read with
+ * read(2), so no stdio buffer keeps a copy. Caller frees with cm_secret_free. */
 static char *
 prompt_password (const char *what, GError **error)
 {
-  char buf[1024];
-  struct termios old, quiet;
-  gboolean tty = isatty (STDIN_FILENO) && tcgetattr (STDIN_FILENO, &old) == 0;
-  char *got;
+  g_autofree char *prompt = g_strdup_printf ("Password for %s: ", what);
+  g_autoptr (GError) local = NULL;
+  char *pw = cm_secret_read_line (STDIN_FILENO, isatty (STDIN_FILENO) ? STDERR_FILENO : -1, prompt,
+                                  "PKCS#12 password", CM_SECRET_ALLOW_EMPTY, NULL, &local);
 
-  if (tty)
-    {
-      fprintf (stderr, "Password for %s: ", what);
-      fflush (stderr);
-      quiet = old;
-      quiet.c_lflag &= ~(ECHO | ECHONL);
-      tcsetattr (STDIN_FILENO, TCSAFLUSH, &quiet);
-    }
-  got = fgets (buf, sizeof buf, stdin);
-  if (tty)
-    {
-      tcsetattr (STDIN_FILENO, TCSAFLUSH, &old);
-      fputc ('\n', stderr);
-    }
-  if (got == NULL)
-    {
-      explicit_bzero (buf, sizeof buf);
-      g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-                   "no password given for %s: type it at the prompt or use --password-file FILE",
-                   what);
-      return NULL;
-    }
-  chomp (buf);
-  got = g_strdup (buf);
-  explicit_bzero (buf, sizeof buf);
-  return got;
-}
-
-static void
-password_free (char *pw)
-{
-  if (pw)
-    {
-      explicit_bzero (pw, strlen (pw));
-      g_free (pw);
-    }
+  if (pw == NULL)
+    g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
+                 "no password given for %s (%s): type it at the prompt or use --password-file "
+                 "FILE",
+                 what, local->message);
+  return pw;
 }
 
 typedef char *CliSecret;
-G_DEFINE_AUTO_CLEANUP_FREE_FUNC (CliSecret, password_free, NULL)
+G_DEFINE_AUTO_CLEANUP_FREE_FUNC (CliSecret, cm_secret_free, NULL)
 
 static int
 list_recovered (GPtrArray *targets)
@@ -158,7 +93,8 @@ cmd_import_p12 (int argc, char **argv)
   for (guint i = 0; i < targets->len; i++)
     if (!cm_nssdb_location_check (g_ptr_array_index (targets, i), CM_NSSDB_CHANGE_OBJECTS, &error))
       return cli_fail (error);
-  password = pwfile ? read_password_file (pwfile, &error)
+  /* an empty password is a real PKCS#12 password (an empty first line or an empty file) */
+  password = pwfile ? cm_secret_read_file (pwfile, "password file", CM_SECRET_ALLOW_EMPTY, &error)
                     : prompt_password (files[1] ? "the PKCS#12 files" : files[0], &error);
   if (password == NULL)
     return cli_fail (error);

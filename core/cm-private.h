@@ -2,6 +2,7 @@
 #pragma once
 
 #include <glib.h>
+#include <gio/gio.h>
 #include <cert.h>
 #include "cacmail.h"
 
@@ -56,5 +57,39 @@ cm_cert_get_aki (CmCert *cert); /* authority key ID keyIdentifier, or NULL */
 
 /* Ensure NSS can decode (cm_init) -- returns FALSE with error otherwise. */
 G_GNUC_INTERNAL gboolean cm_nss_ready (GError **error);
+
+/* ---- secrets (cm-secret.c) ----
+ * Exported (not G_GNUC_INTERNAL) for libcacmail-ldap and the CLI, but not part of the installed
+ * API: every PIN and password cacmail reads goes through these. */
+#define CM_SECRET_FILE_MAX 4096 /* bytes of a secret file */
+#define CM_SECRET_LINE_MAX 1023 /* characters of a secret */
+
+typedef enum
+{
+  CM_SECRET_DEFAULT = 0,
+  CM_SECRET_ALLOW_EMPTY = 1 << 0, /* an empty first line is an empty secret, not an error */
+} CmSecretFlags;
+
+/* The first line of the secret file @path (CR/LF dropped), read with read(2) into the returned
+ * buffer only. Refused: a file other users may read or change (CM_ERROR_UNSAFE, "chmod 600"),
+ * anything but a regular file (a FIFO, /dev/zero...), a file over CM_SECRET_FILE_MAX bytes, a
+ * NUL byte, an empty first line unless CM_SECRET_ALLOW_EMPTY (CM_ERROR_BAD_INPUT); a missing file
+ * is CM_ERROR_NOT_FOUND. @what names the file in messages ("PIN file"). Caller frees with
+ * cm_secret_free. */
+char *cm_secret_read_file (const char *path, const char *what, CmSecretFlags flags, GError **error);
+
+/* One line typed on @fd (a terminal, pipe or file), read one byte per read(2): no stdio buffer
+ * keeps a copy and nothing after the line is consumed. On a terminal, echo is off while it is
+ * typed (and a newline is written to @prompt_fd after). @prompt, if set, is written to
+ * @prompt_fd (-1: none) once echo is off. @what names the secret in messages ("PIN"). Waits
+ * until a line comes or @cancellable (may be NULL) is cancelled (G_IO_ERROR_CANCELLED). Caller
+ * frees with cm_secret_free. */
+char *cm_secret_read_line (int fd, int prompt_fd, const char *prompt, const char *what,
+                           CmSecretFlags flags, GCancellable *cancellable, GError **error);
+
+/* Wipe (explicit_bzero) and free a secret; NULL is fine. */
+void cm_secret_free (char *secret);
+/* The same for a buffer of @size bytes that may hold bytes after its NUL. */
+void cm_secret_free_sized (char *secret, gsize size);
 
 G_END_DECLS

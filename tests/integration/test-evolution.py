@@ -88,6 +88,7 @@ with tmpdir() as tmp:
     # A recovered escrow key (decrypt-only): no setting may name it.
     empty = os.path.join(tmp, "empty-password")
     open(empty, "w").close()
+    os.chmod(empty, 0o600)  # cacmail refuses a password file others may read
     before_rec = nicknames(db)
     p = subprocess.run([CACMAIL, "import-p12", "--nssdb", db, "--password-file", empty,
                         glob.glob(os.path.join(GSA_CARDS, "02_Golden_PIV-I",

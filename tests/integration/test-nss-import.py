@@ -77,6 +77,7 @@ with tmpdir() as tmp:
     pw = os.path.join(tmp, "pw")
     with open(pw, "w") as f:
         f.write(m["escrow_password"] + "\n")
+    os.chmod(pw, 0o600)  # password files must be private
     esc = os.path.join(pki, "escrow")
     old_enc = {c["file"]: c for c in m["certs"]}
     old = {p: old_enc[f"previous/{p}-encryption-old.crt"] for p in ("contractor", "reservist")}
@@ -144,6 +145,7 @@ with tmpdir() as tmp:
     gsa_km = glob.glob(os.path.join(gsa46, "5 - *.p12"))[0]
     empty = os.path.join(tmp, "empty-pw")
     open(empty, "w").close()
+    os.chmod(empty, 0o600)
     p = cm(env, "import-p12", "--nssdb", db, "--password-file", empty, gsa_km)
     t.ok(p.returncode == 0 and "imported" in p.stdout,
          "GSA card PKCS#12 (empty password, 3DES) imported", p.stdout + p.stderr)
@@ -182,6 +184,7 @@ with tmpdir() as tmp:
         path = os.path.join(tmp, name)
         with open(path, "wb") as fh:
             fh.write(content)
+        os.chmod(path, 0o600)
         return path
 
     nokey = os.path.join(tmp, "certonly.p12")

@@ -81,6 +81,7 @@ subprocess.run(["certutil", "-A", "-d", f"sql:{prof}", "-n", "old contractor sig
 pw = os.path.join(tmp, "escrow-pass")
 with open(pw, "w") as f:
     f.write("escrow-pass\n")
+os.chmod(pw, 0o600)  # cacmail refuses a password file others may read
 cm("import-p12", "--nssdb", prof, "--password-file", pw,
    os.path.join(pki, "escrow", "reservist-encryption-old-3des.p12"), check=0)
 recovered = prev("reservist-encryption-old.crt")
