@@ -1,4 +1,5 @@
 /* cm-load.c: reading certificate files (PEM or DER) with errors a user can act on. */
+#define _GNU_SOURCE /* memmem */
 #include "cm-private.h"
 
 #define CM_MAX_INPUT_SIZE (16 * 1024 * 1024)
@@ -41,75 +42,80 @@ is_b64 (char ch)
 static const char *
 find_mem (const char *hay, gsize hay_len, const char *needle)
 {
-  gsize n = strlen (needle);
+  return memmem (hay, hay_len, needle, strlen (needle));
+}
 
-  if (hay_len < n)
-    return NULL;
-  for (gsize i = 0; i + n <= hay_len; i++)
-    if (hay[i] == needle[0] && memcmp (hay + i, needle, n) == 0)
-      return hay + i;
+/* The next certificate armour at or after @p: its body starts at *@body. Other armours
+ * (keys, CRLs) are stepped over. One forward scan: the whole file is read once. */
+static const char *
+next_cert_begin (const char *p, const char *end, const char **body)
+{
+  static const char *const labels[] = { "CERTIFICATE-----", "X509 CERTIFICATE-----" };
+
+  for (const char *b; (b = find_mem (p, (gsize)(end - p), "-----BEGIN ")) != NULL; p = b + 11)
+    for (gsize i = 0; i < G_N_ELEMENTS (labels); i++)
+      {
+        gsize n = strlen (labels[i]);
+        if ((gsize)(end - (b + 11)) >= n && memcmp (b + 11, labels[i], n) == 0)
+          {
+            *body = b + 11 + n;
+            return b;
+          }
+      }
   return NULL;
+}
+
+/* Append the base64 of one armour body to @out, decoded. */
+static gboolean
+decode_body (const char *b, const char *e, GPtrArray *out, GString *b64, GError **error)
+{
+  guchar *der;
+  gsize der_len = 0;
+
+  g_string_truncate (b64, 0);
+  for (const char *q = b; q < e; q++)
+    {
+      if (g_ascii_isspace (*q))
+        continue;
+      if (!is_b64 (*q))
+        {
+          g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
+                       "PEM certificate holds a character that is not base64");
+          return FALSE;
+        }
+      g_string_append_c (b64, *q);
+    }
+  if (b64->len == 0 || b64->len % 4 != 0)
+    {
+      g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
+                   "PEM certificate body is truncated (base64 length %" G_GSIZE_FORMAT ")",
+                   b64->len);
+      return FALSE;
+    }
+  der = g_base64_decode (b64->str, &der_len);
+  g_ptr_array_add (out, g_bytes_new_take (der, der_len));
+  return TRUE;
 }
 
 GPtrArray *
 cm_pem_decode_certs (const guint8 *data, gsize len, GError **error)
 {
-  static const char *const begins[]
-    = { "-----BEGIN CERTIFICATE-----", "-----BEGIN X509 CERTIFICATE-----" };
   g_autoptr (GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
+  g_autoptr (GString) b64 = g_string_new (NULL);
   const char *p = (const char *)data;
-  const char *end = p + len;
+  const char *end = p + len, *b, *e;
   gboolean any_armour = find_mem (p, len, "-----BEGIN ") != NULL;
 
-  while (p < end)
+  while (p < end && next_cert_begin (p, end, &b) != NULL)
     {
-      const char *b = NULL, *e;
-      gsize blen = 0;
-      for (gsize i = 0; i < G_N_ELEMENTS (begins); i++)
-        {
-          const char *hit = find_mem (p, (gsize)(end - p), begins[i]);
-          if (hit && (b == NULL || hit < b))
-            {
-              b = hit;
-              blen = strlen (begins[i]);
-            }
-        }
-      if (b == NULL)
-        break;
-      b += blen;
-      e = find_mem (b, (gsize)(end - b), "-----END ");
-      if (e == NULL)
+      if ((e = find_mem (b, (gsize)(end - b), "-----END ")) == NULL)
         {
           g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
                        "PEM certificate has no END line (truncated file?)");
           return NULL;
         }
-      {
-        g_autoptr (GString) b64 = g_string_new (NULL);
-        guchar *der;
-        gsize der_len = 0;
-        for (const char *q = b; q < e; q++)
-          {
-            if (g_ascii_isspace (*q))
-              continue;
-            if (!is_b64 (*q))
-              {
-                g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-                             "PEM certificate holds a character that is not base64");
-                return NULL;
-              }
-            g_string_append_c (b64, *q);
-          }
-        if (b64->len == 0 || b64->len % 4 != 0)
-          {
-            g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-                         "PEM certificate body is truncated (base64 length %" G_GSIZE_FORMAT ")",
-                         b64->len);
-            return NULL;
-          }
-        der = g_base64_decode (b64->str, &der_len);
-        g_ptr_array_add (out, g_bytes_new_take (der, der_len));
-      }
+      if (!decode_body (b, e, out, b64, error))
+        return NULL;
       p = e + 9;
     }
   if (out->len == 0)
