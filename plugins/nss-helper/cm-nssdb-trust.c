@@ -76,6 +76,7 @@ GPtrArray *
 cm_nssdb_read_ca_files (char **files, GError **error)
 {
   g_autoptr (GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
+  g_autoptr (GHashTable) have = g_hash_table_new (g_bytes_hash, g_bytes_equal);
 
   for (char **f = files; f && *f; f++)
     {
@@ -110,9 +111,12 @@ cm_nssdb_read_ca_files (char **files, GError **error)
           g_autoptr (CmCert) c = cm_cert_new_from_der (g_ptr_array_index (found, i), NULL, NULL);
           if (c && cm_cert_is_ca (c))
             {
-              if (!g_ptr_array_find_with_equal_func (out, g_ptr_array_index (found, i),
-                                                     g_bytes_equal, NULL))
-                g_ptr_array_add (out, g_bytes_ref (g_ptr_array_index (found, i)));
+              GBytes *der = g_ptr_array_index (found, i);
+              if (!g_hash_table_contains (have, der))
+                {
+                  g_ptr_array_add (out, g_bytes_ref (der));
+                  g_hash_table_add (have, der); /* kept alive by @out */
+                }
               cas++;
             }
         }
@@ -128,23 +132,63 @@ cm_nssdb_read_ca_files (char **files, GError **error)
   return g_steal_pointer (&out);
 }
 
+/* What the database's own token holds, read once (raw objects through core's reader): the
+ * certs by sha256 and, per nickname, the subjects under it. */
+typedef struct
+{
+  CmInventory *inv;
+  GHashTable *subjects; /* nickname -> GHashTable set of subject strings */
+} Held;
+
+static void
+held_note (Held *h, const char *nick, const char *subject)
+{
+  GHashTable *set = g_hash_table_lookup (h->subjects, nick);
+
+  if (set == NULL)
+    g_hash_table_insert (h->subjects, g_strdup (nick),
+                         set = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL));
+  g_hash_table_add (set, g_strdup (subject));
+}
+
+static void
+held_init (Held *h, CmNssDb *db)
+{
+  GPtrArray *certs;
+
+  h->inv = cm_inventory_new ();
+  h->subjects
+    = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_hash_table_unref);
+  cm_nss_add_token_certs_sync (h->inv, cm_nss_db_get_slot (db), cm_nss_db_get_dir (db), NULL, NULL);
+  certs = cm_inventory_get_certs (h->inv);
+  for (guint i = 0; i < certs->len; i++)
+    {
+      CmCert *c = g_ptr_array_index (certs, i);
+      const char *nick = cm_nss_cert_nickname (c);
+      if (nick)
+        held_note (h, nick, cm_cert_get_subject (c));
+    }
+}
+
+static void
+held_clear (Held *h)
+{
+  cm_inventory_free (h->inv);
+  g_hash_table_unref (h->subjects);
+}
+
+/* @base, or "@base #N" when certs of another subject already carry that nickname. */
 static char *
-unique_nickname (CmNssDb *db, CERTCertificate *cert, const char *base)
+unique_nickname (Held *h, CmCert *c, const char *base)
 {
   g_autofree char *nick = g_strdup (base);
 
   for (int i = 2; i < 100; i++)
     {
-      g_autofree char *full
-        = g_strdup_printf ("%s:%s", PK11_GetTokenName (cm_nss_db_get_slot (db)), nick);
-      CERTCertList *l = PK11_FindCertsFromNickname (full, NULL);
-      gboolean clash = FALSE;
-
-      for (CERTCertListNode *x = l ? CERT_LIST_HEAD (l) : NULL; x && !CERT_LIST_END (x, l);
-           x = CERT_LIST_NEXT (x))
-        clash |= !SECITEM_ItemsAreEqual (&x->cert->derSubject, &cert->derSubject);
-      if (l)
-        CERT_DestroyCertList (l);
+      GHashTable *set = g_hash_table_lookup (h->subjects, nick);
+      gboolean clash
+        = set
+          && (g_hash_table_size (set) > 1 || !g_hash_table_contains (set, cm_cert_get_subject (c)));
       if (!clash)
         break;
       g_free (nick);
@@ -167,6 +211,7 @@ write_bundle (const char *path, GPtrArray *ders, GError **error)
   g_autofree char *dir = g_path_get_dirname (path);
   g_autoptr (GPtrArray) all = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
   g_autoptr (GString) out = g_string_new ("# CA certificates imported by cacmail nss trust\n");
+  g_autoptr (GHashTable) have = g_hash_table_new (g_bytes_hash, g_bytes_equal);
   g_autofree char *old = NULL;
   g_autoptr (GError) local = NULL;
 
@@ -176,8 +221,10 @@ write_bundle (const char *path, GPtrArray *ders, GError **error)
       for (guint i = 0; i < prev->len; i++)
         g_ptr_array_add (all, g_bytes_ref (g_ptr_array_index (prev, i)));
     }
+  for (guint i = 0; i < all->len; i++)
+    g_hash_table_add (have, g_ptr_array_index (all, i));
   for (guint i = 0; i < ders->len; i++)
-    if (!g_ptr_array_find_with_equal_func (all, g_ptr_array_index (ders, i), g_bytes_equal, NULL))
+    if (g_hash_table_add (have, g_ptr_array_index (ders, i)))
       g_ptr_array_add (all, g_bytes_ref (g_ptr_array_index (ders, i)));
   for (guint i = 0; i < all->len; i++)
     {
@@ -207,6 +254,64 @@ write_bundle (const char *path, GPtrArray *ders, GError **error)
   return TRUE;
 }
 
+/* Store one CA cert (unless there), trust it C,C, if it is a root; its item goes to @out. */
+static gboolean
+import_one (CmNssDb *db, Held *held, GBytes *der, CERTCertTrust *ca_trust, GPtrArray *out,
+            GCancellable *cancellable, GError **error)
+{
+  PK11SlotInfo *slot = cm_nss_db_get_slot (db);
+  g_autoptr (CmCert) c = cm_cert_new_from_der (der, NULL, error);
+  gsize n = 0;
+  SECItem it = { siBuffer, (unsigned char *)g_bytes_get_data (der, &n), 0 };
+  CERTCertificate *cert = NULL;
+  CmNssdbTrustItem *item;
+
+  it.len = n;
+  if (c == NULL || g_cancellable_set_error_if_cancelled (cancellable, error))
+    return FALSE;
+  item = g_new0 (CmNssdbTrustItem, 1);
+  item->subject = g_strdup (cm_cert_get_subject (c));
+  item->sha256 = g_strdup (cm_cert_get_sha256 (c));
+  item->root = cm_cert_is_self_issued (c);
+  g_ptr_array_add (out, item);
+  if (cm_inventory_lookup (held->inv, item->sha256) == NULL)
+    {
+      CERTCertificate *tmp
+        = CERT_NewTempCertificate (CERT_GetDefaultCertDB (), &it, NULL, PR_FALSE, PR_TRUE);
+      const char *cn = cm_cert_get_subject_cn (c);
+      g_autofree char *nick = unique_nickname (held, c, cn ? cn : item->subject);
+
+      if (tmp == NULL
+          || PK11_ImportCert (slot, tmp, CK_INVALID_HANDLE, nick, PR_FALSE) != SECSuccess)
+        {
+          g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
+                       "NSS could not store %s in %s (%s): check that cert9.db is writable",
+                       item->subject, cm_nss_db_get_dir (db), cm_nssdb_nss_error ());
+          if (tmp)
+            CERT_DestroyCertificate (tmp);
+          return FALSE;
+        }
+      CERT_DestroyCertificate (tmp);
+      held_note (held, nick, item->subject);
+      item->added = TRUE;
+    }
+  /* only a root needs its NSS object: for its trust */
+  if (item->root)
+    cert = PK11_FindCertFromDERCertItem (slot, &it, NULL);
+  if (cert && !trusted_ca (cert)
+      && CERT_ChangeCertTrust (CERT_GetDefaultCertDB (), cert, ca_trust) != SECSuccess)
+    {
+      g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
+                   "NSS could not trust %s in %s (%s): check that cert9.db is writable",
+                   item->subject, cm_nss_db_get_dir (db), cm_nssdb_nss_error ());
+      CERT_DestroyCertificate (cert);
+      return FALSE;
+    }
+  if (cert)
+    CERT_DestroyCertificate (cert);
+  return TRUE;
+}
+
 gboolean
 cm_nssdb_trust_import_sync (CmNssDb *db, GPtrArray *ca_ders, const char *bundle_path,
                             GPtrArray **items, GCancellable *cancellable, GError **error)
@@ -215,6 +320,7 @@ cm_nssdb_trust_import_sync (CmNssDb *db, GPtrArray *ca_ders, const char *bundle_
   g_autoptr (GPtrArray) out
     = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_nssdb_trust_item_free);
   CERTCertTrust ca_trust;
+  Held held;
 
   *items = NULL;
   if (cm_nss_db_is_read_only (db) || PK11_IsReadOnly (slot))
@@ -225,57 +331,14 @@ cm_nssdb_trust_import_sync (CmNssDb *db, GPtrArray *ca_ders, const char *bundle_
       return FALSE;
     }
   CERT_DecodeTrustString (&ca_trust, "C,C,");
+  held_init (&held, db);
   for (guint i = 0; i < ca_ders->len; i++)
-    {
-      GBytes *der = g_ptr_array_index (ca_ders, i);
-      g_autoptr (CmCert) c = cm_cert_new_from_der (der, NULL, error);
-      gsize n = 0;
-      SECItem it = { siBuffer, (unsigned char *)g_bytes_get_data (der, &n), 0 };
-      CERTCertificate *cert;
-      CmNssdbTrustItem *item;
-
-      it.len = n;
-      if (c == NULL || g_cancellable_set_error_if_cancelled (cancellable, error))
+    if (!import_one (db, &held, g_ptr_array_index (ca_ders, i), &ca_trust, out, cancellable, error))
+      {
+        held_clear (&held);
         return FALSE;
-      item = g_new0 (CmNssdbTrustItem, 1);
-      item->subject = g_strdup (cm_cert_get_subject (c));
-      item->sha256 = g_strdup (cm_cert_get_sha256 (c));
-      item->root = cm_cert_is_self_issued (c);
-      g_ptr_array_add (out, item);
-      cert = PK11_FindCertFromDERCertItem (slot, &it, NULL);
-      if (cert == NULL)
-        {
-          CERTCertificate *tmp
-            = CERT_NewTempCertificate (CERT_GetDefaultCertDB (), &it, NULL, PR_FALSE, PR_TRUE);
-          const char *cn = cm_cert_get_subject_cn (c);
-          g_autofree char *nick = tmp ? unique_nickname (db, tmp, cn ? cn : item->subject) : NULL;
-
-          if (tmp == NULL
-              || PK11_ImportCert (slot, tmp, CK_INVALID_HANDLE, nick, PR_FALSE) != SECSuccess)
-            {
-              g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
-                           "NSS could not store %s in %s (%s): check that cert9.db is writable",
-                           item->subject, cm_nss_db_get_dir (db), cm_nssdb_nss_error ());
-              if (tmp)
-                CERT_DestroyCertificate (tmp);
-              return FALSE;
-            }
-          CERT_DestroyCertificate (tmp);
-          item->added = TRUE;
-          cert = PK11_FindCertFromDERCertItem (slot, &it, NULL);
-        }
-      if (cert && item->root && !trusted_ca (cert)
-          && CERT_ChangeCertTrust (CERT_GetDefaultCertDB (), cert, &ca_trust) != SECSuccess)
-        {
-          g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
-                       "NSS could not trust %s in %s (%s): check that cert9.db is writable",
-                       item->subject, cm_nss_db_get_dir (db), cm_nssdb_nss_error ());
-          CERT_DestroyCertificate (cert);
-          return FALSE;
-        }
-      if (cert)
-        CERT_DestroyCertificate (cert);
-    }
+      }
+  held_clear (&held);
   if (bundle_path && !write_bundle (bundle_path, ca_ders, error))
     return FALSE;
   *items = g_steal_pointer (&out);
@@ -286,23 +349,36 @@ CmTrust *
 cm_nssdb_trust_from_db (CmNssDb *db, const char *bundle_path)
 {
   CmTrust *trust = cm_trust_new ();
-  CERTCertList *list = PK11_ListCertsInSlot (cm_nss_db_get_slot (db));
+  g_autoptr (CmInventory) inv = cm_inventory_new ();
+  PK11SlotInfo *slot = cm_nss_db_get_slot (db);
+  GPtrArray *certs;
 
-  for (CERTCertListNode *n = list ? CERT_LIST_HEAD (list) : NULL; n && !CERT_LIST_END (n, list);
-       n = CERT_LIST_NEXT (n))
+  /* raw objects, no NSS certificate per cert (PK11_ListCertsInSlot looks up each one's trust,
+   * which scans every cert of its issuer): only a self-issued CA is asked for its trust */
+  cm_nss_add_token_certs_sync (inv, slot, cm_nss_db_get_dir (db), NULL, NULL);
+  certs = cm_inventory_get_certs (inv);
+  for (guint i = 0; i < certs->len; i++)
     {
-      g_autoptr (GBytes) der = g_bytes_new (n->cert->derCert.data, n->cert->derCert.len);
-      g_autoptr (CmCert) c = cm_cert_new_from_der (der, NULL, NULL);
+      CmCert *c = g_ptr_array_index (certs, i);
+      gboolean anchor = FALSE;
 
-      if (c == NULL || !cm_cert_is_ca (c))
+      if (!cm_cert_is_ca (c))
         continue;
-      if (cm_cert_is_self_issued (c) && trusted_ca (n->cert))
+      if (cm_cert_is_self_issued (c))
+        {
+          GBytes *der = cm_cert_get_der (c);
+          SECItem it = { siBuffer, (unsigned char *)g_bytes_get_data (der, NULL),
+                         (unsigned int)g_bytes_get_size (der) };
+          CERTCertificate *nss = PK11_FindCertFromDERCertItem (slot, &it, NULL);
+          anchor = nss && trusted_ca (nss);
+          if (nss)
+            CERT_DestroyCertificate (nss);
+        }
+      if (anchor)
         cm_trust_add_anchor (trust, c);
       else
         cm_trust_add_intermediate (trust, c);
     }
-  if (list)
-    CERT_DestroyCertList (list);
   if (bundle_path && g_file_test (bundle_path, G_FILE_TEST_EXISTS))
     cm_trust_add_file (trust, bundle_path, NULL);
   return trust;
