@@ -112,9 +112,10 @@ cmd_evolution (int argc, char **argv)
     }
   db = cm_nss_db_open_sync (nssdb ? nssdb : default_db,
                             CM_NSS_DB_READ_ONLY | CM_NSS_DB_LOAD_MODULES, NULL, &error);
-  if (db == NULL || !cm_nss_db_add_certs_sync (db, inv, NULL, &error))
+  /* an unreadable record of recovered keys stops here: they must never be proposed */
+  if (db == NULL || !cm_nss_db_add_certs_sync (db, inv, NULL, &error)
+      || !cm_nssdb_mark_recovered_checked (inv, NULL, &error))
     goto fail;
-  cm_nssdb_mark_recovered (inv);
   if (!no_card)
     inserted = inserted_cards (inv);
   settings = cm_evo_registry_list_identities (reg);

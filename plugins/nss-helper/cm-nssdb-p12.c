@@ -1,25 +1,25 @@
 /* cm-nssdb-p12.c: import recovered (escrowed) encryption keys from PKCS#12 files.
  *
- * NSS has no transaction across cert9.db and key4.db, so everything is checked before the
- * database is touched: password and MAC (NSS's decoder), then each shrouded key is unwrapped
- * as a session key in the target's own token and proved to be its certificate's
- * (cm-nssdb-pfx.c): session objects, nothing written. Then each session key is copied to the
- * token (one write, where NSS's PKCS#12 import makes four), its certificates and public key
- * imported. A write that fails half-way is undone by deleting what was added.
- *
- * Files whose keys cm-nssdb-pfx.c cannot see (a key in an encrypted bag, a plain keyBag,
- * several keys whose certs are encrypted, a key that is neither RSA nor EC) and targets not
- * ready for keys go the older way: the file is imported into a scratch database (memory-backed,
- * deleted at once) where the same checks are made, then into the target by NSS's import. */
+ * A decrypted key never touches the disk outside the target database. NSS's decoder checks
+ * the password and the MAC and lists the bags; cm-nssdb-pfx-walk.c walks the file itself
+ * (opening its encrypted parts in memory), every iteration count checked before NSS derives a
+ * key with it; each key is unwrapped as a session key in the target's own token and proved to
+ * be its certificate's (cm-nssdb-pfx.c): session objects, nothing written. Then the record,
+ * with the writes to come marked pending, then the certificates and each session key copied to
+ * the token. NSS has no transaction across cert9.db and key4.db: a write that fails half-way
+ * is undone at once, and one a kill interrupted is undone by the next import into that
+ * database (the pending mark says what it had added). */
 #include "cm-nssdb-pfx.h"
-#include <errno.h>
 #include <certdb.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <keyhi.h>
 #include <p12.h>
 #include <pk11pub.h>
 #include <prerror.h>
 #include <secerr.h>
-#include <glib/gstdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct
@@ -117,18 +117,6 @@ cm_nssdb_db_has_cert_and_key (CmNssDb *db, const char *sha256)
   return found;
 }
 
-/* NSS's own nickname check (older way only) asks for another name when the file's is taken;
- * the name given is replaced by rename_cb anyway, so it only has to be new. */
-static SECItem *
-collision_cb (SECItem *old_nickname, PRBool *cancel, void *wincx)
-{
-  static gint serial;
-  g_autofree char *nick = g_strdup_printf ("Recovered key %d", g_atomic_int_add (&serial, 1));
-
-  *cancel = PR_FALSE; /* NSS reads the name as a C string: the item holds its NUL */
-  return SECITEM_DupItem (&(SECItem){ siBuffer, (unsigned char *)nick, strlen (nick) + 1 });
-}
-
 /* Decode and verify the MAC; an empty password is tried both ways, as pk12util does. */
 static SEC_PKCS12DecoderContext *
 decode (PK11SlotInfo *slot, SECItem *pw, GBytes *bytes, const char *path, GError **error)
@@ -212,137 +200,6 @@ collect_bags (SEC_PKCS12DecoderContext *dcx, Bags *b, const char *path, GError *
                         path, b->certs->len),
            FALSE;
   return TRUE;
-}
-
-/* Older way: NSS's own check of the bags (nicknames, keys already there) before its import. */
-static gboolean
-validate_bags (SEC_PKCS12DecoderContext *dcx, const char *path, GError **error)
-{
-  if (SEC_PKCS12DecoderValidateBags (dcx, collision_cb) == SECSuccess)
-    return TRUE;
-  g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-               "%s holds bags NSS cannot use (%s): ask the key recovery agent for a new file", path,
-               cm_nssdb_nss_error ());
-  return FALSE;
-}
-
-/* Every cert with a key is in @slot with its key; with @prove, a key proved to be the cert's
- * (the scratch database only: proving an EC key may mark it able to sign for a moment). */
-static gboolean
-check_imported (PK11SlotInfo *slot, Bags *b, gboolean prove, const char *path, GError **error)
-{
-  for (guint i = 0; i < b->with_key->len; i++)
-    {
-      CERTCertificate *c = find_cert (slot, g_ptr_array_index (b->with_key, i));
-      SECKEYPrivateKey *k = c ? PK11_FindPrivateKeyFromCert (slot, c, NULL) : NULL;
-      gboolean ok = k && (!prove || cm_nssdb_pfx_key_is_certs (k, c));
-
-      if (!ok)
-        cm_nssdb_pfx_not_its_key (c, path, error);
-      if (k)
-        SECKEY_DestroyPrivateKey (k);
-      if (c)
-        CERT_DestroyCertificate (c);
-      if (!ok)
-        return FALSE;
-    }
-  return TRUE;
-}
-
-/* Older way: the nicknames chosen by describe(), given to NSS's import. */
-static SECStatus
-rename_cb (const CERTCertificate *cert, const SECItem *default_nickname, SECItem **new_nickname,
-           void *arg)
-{
-  Bags *b = arg;
-  g_autofree char *h = cm_nssdb_sha256 (&cert->derCert);
-  const char *nick = g_hash_table_lookup (b->nicknames, h);
-
-  *new_nickname = NULL;
-  if (nick && (*new_nickname = SECITEM_AllocItem (NULL, NULL, strlen (nick) + 1)) == NULL)
-    return SECFailure;
-  if (nick)
-    {
-      memcpy ((*new_nickname)->data, nick, strlen (nick) + 1);
-      (*new_nickname)->len = strlen (nick);
-    }
-  return SECSuccess;
-}
-
-static char *
-scratch_base (void)
-{
-  const char *rt = g_getenv ("XDG_RUNTIME_DIR");
-
-  if (rt && g_file_test (rt, G_FILE_TEST_IS_DIR) && access (rt, W_OK) == 0)
-    return g_strdup (rt);
-  if (access ("/dev/shm", W_OK) == 0)
-    return g_strdup ("/dev/shm");
-  return g_strdup (g_get_tmp_dir ());
-}
-
-static void
-remove_dir (const char *dir)
-{
-  g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
-  const char *name;
-
-  while (d && (name = g_dir_read_name (d)))
-    {
-      g_autofree char *p = g_build_filename (dir, name, NULL);
-      g_unlink (p);
-    }
-  g_rmdir (dir);
-}
-
-/* Older way, pass 1: import into a throw-away database and check everything there. */
-static gboolean
-verify_in_scratch (GBytes *bytes, SECItem *pw, Bags *b, const char *path, GError **error)
-{
-  g_autofree char *base = scratch_base ();
-  g_autofree char *dir = g_build_filename (base, "cacmail-p12-XXXXXX", NULL);
-  CmNssDb *scratch = NULL;
-  SEC_PKCS12DecoderContext *dcx = NULL;
-  gboolean ok = FALSE;
-
-  if (g_mkdtemp_full (dir, 0700) == NULL)
-    {
-      g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
-                   "cannot make a private scratch folder in %s (%s): free space there or set "
-                   "XDG_RUNTIME_DIR",
-                   base, g_strerror (errno));
-      return FALSE;
-    }
-  scratch = cm_nss_db_open_sync (dir, CM_NSS_DB_DEFAULT, NULL, error);
-  if (scratch == NULL)
-    goto out;
-  /* memory-backed, 0700 and deleted at once: an empty database password costs no PBKDF2 */
-  if (PK11_NeedLogin (cm_nss_db_get_slot (scratch))
-      && PK11_CheckUserPassword (cm_nss_db_get_slot (scratch), "") != SECSuccess)
-    {
-      g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
-                   "NSS could not prepare a scratch database in %s (%s): check free space", dir,
-                   cm_nssdb_nss_error ());
-      goto out;
-    }
-  dcx = decode (cm_nss_db_get_slot (scratch), pw, bytes, path, error);
-  if (dcx == NULL || !collect_bags (dcx, b, path, error) || !validate_bags (dcx, path, error))
-    goto out;
-  if (SEC_PKCS12DecoderImportBags (dcx) != SECSuccess)
-    {
-      g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-                   "the key in %s could not be decrypted or stored (%s): check the password, or "
-                   "ask the key recovery agent for a new file",
-                   path, cm_nssdb_nss_error ());
-      goto out;
-    }
-  ok = check_imported (cm_nss_db_get_slot (scratch), b, TRUE, path, error);
-out:
-  if (dcx)
-    SEC_PKCS12DecoderFinish (dcx);
-  cm_nss_db_free (scratch);
-  remove_dir (dir);
-  return ok;
 }
 
 /* The database can take keys now: writable, and no primary password in the way. */
@@ -500,89 +357,6 @@ nickname_for (CmNssDb *db, GPtrArray *state, GHashTable *given, CmCert *cert, gi
   return nick;
 }
 
-/* Undo the older way's pass 2: delete the certs and keys (with their public keys) that were
- * not there before, a key whose cert never made it in too. */
-static void
-roll_back (PK11SlotInfo *slot, Bags *b, GHashTable *had_cert, GHashTable *had_key)
-{
-  for (guint i = 0; i < b->certs->len; i++)
-    {
-      GBytes *der = g_ptr_array_index (b->certs, i);
-      CERTCertificate *c = g_hash_table_contains (had_cert, der) ? NULL : find_cert (slot, der);
-      CERTCertificate *t = g_hash_table_contains (had_key, der) ? NULL : temp_cert (der);
-      SECKEYPrivateKey *k = t ? PK11_FindKeyByDERCert (slot, t, NULL) : NULL;
-
-      if (c)
-        SEC_DeletePermCertificate (c);
-      if (k)
-        PK11_DeleteTokenPrivateKey (k, PR_TRUE); /* frees k too */
-      if (k)
-        cm_nssdb_pfx_forget_public_key (slot, t);
-      if (t)
-        CERT_DestroyCertificate (t);
-      if (c)
-        CERT_DestroyCertificate (c);
-    }
-}
-
-/* Older way, pass 2: NSS's import into the target. */
-static gboolean
-import_into (CmNssDb *db, GBytes *bytes, SECItem *pw, Bags *b, const char *path, GError **error)
-{
-  PK11SlotInfo *slot = cm_nss_db_get_slot (db);
-  g_autoptr (GHashTable) had_cert = g_hash_table_new (g_bytes_hash, g_bytes_equal);
-  g_autoptr (GHashTable) had_key = g_hash_table_new (g_bytes_hash, g_bytes_equal);
-  SEC_PKCS12DecoderContext *dcx = NULL;
-  Bags again = { 0 };
-  gboolean ok = FALSE;
-
-  for (guint i = 0; i < b->certs->len; i++)
-    {
-      GBytes *der = g_ptr_array_index (b->certs, i);
-      CERTCertificate *c = find_cert (slot, der), *t = temp_cert (der);
-      SECKEYPrivateKey *k = t ? PK11_FindKeyByDERCert (slot, t, NULL) : NULL;
-
-      if (c)
-        g_hash_table_add (had_cert, der);
-      if (k || t == NULL) /* a key there before, or one this cannot tell: never deleted */
-        g_hash_table_add (had_key, der);
-      if (k)
-        SECKEY_DestroyPrivateKey (k);
-      if (t)
-        CERT_DestroyCertificate (t);
-      if (c)
-        CERT_DestroyCertificate (c);
-    }
-  if (PK11_NeedUserInit (slot) && PK11_InitPin (slot, NULL, "") != SECSuccess)
-    {
-      g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
-                   "NSS could not prepare the key database in %s (%s): check that key4.db is "
-                   "writable",
-                   cm_nss_db_get_dir (db), cm_nssdb_nss_error ());
-      return FALSE;
-    }
-  dcx = decode (slot, pw, bytes, path, error);
-  if (dcx == NULL || !collect_bags (dcx, &again, path, error) || !validate_bags (dcx, path, error))
-    goto out;
-  if (SEC_PKCS12DecoderRenameCertNicknames (dcx, rename_cb, b) != SECSuccess
-      || SEC_PKCS12DecoderImportBags (dcx) != SECSuccess
-      || !check_imported (slot, b, FALSE, path, NULL))
-    {
-      g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
-                   "writing %s into %s failed half-way (%s); what was added has been removed: "
-                   "check free space and that no other program locks the database",
-                   path, cm_nss_db_get_dir (db), cm_nssdb_nss_error ());
-      roll_back (slot, b, had_cert, had_key);
-      goto out;
-    }
-  ok = TRUE;
-out:
-  if (dcx)
-    SEC_PKCS12DecoderFinish (dcx);
-  bags_clear (&again);
-  return ok;
-}
-
 static CmNssdbRecovered *
 copy_record (const CmNssdbRecovered *r)
 {
@@ -594,39 +368,6 @@ copy_record (const CmNssdbRecovered *r)
   copy->subject = g_strdup (r->subject);
   copy->file = g_strdup (r->file);
   return copy;
-}
-
-/* Record the keys in @state (the state file as loaded; saved unless it said all this already).
- * Returns the records as they were, for undo. */
-static GPtrArray *
-record (GPtrArray *state, GPtrArray *results, GError **error)
-{
-  g_autoptr (GPtrArray) before
-    = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_nssdb_recovered_free);
-  gboolean changed = FALSE;
-
-  for (guint j = 0; j < state->len; j++)
-    g_ptr_array_add (before, copy_record (g_ptr_array_index (state, j)));
-  for (guint i = 0; i < results->len; i++)
-    {
-      CmNssdbRecovered *r = g_ptr_array_index (results, i), *o = NULL;
-
-      for (guint j = 0; j < state->len && o == NULL; j++)
-        if (strcmp (((CmNssdbRecovered *)g_ptr_array_index (state, j))->sha256, r->sha256) == 0
-            && strcmp (((CmNssdbRecovered *)g_ptr_array_index (state, j))->nssdb, r->nssdb) == 0)
-          o = g_ptr_array_index (state, j);
-      changed |= o == NULL || g_strcmp0 (o->nickname, r->nickname) != 0;
-      if (o && g_strcmp0 (o->nickname, r->nickname) != 0)
-        {
-          g_free (o->nickname);
-          o->nickname = g_strdup (r->nickname);
-        }
-      if (o == NULL)
-        g_ptr_array_add (state, copy_record (r));
-    }
-  if (changed && !cm_nssdb_state_save (state, error))
-    return NULL;
-  return g_steal_pointer (&before);
 }
 
 static GPtrArray *
@@ -664,54 +405,238 @@ describe (CmNssDb *db, Bags *b, GPtrArray *state, const char *path, gint64 now)
   return out;
 }
 
-/* The nicknames the database really gave; TRUE when one differs from what was recorded. */
-static gboolean
-read_back_nicknames (CmNssDb *db, Bags *b, GPtrArray *results, gboolean only_present)
+/* ---- what older versions and killed imports left ---- */
+
+/* Remove the folder @name of @dfd if it is the user's: its files, then itself. */
+static void
+remove_scratch (int dfd, const char *name)
 {
-  gboolean changed = FALSE;
+  int fd = openat (dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  DIR *d = NULL;
+  struct dirent *e;
 
-  for (guint i = 0; i < results->len; i++)
+  if (fd < 0)
+    return;
+  if (fstat (fd, &st) != 0 || st.st_uid != geteuid () || (d = fdopendir (fd)) == NULL)
     {
-      CmNssdbRecovered *r = g_ptr_array_index (results, i);
-      CERTCertificate *c
-        = only_present && !r->present
-            ? NULL
-            : find_cert (cm_nss_db_get_slot (db), g_ptr_array_index (b->described, i));
-      const char *nick = c && c->nickname ? cm_nssdb_own_label (db, c->nickname) : NULL;
-
-      if (nick && strcmp (nick, r->nickname) != 0)
-        {
-          g_free (r->nickname);
-          r->nickname = g_strdup (nick);
-          changed = TRUE;
-        }
-      if (c)
-        CERT_DestroyCertificate (c);
+      close (fd);
+      return;
     }
-  return changed;
+  while ((e = readdir (d)))
+    if (strcmp (e->d_name, ".") != 0 && strcmp (e->d_name, "..") != 0)
+      unlinkat (dirfd (d), e->d_name, 0);
+  closedir (d);
+  unlinkat (dfd, name, AT_REMOVEDIR);
 }
 
-/* The fast way's pairs, or NULL for the older way: @db ready to take keys now, and every key
- * of the file seen and of a type proved without a database. Decodes with @db's token. */
-static GPtrArray *
-plan (CmNssDb *db, GBytes *bytes, SECItem *pw, Bags *b, CmPfx *pfx, const char *path,
-      GError **error)
+/* cacmail before 2026-12 checked some files in a scratch database, cacmail-p12-XXXXXX in
+ * $XDG_RUNTIME_DIR, /dev/shm or the temporary folder, with the key decrypted under an empty
+ * password: a kill at the wrong moment left it there. Remove the user's. */
+static void
+remove_old_scratch (void)
+{
+  const char *bases[] = { g_getenv ("XDG_RUNTIME_DIR"), "/dev/shm", g_get_tmp_dir () };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (bases); i++)
+    {
+      int dfd = bases[i] ? open (bases[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+      DIR *d = dfd >= 0 ? fdopendir (dfd) : NULL;
+      struct dirent *e;
+
+      if (d == NULL && dfd >= 0)
+        close (dfd);
+      while (d && (e = readdir (d)))
+        if (g_str_has_prefix (e->d_name, "cacmail-p12-") && strlen (e->d_name) == 18)
+          remove_scratch (dirfd (d), e->d_name);
+      if (d)
+        closedir (d);
+    }
+}
+
+static gboolean
+is_for (CmNssdbPending *p, const char *dir)
+{
+  return strcmp (p->nssdb, dir) == 0;
+}
+
+static SECItem
+item_of (GBytes *b)
+{
+  gsize n = 0;
+  SECItem it = { siBuffer, (unsigned char *)g_bytes_get_data (b, &n), 0 };
+
+  it.len = n;
+  return it;
+}
+
+/* Drop @db's pending marks: an import whose every certificate has its key was whole; of one a
+ * kill interrupted, what it added is deleted and the records it added too. */
+static gboolean
+recover (CmNssDb *db, CmNssdbState *st, GError **error)
 {
   PK11SlotInfo *slot = cm_nss_db_get_slot (db);
-  gsize len = 0;
-  const guint8 *data = g_bytes_get_data (bytes, &len);
-  SEC_PKCS12DecoderContext *dcx = NULL;
-  GPtrArray *pairs = NULL;
+  const char *dir = cm_nss_db_get_dir (db);
+  gboolean whole = TRUE, any = FALSE;
 
-  if (!check_target (db, NULL) || PK11_NeedUserInit (slot) || !cm_nssdb_pfx_parse (data, len, pfx))
+  for (guint i = 0; i < st->pending->len; i++)
+    {
+      CmNssdbPending *p = g_ptr_array_index (st->pending, i);
+      SECItem der = item_of (p->cert);
+      if (is_for (p, dir) && (any = TRUE))
+        whole &= cm_nssdb_pfx_cert_and_key_in (slot, &der);
+    }
+  if (!any)
+    return TRUE;
+  for (guint i = st->pending->len; i-- > 0;)
+    {
+      CmNssdbPending *p = g_ptr_array_index (st->pending, i);
+      SECItem der = item_of (p->cert);
+      g_autofree char *sha = cm_nssdb_sha256 (&der);
+
+      if (!is_for (p, dir))
+        continue;
+      if (!whole)
+        cm_nssdb_pfx_forget (slot, &der, !p->had_key, !p->had_cert);
+      for (guint j = st->keys->len; !whole && !p->recorded && j-- > 0;)
+        {
+          CmNssdbRecovered *r = g_ptr_array_index (st->keys, j);
+          if (strcmp (r->sha256, sha) == 0 && strcmp (r->nssdb, dir) == 0)
+            g_ptr_array_remove_index (st->keys, j);
+        }
+      g_ptr_array_remove_index (st->pending, i);
+    }
+  return cm_nssdb_state_save (st, TRUE, error);
+}
+
+/* ---- the record ---- */
+
+/* Drop @dir's pending marks from @st. */
+static void
+forget_pending (CmNssdbState *st, const char *dir)
+{
+  for (guint i = st->pending->len; i-- > 0;)
+    if (is_for (g_ptr_array_index (st->pending, i), dir))
+      g_ptr_array_remove_index (st->pending, i);
+}
+
+/* Record the keys (@results) in @st and, with @had (per result: 1 the database held the cert,
+ * 2 its key), mark the writes to come pending; saved to disk unless it said all this already.
+ * Returns the records as they were, for undo. */
+static GPtrArray *
+record (CmNssdbState *st, GPtrArray *results, Bags *b, GArray *had, GError **error)
+{
+  g_autoptr (GPtrArray) before
+    = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_nssdb_recovered_free);
+  gboolean changed = FALSE;
+
+  for (guint j = 0; j < st->keys->len; j++)
+    g_ptr_array_add (before, copy_record (g_ptr_array_index (st->keys, j)));
+  for (guint i = 0; i < results->len; i++)
+    {
+      CmNssdbRecovered *r = g_ptr_array_index (results, i), *o = NULL;
+
+      for (guint j = 0; j < st->keys->len && o == NULL; j++)
+        if (strcmp (((CmNssdbRecovered *)g_ptr_array_index (st->keys, j))->sha256, r->sha256) == 0
+            && strcmp (((CmNssdbRecovered *)g_ptr_array_index (st->keys, j))->nssdb, r->nssdb) == 0)
+          o = g_ptr_array_index (st->keys, j);
+      if (had)
+        {
+          CmNssdbPending *p = g_new0 (CmNssdbPending, 1);
+          p->nssdb = g_strdup (r->nssdb);
+          p->cert = g_bytes_ref (g_ptr_array_index (b->described, i));
+          p->had_cert = (g_array_index (had, guint8, i) & 1) != 0;
+          p->had_key = (g_array_index (had, guint8, i) & 2) != 0;
+          p->recorded = o != NULL;
+          g_ptr_array_add (st->pending, p);
+        }
+      changed |= had || o == NULL || g_strcmp0 (o->nickname, r->nickname) != 0;
+      if (o && g_strcmp0 (o->nickname, r->nickname) != 0)
+        {
+          g_free (o->nickname);
+          o->nickname = g_strdup (r->nickname);
+        }
+      if (o == NULL)
+        g_ptr_array_add (st->keys, copy_record (r));
+    }
+  if (changed && !cm_nssdb_state_save (st, TRUE, error))
     return NULL;
-  if ((dcx = decode (slot, pw, bytes, path, error)) && collect_bags (dcx, b, path, error))
-    pairs = cm_nssdb_pfx_pair (pfx, b->with_key, b->keys);
+  return g_steal_pointer (&before);
+}
+
+/* ---- the import ---- */
+
+/* The file's keys paired with their certs (NULL with @error): NSS's decoder on @db's token
+ * checks the password and the MAC and lists the bags; the encrypted parts are opened here too
+ * when the keys or their IDs are in them. */
+static GPtrArray *
+plan (CmNssDb *db, GBytes *bytes, SECItem *pw, const char *password, Bags *b, CmPfx *pfx,
+      const char *path, GError **error)
+{
+  PK11SlotInfo *slot = cm_nss_db_get_slot (db);
+  SEC_PKCS12DecoderContext *dcx = decode (slot, pw, bytes, path, error);
+  gboolean ok = dcx && collect_bags (dcx, b, path, error);
+
   if (dcx)
     SEC_PKCS12DecoderFinish (dcx);
-  if (pairs == NULL)
-    bags_clear (b);
-  return pairs;
+  if (!ok)
+    return NULL;
+  if (pfx->sealed->len && (pfx->keys->len != b->keys || pfx->keys->len > 1)
+      && !cm_nssdb_pfx_open_sealed (pfx, slot, pw, password, path, error))
+    return NULL;
+  return cm_nssdb_pfx_pair (pfx, b->with_key, b->keys, path, error);
+}
+
+/* Per result of describe(): 1 when @db holds its cert, 2 its key (asked before any session
+ * key exists, which has the key's ID). */
+static GArray *
+what_is_there (CmNssDb *db, Bags *b, GPtrArray *out, gboolean *all_there)
+{
+  PK11SlotInfo *slot = cm_nss_db_get_slot (db);
+  GArray *had = g_array_sized_new (FALSE, TRUE, sizeof (guint8), out->len);
+
+  *all_there = TRUE;
+  for (guint i = 0; i < out->len; i++)
+    {
+      CmNssdbRecovered *r = g_ptr_array_index (out, i);
+      SECItem der = item_of (g_ptr_array_index (b->described, i));
+      guint8 h
+        = (cm_nssdb_pfx_cert_in (slot, &der) ? 1 : 0) | (cm_nssdb_pfx_key_in (slot, &der) ? 2 : 0);
+
+      g_array_append_val (had, h);
+      r->present = cm_nssdb_pfx_cert_and_key_in (slot, &der);
+      *all_there &= r->present;
+    }
+  return had;
+}
+
+/* The writes, after the record: a key database never given a password gets the empty one. */
+static gboolean
+write_all (CmNssDb *db, GPtrArray *pairs, Bags *b, const char *path, GError **error)
+{
+  PK11SlotInfo *slot = cm_nss_db_get_slot (db);
+
+  if (PK11_NeedUserInit (slot) && PK11_InitPin (slot, NULL, "") != SECSuccess)
+    return g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
+                        "NSS could not prepare the key database in %s (%s): check that key4.db "
+                        "is writable",
+                        cm_nss_db_get_dir (db), cm_nssdb_nss_error ()),
+           FALSE;
+  return cm_nssdb_pfx_write (slot, pairs, b->nicknames, path, cm_nss_db_get_dir (db), error);
+}
+
+/* The file's bytes and its walk, every cost checked before NSS sees it. */
+static GBytes *
+read_checked (const char *path, CmPfx *pfx, GError **error)
+{
+  g_autoptr (GBytes) bytes = cm_nssdb_pfx_read (path, error);
+  gsize len = 0;
+  const guint8 *data = bytes ? g_bytes_get_data (bytes, &len) : NULL;
+
+  if (bytes == NULL || !cm_nssdb_pfx_check_shape (data, len, path, error)
+      || !cm_nssdb_pfx_parse (data, len, pfx, path, error))
+    return NULL;
+  return g_steal_pointer (&bytes);
 }
 
 gboolean
@@ -719,10 +644,10 @@ cm_nssdb_import_p12_sync (CmNssDb *db, const char *path, const char *password, G
                           guint *added, GCancellable *cancellable, GError **error)
 {
   g_autoptr (GBytes) bytes = NULL;
-  g_autoptr (GPtrArray) out = NULL, undo = NULL, pairs = NULL, state = NULL;
-  g_autoptr (GError) local = NULL;
-  g_autofree char *contents = NULL;
-  gsize len = 0;
+  g_autoptr (GPtrArray) out = NULL, undo = NULL, pairs = NULL;
+  g_autoptr (GArray) had = NULL;
+  g_autoptr (CmNssdbState) st = NULL;
+  const char *dir = cm_nss_db_get_dir (db);
   SECItem *pw = NULL;
   Bags b = { 0 };
   CmPfx pfx = { 0 };
@@ -730,72 +655,40 @@ cm_nssdb_import_p12_sync (CmNssDb *db, const char *path, const char *password, G
 
   *results = NULL;
   *added = 0;
-  if (!g_file_get_contents (path, &contents, &len, &local))
-    {
-      g_set_error (error, CM_ERROR,
-                   local->code == G_FILE_ERROR_NOENT ? CM_ERROR_NOT_FOUND : CM_ERROR_BAD_INPUT,
-                   "cannot read %s (%s): check the file name", path, local->message);
-      return FALSE;
-    }
-  bytes = g_bytes_new_take (g_steal_pointer (&contents), len);
-  if (!cm_nssdb_pfx_check_shape (g_bytes_get_data (bytes, NULL), len, path, error))
-    return FALSE;
+  remove_old_scratch ();
+  if ((bytes = read_checked (path, &pfx, error)) == NULL)
+    goto out;
   if ((pw = cm_nssdb_pfx_password (password)) == NULL)
     {
       g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
                    "the password for %s is not valid UTF-8: type it again", path);
-      return FALSE;
-    }
-  if (g_cancellable_set_error_if_cancelled (cancellable, error))
-    goto out;
-  pairs = plan (db, bytes, pw, &b, &pfx, path, &local);
-  if (local)
-    {
-      g_propagate_error (error, g_steal_pointer (&local));
       goto out;
     }
   /* the database first: a refusal to write (read-only, primary password) is the clearer
-   * message than anything NSS's own import says about the file */
-  if (pairs == NULL
-      && (!check_target (db, error) || !verify_in_scratch (bytes, pw, &b, path, error)))
+   * message; then what a killed import into it left */
+  if (g_cancellable_set_error_if_cancelled (cancellable, error) || !check_target (db, error)
+      || (st = cm_nssdb_state_open (TRUE, error)) == NULL || !recover (db, st, error))
     goto out;
-  if ((state = cm_nssdb_state_load (error)) == NULL)
+  if ((pairs = plan (db, bytes, pw, password, &b, &pfx, path, error)) == NULL)
     goto out;
-  out = describe (db, &b, state, path, cm_time_now ());
-  for (guint i = 0; i < out->len; i++) /* before the import, and before any session key */
+  out = describe (db, &b, st->keys, path, cm_time_now ());
+  had = what_is_there (db, &b, out, &all_there);
+  if (!cm_nssdb_pfx_verify (cm_nss_db_get_slot (db), pairs, b.nicknames, pw, password, path, error))
+    goto out;
+  /* the record first, the writes to come marked: a key in the database is never unmarked,
+   * and what a kill leaves half-written is found again */
+  if ((undo = record (st, out, &b, all_there ? NULL : had, error)) == NULL)
+    goto out;
+  if (!all_there && !write_all (db, pairs, &b, path, error))
     {
-      CmNssdbRecovered *r = g_ptr_array_index (out, i);
-      PK11SlotInfo *slot = cm_nss_db_get_slot (db);
-
-      gsize n = 0;
-      SECItem der
-        = { siBuffer, (unsigned char *)g_bytes_get_data (g_ptr_array_index (b.described, i), &n),
-            0 };
-
-      der.len = n;
-      r->present = cm_nssdb_pfx_cert_and_key_in (slot, &der);
-      all_there &= r->present;
-    }
-  if (pairs
-      && !cm_nssdb_pfx_verify (cm_nss_db_get_slot (db), pairs, b.nicknames, pw, password, path,
-                               error))
-    goto out;
-  /* the record first: a key in the database must never be unmarked */
-  if ((undo = record (state, out, error)) == NULL)
-    goto out;
-  if (!all_there
-      && !(pairs ? cm_nssdb_pfx_write (cm_nss_db_get_slot (db), pairs, b.nicknames, path,
-                                       cm_nss_db_get_dir (db), error)
-                 : import_into (db, bytes, pw, &b, path, error)))
-    {
-      cm_nssdb_state_save (undo, NULL);
+      g_ptr_array_unref (st->keys);
+      st->keys = g_steal_pointer (&undo);
+      forget_pending (st, dir);
+      cm_nssdb_state_save (st, TRUE, NULL);
       goto out;
     }
-  g_clear_pointer (&undo, g_ptr_array_unref);
-  /* keep the nicknames the database gave: NSS's own import (the older way) picks them, and a
-   * cert that was there keeps its own; the fast way writes the ones describe() chose */
-  if (read_back_nicknames (db, &b, out, pairs != NULL)
-      && (undo = record (state, out, error)) == NULL)
+  forget_pending (st, dir);
+  if (!all_there && !cm_nssdb_state_save (st, FALSE, error))
     goto out;
   for (guint i = 0; i < out->len; i++)
     {

@@ -1,12 +1,9 @@
-/* cm-nssdb-pfx.c: PKCS#12 (RFC 7292) below NSS's PKCS#12 import, for cm-nssdb-p12.c: a first
- * look at the bytes and the password's encoding; a walk of the PFX just deep enough to reach
- * its keys, decrypting nothing (PFX ::= SEQUENCE { version, authSafe ContentInfo (data),
- * macData }; the data is an AuthenticatedSafe, a SEQUENCE OF ContentInfo; each one of type
- * data holds SafeContents, a SEQUENCE OF SafeBag { bagId, [0] bagValue, attributes }); each
- * pkcs8ShroudedKeyBag (an EncryptedPrivateKeyInfo) unwrapped into a session key of the target
- * token and proved to be its certificate's key, with no write; then the writes. Encrypted
- * ContentInfos are only counted: NSS's decoder has read them. BER is accepted (indefinite
- * lengths, constructed OCTET STRINGs), as some exporters write it. */
+/* cm-nssdb-pfx.c: the keys of a PKCS#12 file (as cm-nssdb-pfx-walk.c found them) into an NSS
+ * database, for cm-nssdb-p12.c: each key paired with its certificates as NSS's decoder pairs
+ * them, unwrapped into a session key of the target token and proved to be its certificate's
+ * key, with no write: the decrypted key is never on disk outside the target database. Then the
+ * writes: the certificates, then the keys (the import is whole when the last key is in), then
+ * the public keys; a failed write is undone. */
 #include "cm-nssdb-pfx.h"
 #include <cryptohi.h>
 #include <keyhi.h>
@@ -19,326 +16,9 @@
 #include <secoid.h>
 #include <certdb.h>
 
-#define MAX_DEPTH 24
-
 /* NSS exports its decoder only under this name; it decodes without any certificate store (as
  * core/cm-cert.c uses it). */
 extern CERTCertificate *__CERT_DecodeDERCertificate (SECItem *der, PRBool copy, char *nickname);
-
-typedef struct
-{
-  const guint8 *p;
-  gsize len;
-} Span;
-
-static void
-key_free (CmPfxKey *k)
-{
-  g_bytes_unref (k->epki);
-  g_clear_pointer (&k->local_key_id, g_bytes_unref);
-  g_free (k);
-}
-
-static void
-cert_free (CmPfxCert *c)
-{
-  g_bytes_unref (c->der);
-  g_clear_pointer (&c->local_key_id, g_bytes_unref);
-  g_free (c);
-}
-
-void
-cm_nssdb_pfx_clear (CmPfx *pfx)
-{
-  g_clear_pointer (&pfx->keys, g_ptr_array_unref);
-  g_clear_pointer (&pfx->certs, g_ptr_array_unref);
-  pfx->other_keys = pfx->sealed = 0;
-}
-
-gboolean
-cm_nssdb_pfx_check_shape (const guint8 *p, gsize len, const char *path, GError **error)
-{
-  gsize hdr = 2, body = 0;
-
-  if (len == 0)
-    return g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-                        "%s is empty: give the PKCS#12 (.p12/.pfx) file the key recovery "
-                        "service sent",
-                        path),
-           FALSE;
-  if (len >= 10 && memcmp (p, "-----BEGIN", 10) == 0)
-    return g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-                        "%s is PEM text, not a PKCS#12 file: give the .p12/.pfx file (or convert "
-                        "with openssl pkcs12 -export)",
-                        path),
-           FALSE;
-  if (len < 5 || p[0] != 0x30)
-    goto not_p12;
-  if (p[1] & 0x80)
-    {
-      gsize n = p[1] & 0x7f;
-      if (n == 0)
-        hdr = 2, body = len - 2; /* BER indefinite length */
-      else if (n > 4 || len < 2 + n)
-        goto not_p12;
-      else
-        {
-          for (gsize i = 0; i < n; i++)
-            body = (body << 8) | p[2 + i];
-          hdr = 2 + n;
-        }
-    }
-  else
-    body = p[1];
-  if (len < hdr + 3 || p[hdr] != 0x02 || p[hdr + 1] != 0x01 || p[hdr + 2] != 0x03)
-    goto not_p12;
-  if (hdr + body > len)
-    return g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-                        "%s is truncated (%" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT " bytes): "
-                        "copy the file again from the key recovery message",
-                        path, len, hdr + body),
-           FALSE;
-  return TRUE;
-not_p12:
-  g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
-               "%s is not a PKCS#12 file: give the .p12/.pfx file the key recovery service sent",
-               path);
-  return FALSE;
-}
-
-SECItem *
-cm_nssdb_pfx_password (const char *utf8)
-{
-  glong n = 0;
-  gunichar2 *u = g_utf8_to_utf16 (utf8, -1, NULL, &n, NULL);
-  SECItem *it;
-
-  if (u == NULL)
-    return NULL;
-  it = SECITEM_AllocItem (NULL, NULL, 2 * n + 2);
-  for (glong i = 0; it && i <= n; i++)
-    {
-      it->data[2 * i] = u[i] >> 8;
-      it->data[2 * i + 1] = u[i] & 0xff;
-    }
-  explicit_bzero (u, n * sizeof *u);
-  g_free (u);
-  return it;
-}
-
-void
-cm_nssdb_pfx_password_free (SECItem *pw)
-{
-  if (pw == NULL)
-    return;
-  explicit_bzero (pw->data, pw->len);
-  SECITEM_FreeItem (pw, PR_TRUE);
-}
-
-/* The element at the start of @in: its @tag, its contents @body (for an indefinite length, up
- * to its end-of-contents octets) and its whole encoding @all; @in moves past it. */
-static gboolean
-tlv (Span *in, guint8 *tag, Span *body, Span *all, int depth)
-{
-  const guint8 *p = in->p;
-  gsize hdr = 2, n = 0;
-
-  if (depth > MAX_DEPTH || in->len < 2 || (p[0] & 0x1f) == 0x1f)
-    return FALSE; /* high tag numbers are not used by PKCS#12 */
-  if (p[1] == 0x80)
-    {
-      Span rest = { p + 2, in->len - 2 }, b, a;
-      guint8 t;
-
-      if (!(p[0] & 0x20))
-        return FALSE; /* only constructed encodings have indefinite lengths */
-      while (rest.len >= 2 && (rest.p[0] || rest.p[1]))
-        if (!tlv (&rest, &t, &b, &a, depth + 1))
-          return FALSE;
-      if (rest.len < 2)
-        return FALSE;
-      n = rest.p - (p + 2);
-      *body = (Span){ p + 2, n };
-      *all = (Span){ p, n + 4 };
-    }
-  else
-    {
-      if (p[1] & 0x80)
-        {
-          gsize k = p[1] & 0x7f;
-          if (k == 0 || k > 4 || in->len < 2 + k)
-            return FALSE;
-          for (gsize i = 0; i < k; i++)
-            n = (n << 8) | p[2 + i];
-          hdr = 2 + k;
-        }
-      else
-        n = p[1];
-      if (n > in->len - hdr)
-        return FALSE;
-      *body = (Span){ p + hdr, n };
-      *all = (Span){ p, hdr + n };
-    }
-  *tag = p[0];
-  in->p += all->len;
-  in->len -= all->len;
-  return TRUE;
-}
-
-static gboolean
-expect (Span *in, guint8 tag, Span *body, int depth)
-{
-  Span all;
-  guint8 t;
-
-  return tlv (in, &t, body, &all, depth) && t == tag;
-}
-
-/* The bytes of an OCTET STRING (a constructed one is joined into a buffer kept in @keep). */
-static gboolean
-octets (guint8 tag, Span body, Span *out, GPtrArray *keep, int depth)
-{
-  g_autoptr (GByteArray) joined = NULL;
-  GBytes *b;
-
-  if (tag == 0x04)
-    return *out = body, TRUE;
-  if (tag != 0x24)
-    return FALSE;
-  joined = g_byte_array_new ();
-  while (body.len)
-    {
-      Span inner, all, part;
-      guint8 t;
-      if (!tlv (&body, &t, &inner, &all, depth + 1) || !octets (t, inner, &part, keep, depth + 1))
-        return FALSE;
-      g_byte_array_append (joined, part.p, part.len);
-    }
-  b = g_byte_array_free_to_bytes (g_steal_pointer (&joined));
-  g_ptr_array_add (keep, b);
-  out->p = g_bytes_get_data (b, &out->len);
-  return TRUE;
-}
-
-static SECOidTag
-oid_tag (Span oid)
-{
-  SECItem it = { siBuffer, (unsigned char *)oid.p, oid.len };
-  return SECOID_FindOIDTag (&it);
-}
-
-/* [0] EXPLICIT OCTET STRING: its bytes. */
-static gboolean
-explicit_octets (Span *in, Span *out, GPtrArray *keep, int depth)
-{
-  Span wrapped, body, all;
-  guint8 t;
-
-  return expect (in, 0xa0, &wrapped, depth) && tlv (&wrapped, &t, &body, &all, depth + 1)
-         && octets (t, body, out, keep, depth + 1);
-}
-
-/* The localKeyID among a bag's attributes, or NULL. */
-static GBytes *
-local_key_id (Span attrs, GPtrArray *keep, int depth)
-{
-  while (attrs.len)
-    {
-      Span attr, oid, values, body, all, id;
-      guint8 t;
-
-      if (!expect (&attrs, 0x30, &attr, depth) || !expect (&attr, 0x06, &oid, depth + 1))
-        return NULL;
-      if (oid_tag (oid) == SEC_OID_PKCS9_LOCAL_KEY_ID && expect (&attr, 0x31, &values, depth + 1)
-          && tlv (&values, &t, &body, &all, depth + 2) && octets (t, body, &id, keep, depth + 2))
-        return g_bytes_new (id.p, id.len);
-    }
-  return NULL;
-}
-
-static gboolean
-safe_bag (Span bag, CmPfx *pfx, GPtrArray *keep, int depth)
-{
-  Span oid, value, attrs = { NULL, 0 }, inner, all;
-  guint8 t;
-  SECOidTag type;
-
-  if (!expect (&bag, 0x06, &oid, depth) || !expect (&bag, 0xa0, &value, depth)
-      || (bag.len && !expect (&bag, 0x31, &attrs, depth)))
-    return FALSE;
-  type = oid_tag (oid);
-  if (type == SEC_OID_PKCS12_V1_PKCS8_SHROUDED_KEY_BAG_ID || type == SEC_OID_PKCS12_V1_KEY_BAG_ID)
-    {
-      CmPfxKey *k;
-      if (!tlv (&value, &t, &inner, &all, depth + 1) || t != 0x30)
-        return FALSE;
-      k = g_new0 (CmPfxKey, 1);
-      k->epki = g_bytes_new (all.p, all.len);
-      k->local_key_id = local_key_id (attrs, keep, depth + 1);
-      k->plain = type == SEC_OID_PKCS12_V1_KEY_BAG_ID;
-      g_ptr_array_add (pfx->keys, k);
-    }
-  else if (type == SEC_OID_PKCS12_V1_CERT_BAG_ID)
-    {
-      Span cb, cert_oid, der;
-      CmPfxCert *c;
-      if (!expect (&value, 0x30, &cb, depth + 1) || !expect (&cb, 0x06, &cert_oid, depth + 2))
-        return FALSE;
-      if (oid_tag (cert_oid) != SEC_OID_PKCS9_X509_CERT)
-        return TRUE; /* SDSI certificates: NSS ignores them too */
-      if (!explicit_octets (&cb, &der, keep, depth + 2))
-        return FALSE;
-      c = g_new0 (CmPfxCert, 1);
-      c->der = g_bytes_new (der.p, der.len);
-      c->local_key_id = local_key_id (attrs, keep, depth + 1);
-      g_ptr_array_add (pfx->certs, c);
-    }
-  else if (type == SEC_OID_PKCS12_V1_SAFE_CONTENTS_BAG_ID)
-    pfx->other_keys++;
-  return TRUE; /* CRL and secret bags hold no key */
-}
-
-gboolean
-cm_nssdb_pfx_parse (const guint8 *p, gsize len, CmPfx *pfx)
-{
-  g_autoptr (GPtrArray) keep = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
-  Span in = { p, len }, body, x, ci, oid, auth, seq;
-  gboolean ok = FALSE;
-
-  pfx->keys = g_ptr_array_new_with_free_func ((GDestroyNotify)key_free);
-  pfx->certs = g_ptr_array_new_with_free_func ((GDestroyNotify)cert_free);
-  /* PFX { version, authSafe ContentInfo { data, [0] OCTET STRING }, ... } */
-  if (!expect (&in, 0x30, &body, 0) || !expect (&body, 0x02, &x, 1) || !expect (&body, 0x30, &ci, 1)
-      || !expect (&ci, 0x06, &oid, 2) || oid_tag (oid) != SEC_OID_PKCS7_DATA
-      || !explicit_octets (&ci, &auth, keep, 2) || !expect (&auth, 0x30, &seq, 0))
-    goto out;
-  while (seq.len)
-    {
-      Span safes, contents, bags, bag;
-      SECOidTag type;
-
-      if (!expect (&seq, 0x30, &ci, 1) || !expect (&ci, 0x06, &oid, 2))
-        goto out;
-      type = oid_tag (oid);
-      if (type == SEC_OID_PKCS7_ENCRYPTED_DATA || type == SEC_OID_PKCS7_ENVELOPED_DATA)
-        {
-          pfx->sealed++;
-          continue;
-        }
-      if (type != SEC_OID_PKCS7_DATA || !explicit_octets (&ci, &safes, keep, 2)
-          || !expect (&safes, 0x30, &contents, 0))
-        goto out;
-      bags = contents;
-      while (bags.len)
-        if (!expect (&bags, 0x30, &bag, 1) || !safe_bag (bag, pfx, keep, 2))
-          goto out;
-    }
-  ok = TRUE;
-out:
-  if (!ok)
-    cm_nssdb_pfx_clear (pfx);
-  return ok;
-}
 
 /* The public value an import derives the key's CKA_ID from (as NSS's PKCS#12 decoder does). */
 static SECItem *
@@ -383,7 +63,7 @@ pair_free (CmPfxPair *pair)
   g_free (pair);
 }
 
-/* The localKeyID of the plain cert bag holding @der, or NULL. */
+/* The localKeyID of the cert bag holding @der, or NULL. */
 static GBytes *
 id_of_cert (CmPfx *pfx, GBytes *der)
 {
@@ -396,13 +76,46 @@ id_of_cert (CmPfx *pfx, GBytes *der)
   return NULL;
 }
 
+static GPtrArray *
+no_pairs (const char *path, const char *why, GError **error)
+{
+  g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
+               "%s %s: ask the key recovery agent for a new file", path, why);
+  return NULL;
+}
+
+/* The pair of the key @der goes with (@id its cert bag's localKeyID), or NULL with @error. */
+static CmPfxPair *
+pair_of (GPtrArray *pairs, GBytes *id, const char *path, GError **error)
+{
+  CmPfxPair *to = pairs->len == 1 ? g_ptr_array_index (pairs, 0) : NULL;
+
+  for (guint k = 0; id && pairs->len > 1 && k < pairs->len; k++)
+    {
+      CmPfxPair *p = g_ptr_array_index (pairs, k);
+      if (p->key->local_key_id && g_bytes_equal (p->key->local_key_id, id))
+        {
+          if (to) /* two keys with one ID: which one NSS takes is not ours to guess */
+            return no_pairs (path, "files two private keys under one localKeyID", error), NULL;
+          to = p;
+        }
+    }
+  if (to == NULL)
+    no_pairs (path, "does not say which of its private keys a certificate goes with", error);
+  return to;
+}
+
 GPtrArray *
-cm_nssdb_pfx_pair (CmPfx *pfx, GPtrArray *with_key, guint nss_keys)
+cm_nssdb_pfx_pair (CmPfx *pfx, GPtrArray *with_key, guint nss_keys, const char *path,
+                   GError **error)
 {
   g_autoptr (GPtrArray) pairs = g_ptr_array_new_with_free_func ((GDestroyNotify)pair_free);
 
-  if (nss_keys == 0 || nss_keys != pfx->keys->len || pfx->other_keys)
-    return NULL;
+  if (nss_keys != pfx->keys->len)
+    return no_pairs (path,
+                     pfx->enveloped ? "keeps keys in a part encrypted to a public key"
+                                    : "holds keys in a form cacmail cannot read",
+                     error);
   for (guint i = 0; i < pfx->keys->len; i++)
     {
       CmPfxPair *pair = g_new0 (CmPfxPair, 1);
@@ -413,34 +126,25 @@ cm_nssdb_pfx_pair (CmPfx *pfx, GPtrArray *with_key, guint nss_keys)
   for (guint i = 0; i < with_key->len; i++)
     {
       GBytes *der = g_ptr_array_index (with_key, i);
-      GBytes *id = pairs->len > 1 ? id_of_cert (pfx, der) : NULL;
-      CmPfxPair *to = pairs->len == 1 ? g_ptr_array_index (pairs, 0) : NULL;
+      CmPfxPair *to = pair_of (pairs, id_of_cert (pfx, der), path, error);
       gsize n = 0;
       SECItem it = { siBuffer, (unsigned char *)g_bytes_get_data (der, &n), 0 };
       CERTCertificate *c;
 
-      for (guint k = 0; id && k < pairs->len; k++)
-        {
-          CmPfxPair *p = g_ptr_array_index (pairs, k);
-          if (p->key->local_key_id && g_bytes_equal (p->key->local_key_id, id))
-            {
-              if (to)
-                return NULL; /* two keys with one ID: which one NSS takes is not ours to guess */
-              to = p;
-            }
-        }
       it.len = n;
-      if (to == NULL
-          || (c = CERT_NewTempCertificate (CERT_GetDefaultCertDB (), &it, NULL, PR_FALSE, PR_TRUE))
-               == NULL)
+      if (to == NULL)
         return NULL;
+      c = CERT_NewTempCertificate (CERT_GetDefaultCertDB (), &it, NULL, PR_FALSE, PR_TRUE);
+      if (c == NULL)
+        return no_pairs (path, "holds a certificate NSS cannot read", error);
       g_ptr_array_add (to->certs, c);
       if (!can_prove (c))
-        return NULL;
+        return no_pairs (
+          path, "holds a key that is neither RSA nor EC, the kinds mail is encrypted to", error);
     }
   for (guint k = 0; k < pairs->len; k++)
     if (((CmPfxPair *)g_ptr_array_index (pairs, k))->certs->len == 0)
-      return NULL; /* NSS's import refuses a key without a cert */
+      return no_pairs (path, "holds a private key without its certificate", error);
   return g_steal_pointer (&pairs);
 }
 
@@ -460,7 +164,6 @@ unwrap (PK11SlotInfo *slot, CmPfxKey *key, const SECItem *ucs2, const char *utf8
   SECItem der = { siBuffer, (unsigned char *)g_bytes_get_data (key->epki, &n), 0 };
   SECItem pw = { siBuffer, NULL, 0 };
   SECItem nick = { siBuffer, (unsigned char *)nickname, strlen (nickname) };
-  PRInt32 force_ucs2 = 0;
 
   der.len = n;
   if (key->plain && pub && public_value (pub))
@@ -497,17 +200,8 @@ unwrap (PK11SlotInfo *slot, CmPfxKey *key, const SECItem *ucs2, const char *utf8
                    path, PR_ErrorToString (SEC_ERROR_BAD_EXPORT_ALGORITHM, PR_LANGUAGE_I_DEFAULT));
       goto out;
     }
-  /* PKCS#12's own PBEs take the UCS-2 password with its two zero bytes; PBES2 takes the
-   * UTF-8 one without a terminator (as NSS's decoder hands them to the same call) */
-  NSS_OptionGet (__NSS_PKCS12_DECODE_FORCE_UNICODE, &force_ucs2);
-  if (SECOID_GetAlgorithmTag (&epki->algorithm) == SEC_OID_PKCS5_PBES2 && !force_ucs2)
-    {
-      if (*utf8 && SECITEM_AllocItem (NULL, &pw, strlen (utf8)) == NULL)
-        goto undecryptable;
-      if (*utf8)
-        memcpy (pw.data, utf8, pw.len);
-    }
-  else if (SECITEM_CopyItem (NULL, &pw, ucs2) != SECSuccess)
+  /* (its iteration count was checked by the walk) */
+  if (!cm_nssdb_pfx_pbe_password (SECOID_GetAlgorithmTag (&epki->algorithm), ucs2, utf8, &pw))
     goto undecryptable;
   if (PK11_ImportEncryptedPrivateKeyInfoAndReturnKey (slot, epki, &pw, &nick, public_value (pub),
                                                       PR_FALSE, PR_TRUE, pub->keyType,
@@ -672,80 +366,42 @@ all_in (PK11SlotInfo *slot, GPtrArray *pairs)
   return TRUE;
 }
 
-gboolean
-cm_nssdb_pfx_write (PK11SlotInfo *slot, GPtrArray *pairs, GHashTable *nicknames, const char *path,
-                    const char *dir, GError **error)
+/* The CKA_ID a key gets for the certificate @der (SHA-1 of its public value, as NSS's import
+ * makes it), or NULL. Computed here: asking NSS for it with no slot would attach a store
+ * object to a certificate decoded outside any store, which then outlives NSS. */
+static SECItem *
+key_id (const SECItem *der)
 {
-  g_autoptr (GPtrArray) keys = g_ptr_array_new ();  /* SECKEYPrivateKey*: token keys added */
-  g_autoptr (GPtrArray) certs = g_ptr_array_new (); /* CERTCertificate*: added (borrowed) */
-  gboolean ok = TRUE;
+  CERTCertificate *c = __CERT_DecodeDERCertificate ((SECItem *)der, PR_FALSE, NULL);
+  SECKEYPublicKey *pub = c ? CERT_ExtractPublicKey (c) : NULL;
+  SECItem *id = pub && public_value (pub) ? PK11_MakeIDFromPubKey (public_value (pub)) : NULL;
 
-  for (guint i = 0; ok && i < pairs->len; i++)
-    {
-      CmPfxPair *p = g_ptr_array_index (pairs, i);
-      CERTCertificate *first = g_ptr_array_index (p->certs, 0);
-      SECKEYPrivateKey *key = p->token;
-
-      if (key == NULL
-          && PK11_WriteRawAttribute (PK11_TypePrivKey, p->session, CKA_SUBJECT, &first->derSubject)
-               == SECSuccess
-          && (key = PK11_ConvertSessionPrivKeyToTokenPrivKey (p->session, NULL)))
-        g_ptr_array_add (keys, key);
-      drop_session (p); /* from here on, lookups by ID find the token's key */
-      ok = key != NULL;
-      for (guint j = 0; ok && j < p->certs->len; j++)
-        {
-          CERTCertificate *c = g_ptr_array_index (p->certs, j);
-
-          if (cm_nssdb_pfx_cert_in (slot, &c->derCert))
-            continue;
-          /* a new key has its label, ID and subject; a key met again gets them from the cert */
-          ok = PK11_ImportCert (slot, c, p->token || j > 0 ? key->pkcs11ID : CK_INVALID_HANDLE,
-                                nickname_of (nicknames, c), PR_FALSE)
-               == SECSuccess;
-          if (ok)
-            g_ptr_array_add (certs, c);
-        }
-    }
-  if (!(ok = ok && all_in (slot, pairs)))
-    g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
-                 "writing %s into %s failed half-way (%s); what was added has been removed: "
-                 "check free space and that no other program locks the database",
-                 path, dir, cm_nssdb_nss_error ());
-  for (guint i = 0; !ok && i < certs->len; i++)
-    {
-      CERTCertificate *c = PK11_FindCertFromDERCertItem (
-        slot, &((CERTCertificate *)g_ptr_array_index (certs, i))->derCert, NULL);
-      if (c)
-        SEC_DeletePermCertificate (c);
-      if (c)
-        CERT_DestroyCertificate (c);
-    }
-  for (guint i = 0; i < keys->len; i++)
-    if (ok)
-      SECKEY_DestroyPrivateKey (g_ptr_array_index (keys, i));
-    else
-      PK11_DeleteTokenPrivateKey (g_ptr_array_index (keys, i), PR_TRUE); /* frees it too */
-  /* last, so that no failure has to undo them: the public keys of the keys added */
-  for (guint i = 0; ok && i < pairs->len; i++)
-    {
-      CmPfxPair *p = g_ptr_array_index (pairs, i);
-      SECKEYPublicKey *pub
-        = p->token ? NULL : CERT_ExtractPublicKey (g_ptr_array_index (p->certs, 0));
-
-      if (pub)
-        PK11_ImportPublicKey (slot, pub, PR_TRUE);
-      if (pub)
-        SECKEY_DestroyPublicKey (pub);
-    }
-  return ok;
+  if (pub)
+    SECKEY_DestroyPublicKey (pub);
+  if (c)
+    CERT_DestroyCertificate (c);
+  return id;
 }
 
-void
-cm_nssdb_pfx_forget_public_key (PK11SlotInfo *slot, CERTCertificate *cert)
+gboolean
+cm_nssdb_pfx_key_in (PK11SlotInfo *slot, const SECItem *der)
 {
-  SECItem *id = PK11_GetLowLevelKeyIDForCert (NULL, cert, NULL);
-  PK11GenericObject *objs = id ? PK11_FindGenericObjects (slot, CKO_PUBLIC_KEY) : NULL;
+  SECItem *id = key_id (der);
+  SECKEYPrivateKey *k = id ? PK11_FindKeyByKeyID (slot, id, NULL) : NULL;
+  gboolean in = k != NULL;
+
+  if (k)
+    SECKEY_DestroyPrivateKey (k);
+  if (id)
+    SECITEM_FreeItem (id, PR_TRUE);
+  return in;
+}
+
+/* Delete from @slot the token objects of @class whose CKA_ID is @id. */
+static void
+forget_objects (PK11SlotInfo *slot, CK_OBJECT_CLASS class, const SECItem *id)
+{
+  PK11GenericObject *objs = PK11_FindGenericObjects (slot, class);
 
   for (PK11GenericObject *o = objs; o; o = PK11_GetNextGenericObject (o))
     {
@@ -757,6 +413,114 @@ cm_nssdb_pfx_forget_public_key (PK11SlotInfo *slot, CERTCertificate *cert)
     }
   if (objs)
     PK11_DestroyGenericObjects (objs);
+}
+
+void
+cm_nssdb_pfx_forget (PK11SlotInfo *slot, const SECItem *der, gboolean key, gboolean cert)
+{
+  SECItem *id = key ? key_id (der) : NULL;
+  CERTCertificate *perm = cert ? PK11_FindCertFromDERCertItem (slot, der, NULL) : NULL;
+
+  if (id)
+    forget_objects (slot, CKO_PRIVATE_KEY, id);
+  if (id)
+    forget_objects (slot, CKO_PUBLIC_KEY, id);
+  if (perm)
+    SEC_DeletePermCertificate (perm);
+  if (perm)
+    CERT_DestroyCertificate (perm);
   if (id)
     SECITEM_FreeItem (id, PR_TRUE);
+}
+
+/* Undo a write that failed: the keys (with their public keys), then the certificates. */
+static void
+undo (PK11SlotInfo *slot, GPtrArray *keys, GPtrArray *certs)
+{
+  for (guint i = 0; i < keys->len; i++)
+    cm_nssdb_pfx_forget (slot, &((CERTCertificate *)g_ptr_array_index (keys, i))->derCert, TRUE,
+                         FALSE);
+  for (guint i = 0; i < certs->len; i++)
+    cm_nssdb_pfx_forget (slot, &((CERTCertificate *)g_ptr_array_index (certs, i))->derCert, FALSE,
+                         TRUE);
+}
+
+/* The certificates of @pairs that @slot lacks, imported (those added go to @added). A new key's
+ * certs go in before it, so their CKA_ID is made from the cert's public key (the key's own);
+ * a key the database held keeps its label. */
+static gboolean
+write_certs (PK11SlotInfo *slot, GPtrArray *pairs, GHashTable *nicknames, GPtrArray *added)
+{
+  for (guint i = 0; i < pairs->len; i++)
+    {
+      CmPfxPair *p = g_ptr_array_index (pairs, i);
+      for (guint j = 0; j < p->certs->len; j++)
+        {
+          CERTCertificate *c = g_ptr_array_index (p->certs, j);
+
+          if (cm_nssdb_pfx_cert_in (slot, &c->derCert))
+            continue;
+          if (PK11_ImportCert (slot, c, CK_INVALID_HANDLE, nickname_of (nicknames, c), PR_FALSE)
+              != SECSuccess)
+            return FALSE;
+          g_ptr_array_add (added, c);
+        }
+    }
+  return TRUE;
+}
+
+/* Each new session key copied to the token with its label, ID and first cert's subject (the
+ * first cert of each goes to @added). */
+static gboolean
+write_keys (GPtrArray *pairs, GPtrArray *added)
+{
+  gboolean ok = TRUE;
+
+  for (guint i = 0; i < pairs->len; i++)
+    {
+      CmPfxPair *p = g_ptr_array_index (pairs, i);
+      CERTCertificate *first = g_ptr_array_index (p->certs, 0);
+      SECKEYPrivateKey *key = NULL;
+
+      if (ok && p->token == NULL
+          && PK11_WriteRawAttribute (PK11_TypePrivKey, p->session, CKA_SUBJECT, &first->derSubject)
+               == SECSuccess
+          && (key = PK11_ConvertSessionPrivKeyToTokenPrivKey (p->session, NULL)))
+        g_ptr_array_add (added, first);
+      ok &= p->token != NULL || key != NULL;
+      if (key)
+        SECKEY_DestroyPrivateKey (key);
+      drop_session (p); /* from here on, lookups by ID find the token's key */
+    }
+  return ok;
+}
+
+gboolean
+cm_nssdb_pfx_write (PK11SlotInfo *slot, GPtrArray *pairs, GHashTable *nicknames, const char *path,
+                    const char *dir, GError **error)
+{
+  g_autoptr (GPtrArray) certs = g_ptr_array_new (); /* CERTCertificate*: added (borrowed) */
+  g_autoptr (GPtrArray) keys = g_ptr_array_new ();  /* CERTCertificate*: whose key was added */
+
+  if (!write_certs (slot, pairs, nicknames, certs) || !write_keys (pairs, keys)
+      || !all_in (slot, pairs))
+    {
+      g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
+                   "writing %s into %s failed half-way (%s); what was added has been removed: "
+                   "check free space and that no other program locks the database",
+                   path, dir, cm_nssdb_nss_error ());
+      undo (slot, keys, certs);
+      return FALSE;
+    }
+  /* last, so that no failure has to undo them: the public keys of the keys added */
+  for (guint i = 0; i < keys->len; i++)
+    {
+      SECKEYPublicKey *pub = CERT_ExtractPublicKey (g_ptr_array_index (keys, i));
+
+      if (pub)
+        PK11_ImportPublicKey (slot, pub, PR_TRUE);
+      if (pub)
+        SECKEY_DestroyPublicKey (pub);
+    }
+  return TRUE;
 }

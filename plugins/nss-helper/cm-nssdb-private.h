@@ -4,9 +4,36 @@
 #include "cm-nssdb.h"
 #include <cert.h>
 
-/* Every record of the state file (CmNssdbRecovered*); a missing file is an empty list. */
-G_GNUC_INTERNAL GPtrArray *cm_nssdb_state_load (GError **error);
-G_GNUC_INTERNAL gboolean cm_nssdb_state_save (GPtrArray *records, GError **error);
+/* An import's writes into the database @nssdb, recorded before they begin and dropped once they
+ * are known whole: a process killed half-way leaves this, and the next import into that
+ * database removes what it had added (cm-nssdb-p12.c). */
+typedef struct
+{
+  char *nssdb;
+  GBytes *cert;      /* DER of a certificate to import with its key */
+  gboolean had_cert; /* the database held the certificate before */
+  gboolean had_key;  /* ... and its key */
+  gboolean recorded; /* the record had it before */
+} CmNssdbPending;
+
+G_GNUC_INTERNAL void cm_nssdb_pending_free (CmNssdbPending *p);
+
+/* The record of recovered keys as loaded. */
+typedef struct
+{
+  GPtrArray *keys;    /* CmNssdbRecovered* */
+  GPtrArray *pending; /* CmNssdbPending* */
+  int lock;           /* the lock file's descriptor, or -1 */
+} CmNssdbState;
+
+/* The record (no file: empty), with @lock held until freed (imports: one at a time, each
+ * sees the others' writes). NULL with @error naming the file and the fix when it is damaged,
+ * not the user's or changeable by others: never read as empty. Free with
+ * cm_nssdb_state_free(). */
+G_GNUC_INTERNAL CmNssdbState *cm_nssdb_state_open (gboolean lock, GError **error);
+G_GNUC_INTERNAL gboolean cm_nssdb_state_save (CmNssdbState *st, gboolean durable, GError **error);
+G_GNUC_INTERNAL void cm_nssdb_state_free (CmNssdbState *st);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CmNssdbState, cm_nssdb_state_free)
 
 /* TRUE when the certificate with SHA-256 @sha256 is in @db's own token with its private key. */
 G_GNUC_INTERNAL gboolean cm_nssdb_db_has_cert_and_key (CmNssDb *db, const char *sha256);

@@ -146,11 +146,21 @@ void cm_nssdb_recovered_free (CmNssdbRecovered *r);
 char *cm_nssdb_state_path (void);
 
 /* TRUE when @sha256 (lowercase hex) is a recovered, decrypt-only certificate: selection must not
- * pick it for signing or encryption and no client setting may name it. */
+ * pick it for signing or encryption and no client setting may name it. Also TRUE when the
+ * record cannot be read (fail closed): what decides must call cm_nssdb_mark_recovered_checked() or
+ * cm_nssdb_recovered_list(), which report that error. */
 gboolean cm_nssdb_is_recovered (const char *sha256);
 
 /* Mark every certificate of @inv that is a recorded recovered key decrypt-only
- * (cm_inventory_mark_decrypt_only). Returns how many were marked. */
+ * (cm_inventory_mark_decrypt_only); *@marked (nullable) says how many. FALSE with @error when
+ * the record cannot be read (damaged: CM_ERROR_BAD_INPUT; not the user's or others may change
+ * it: CM_ERROR_UNSAFE): what selects must then stop, since it cannot tell which keys are
+ * decrypt-only. */
+gboolean cm_nssdb_mark_recovered_checked (CmInventory *inv, guint *marked, GError **error);
+
+/* The same without the error: when the record cannot be read, every certificate of @inv is
+ * marked decrypt-only (fail closed). Returns how many were marked. Prefer the _checked one,
+ * which lets the user see why. */
 guint cm_nssdb_mark_recovered (CmInventory *inv);
 
 /* Recovered keys recorded for @db (all databases when NULL), most recent Not After first; with
@@ -167,6 +177,27 @@ GPtrArray *cm_nssdb_recovered_list (CmNssDb *db, GError **error);
 gboolean cm_nssdb_import_p12_sync (CmNssDb *db, const char *path, const char *password,
                                    GPtrArray **results, guint *added, GCancellable *cancellable,
                                    GError **error);
+
+/* ---- cacmail's own state files (cm-nssdb-state.c), handled like keys ---- */
+
+#define CM_NSSDB_STATE_MAX (16 * 1024 * 1024) /* bytes of one state file */
+
+/* The state file @path whole (NUL-terminated; caller frees *@contents), or NULL *@contents
+ * when it does not exist. FALSE with @error naming it and the fix when it or its folder is
+ * another user's or others may change it (CM_ERROR_UNSAFE), or it is no regular file or over
+ * CM_NSSDB_STATE_MAX bytes (CM_ERROR_BAD_INPUT). */
+gboolean cm_nssdb_state_file_read (const char *path, char **contents, gsize *len, GError **error);
+
+/* The JSON object of the state file @path (caller unrefs): NULL with @error as
+ * cm_nssdb_state_file_read() fails, or with *@damaged (caller frees: why) when it holds no
+ * JSON object, or with neither when there is no file. */
+JsonObject *cm_nssdb_state_file_load (const char *path, char **damaged, GError **error);
+
+/* Replace @path with @text whole: a temporary file (mode 0600) in its folder (made 0700 when
+ * missing, checked as above) renamed over it; @durable also waits for the disk. FALSE with
+ * @error (CM_ERROR_ENVIRONMENT or CM_ERROR_UNSAFE) naming the file and the fix. */
+gboolean cm_nssdb_state_file_write (const char *path, const char *text, gboolean durable,
+                                    GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CmNssdbLocation, cm_nssdb_location_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CmNssdbModule, cm_nssdb_module_free)

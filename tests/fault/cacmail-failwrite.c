@@ -8,12 +8,19 @@
  *   CACMAIL_FAULT_MARK=PATH       created when a write was failed (so a test knows it fired)
  *
  * Failed writes return -1 with errno ENOSPC. pwrite64/pwrite/write are wrapped (SQLite's unix
- * VFS writes with pwrite64). */
+ * VFS writes with pwrite64).
+ *
+ *   CACMAIL_FAULT_KILL=N          SIGKILL the process at its Nth step (0 the first), a step
+ *                                 being a call that ends or makes durable one operation on any
+ *                                 file: fsync, fdatasync, rename, unlink (SQLite commits with
+ *                                 fdatasync and drops its journal with unlink; state files are
+ *                                 renamed into place). The mark is created just before. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,4 +99,80 @@ write (int fd, const void *buf, size_t n)
   if (real == NULL)
     real = (ssize_t (*) (int, const void *, size_t))dlsym (RTLD_NEXT, "write");
   return must_fail (fd) ? -1 : real (fd, buf, n);
+}
+
+/* ---- CACMAIL_FAULT_KILL ---- */
+
+static long steps;
+
+static void
+step (void)
+{
+  const char *kill_at = getenv ("CACMAIL_FAULT_KILL");
+  const char *mark = getenv ("CACMAIL_FAULT_MARK");
+
+  if (kill_at == NULL || *kill_at == '\0' || steps++ != atol (kill_at))
+    return;
+  if (mark && *mark)
+    {
+      int m = open (mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+      if (m >= 0)
+        close (m);
+    }
+  raise (SIGKILL);
+}
+
+typedef int (*FdFn) (int);
+typedef int (*RenameFn) (const char *, const char *);
+typedef int (*UnlinkFn) (const char *);
+typedef int (*UnlinkatFn) (int, const char *, int);
+
+int
+fsync (int fd)
+{
+  static FdFn real;
+  if (real == NULL)
+    real = (FdFn)dlsym (RTLD_NEXT, "fsync");
+  step ();
+  return real (fd);
+}
+
+int
+fdatasync (int fd)
+{
+  static FdFn real;
+  if (real == NULL)
+    real = (FdFn)dlsym (RTLD_NEXT, "fdatasync");
+  step ();
+  return real (fd);
+}
+
+int
+rename (const char *from, const char *to)
+{
+  static RenameFn real;
+  if (real == NULL)
+    real = (RenameFn)dlsym (RTLD_NEXT, "rename");
+  step ();
+  return real (from, to);
+}
+
+int
+unlink (const char *path)
+{
+  static UnlinkFn real;
+  if (real == NULL)
+    real = (UnlinkFn)dlsym (RTLD_NEXT, "unlink");
+  step ();
+  return real (path);
+}
+
+int
+unlinkat (int dfd, const char *path, int flags)
+{
+  static UnlinkatFn real;
+  if (real == NULL)
+    real = (UnlinkatFn)dlsym (RTLD_NEXT, "unlinkat");
+  step ();
+  return real (dfd, path, flags);
 }

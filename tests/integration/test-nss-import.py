@@ -32,15 +32,25 @@ NOW = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 def env_for(tmp):
     e = dict(os.environ)
     e.update(HOME=os.path.join(tmp, "home"), XDG_DATA_HOME=os.path.join(tmp, "data"),
-             XDG_CONFIG_HOME=os.path.join(tmp, "config"))
+             XDG_CONFIG_HOME=os.path.join(tmp, "config"),
+             XDG_RUNTIME_DIR=os.path.join(tmp, "run"), TMPDIR=os.path.join(tmp, "tmpdir"))
     e.pop("CACMAIL_STATE_DIR", None)
-    os.makedirs(e["HOME"], exist_ok=True)
+    for d in ("HOME", "XDG_RUNTIME_DIR", "TMPDIR"):
+        os.makedirs(e[d], mode=0o700, exist_ok=True)
     return e
 
 
-def cm(env, *args, stdin=None):
-    return subprocess.run([CACMAIL, *args], capture_output=True, text=True, env=env, timeout=60,
+def cm(env, *args, stdin=None, timeout=60):
+    return subprocess.run([CACMAIL, *args], capture_output=True, text=True, env=env, timeout=timeout,
                           input=stdin)
+
+
+def cm_bounded(env, *args):
+    """cm() that reports a hang (over 30 s) as exit code None instead of raising."""
+    try:
+        return cm(env, *args, timeout=30)
+    except subprocess.TimeoutExpired as e:
+        return subprocess.CompletedProcess(e.cmd, None, "", "(hung for 30 s)")
 
 
 def newdb(path):
@@ -359,6 +369,118 @@ with tmpdir() as tmp:
     t.eq(snapshot(rodb), base, "read-only database: unchanged")
     t.ok(not os.path.exists(os.path.join(nob, "data", "cacmail", "recovered-keys.json")),
          "read-only database: nothing recorded")
+
+    # --- files older versions checked in a scratch database (a kill there left the key on
+    # disk): now walked and decrypted in memory, the same one way as every other file ---
+    rkey, rcert, _ = load("reservist-encryption-old-aes.p12")
+    rder = rcert.public_bytes(serialization.Encoding.DER)
+    ckey = load("contractor-encryption-old-aes.p12")[0]
+    for what, data in (
+            ("bags nested in a safeContentsBag", pfxcraft.build(rkey, [rder], epw, nested=True)),
+            ("key and certificate in an encrypted part", pfxcraft.build(rkey, [rder], epw,
+                                                                         sealed="all")),
+            ("a plain keyBag in an encrypted part", pfxcraft.build(rkey, [rder], epw,
+                                                                   sealed="all", shrouded=False)),
+            ("two keys whose certificates are only in an encrypted part", pfxcraft.build_many(
+                [(rkey, [rder], b"\x01" * 20), (ckey, [con_der], b"\x02" * 20)], epw,
+                sealed="certs"))):
+        db = newdb(os.path.join(tmp, "db-mem-" + what.split()[0] + str(len(what))))
+        p = cm(env, "import-p12", "--nssdb", db, "--password-file", pw, write("mem.p12", data))
+        want = 2 if what.startswith("two") else 1
+        t.ok(p.returncode == 0 and len(keys(db)) == want and len(nicknames(db)) == want,
+             f"{what}: imported, {want} key(s) with their certificates", p.stdout + p.stderr)
+    t.eq(os.listdir(env["XDG_RUNTIME_DIR"]) + os.listdir(env["TMPDIR"]), [],
+         "nothing was written to $XDG_RUNTIME_DIR or $TMPDIR (no scratch database)")
+    # a database whose key database was never given a password (certutil -A alone)
+    db = os.path.join(tmp, "db-uninit")
+    os.makedirs(db)
+    subprocess.run(["certutil", "-A", "-d", f"sql:{db}", "-n", "root", "-t", "C,C,", "-a", "-i",
+                    os.path.join(pki, "ca", "root.crt")], check=True)
+    p = cm(env, "import-p12", "--nssdb", db, "--password-file", pw, f)
+    t.ok(p.returncode == 0 and len(keys(db)) == 1, "a key database never initialised: the key "
+         "is imported (its empty password set first)", p.stdout + p.stderr)
+
+    # --- input bounds: iteration counts capped before NSS derives a key, files read bounded ---
+    db = newdb(os.path.join(tmp, "db-bounds"))
+    base = snapshot(db)
+    huge = 2**31 - 1
+    hostile = [
+        ("MAC iteration count 2^31-1", dict(mac_iterations=huge), "2147483647"),
+        ("key PBE (PBKDF2) iteration count 2^31-1", dict(key_iterations=huge), "2147483647"),
+        ("encrypted-part PBE iteration count 2^31-1", dict(sealed="certs",
+                                                           sealed_iterations=huge), "2147483647"),
+        ("MAC iteration count 2^80", dict(mac_iterations=2**80), "64-bit"),
+        ("key iteration count 10,000,001", dict(key_iterations=10000001), "10000001"),
+    ]
+    for what, kw, says in hostile:
+        path = write("hostile.p12", pfxcraft.build(rkey, [rder], epw, **kw))
+        started = time.monotonic()
+        p = cm_bounded(env, "import-p12", "--nssdb", db, "--password-file", pw, path)
+        took = time.monotonic() - started
+        t.ok(p.returncode == 3 and one_line(p) and "iterations" in p.stderr and says in p.stderr
+             and took < 10, f"{what}: refused in {took:.1f} s, exit 3, one line naming the count",
+             (p.returncode, p.stderr))
+    fifo = os.path.join(tmp, "fifo.p12")
+    os.mkfifo(fifo)
+    os.makedirs(os.path.join(tmp, "folder.p12"))
+    for what, path, says in (("/dev/zero", "/dev/zero", "not a regular file"),
+                             ("a FIFO", fifo, "not a regular file"),
+                             ("a folder", os.path.join(tmp, "folder.p12"), "not a regular file"),
+                             ("a 2 MiB file", write("big.p12", b"\x30\x84" + os.urandom(2 << 20)),
+                              "larger than 1024 KiB")):
+        p = cm_bounded(env, "import-p12", "--nssdb", db, "--password-file", pw, path)
+        t.ok(p.returncode == 3 and one_line(p) and says in p.stderr and path in p.stderr,
+             f"{what} as the .p12: exit 3, one line naming it: '{says}'", (p.returncode, p.stderr))
+    t.eq(snapshot(db), base, "refused inputs: database byte-for-byte unchanged")
+
+    # --- the record of recovered keys is handled like a key: fail closed, private, whole ---
+    sdir = os.path.join(tmp, "state")
+    senv = dict(env, CACMAIL_STATE_DIR=sdir)
+    db = newdb(os.path.join(tmp, "db-state"))
+    p = cm(senv, "import-p12", "--nssdb", db, "--password-file", pw, f)
+    state = os.path.join(sdir, "recovered-keys.json")
+    t.ok(p.returncode == 0 and oct(os.stat(sdir).st_mode & 0o777) == "0o700"
+         and oct(os.stat(state).st_mode & 0o777) == "0o600",
+         "the record is written 0600 in a folder made 0700", p.stderr)
+    os.link(state, state + ".old")
+    p = cm(senv, "import-p12", "--nssdb", db, "--password-file", pw, contractor_p12)
+    t.ok(p.returncode == 0 and open(state + ".old").read() != open(state).read()
+         and len(json.load(open(state + ".old"))["keys"]) == 1,
+         "the record is replaced whole (a new file renamed over it), never rewritten in place")
+    os.unlink(state + ".old")
+    good = open(state, "rb").read()
+    other = os.path.join(esc, "contractor-encryption-old-3des.p12")
+    doc = json.loads(good)
+    del doc["keys"][0]["sha256"]
+    cases = [
+        ("a truncated record", lambda: open(state, "wb").write(good[: len(good) // 2]), 3,
+         "damaged"),
+        ("a record with an entry without its sha256",
+         lambda: open(state, "w").write(json.dumps(doc)), 3, "damaged"),
+        ("a record others may change (0666)", lambda: os.chmod(state, 0o666), 5, "chmod 600"),
+        ("a record of another user", lambda: os.chown(state, 65534, 65534), 5, "chown"),
+        ("a state folder others may change (0777)", lambda: os.chmod(sdir, 0o777), 5,
+         "chmod 700"),
+    ]
+    for what, spoil, code, says in cases:
+        with open(state, "wb") as fh:
+            fh.write(good)
+        os.chmod(state, 0o600)
+        os.chmod(sdir, 0o700)
+        spoil()
+        spoiled, dbase = open(state, "rb").read(), snapshot(db)
+        p = cm(senv, "import-p12", "--nssdb", db, "--password-file", pw, other)
+        t.ok(p.returncode == code and one_line(p) and says in p.stderr
+             and (state in p.stderr or sdir in p.stderr),
+             f"{what}: import refused, exit {code}, one line naming it and '{says}'",
+             (p.returncode, p.stderr))
+        t.ok(open(state, "rb").read() == spoiled and snapshot(db) == dbase,
+             f"{what}: record and database left as they were")
+        p = cm(senv, "import-p12", "--nssdb", db, "--list")
+        t.ok(p.returncode == code and says in p.stderr, f"{what}: --list refuses too",
+             (p.returncode, p.stderr))
+        os.chown(state, 0, 0)
+    os.chmod(sdir, 0o700)
 
     # --- password from a pipe (never argv); usage errors ---
     db = newdb(os.path.join(tmp, "db-pipe"))
