@@ -1,6 +1,7 @@
 /* cm-evo-registry.c: read and write mail identities' S/MIME settings through
  * evolution-source-registry, never behind its back, with a backup for undo. */
 #include "cm-evo.h"
+#include <cm-nssdb.h>
 #include <libedataserver/libedataserver.h>
 
 struct _CmEvoRegistry
@@ -90,7 +91,9 @@ cm_evo_registry_list_identities (CmEvoRegistry *reg)
   return reg->settings;
 }
 
-/* ---- backups: $XDG_DATA_HOME/cacmail/evolution-backups.json, newest entry last ---- */
+/* ---- backups: $XDG_DATA_HOME/cacmail/evolution-backups.json, newest entry last ----
+ * The undo history is handled like keys (cm_nssdb_state_file_*: the user's own, 0600, replaced
+ * whole) and never lost: a damaged file stops fix and undo, and is never overwritten. */
 
 static char *
 backup_path (void)
@@ -98,42 +101,57 @@ backup_path (void)
   return g_build_filename (g_get_user_data_dir (), "cacmail", "evolution-backups.json", NULL);
 }
 
+static gboolean
+backups_damaged (const char *path, const char *why, GError **error)
+{
+  g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
+               "the settings backups %s are damaged (%s), so fix and undo would lose the undo "
+               "history: repair the file, or move it aside (mv %s %s.damaged) to start a new "
+               "one; nothing was changed",
+               path, why, path, path);
+  return FALSE;
+}
+
+/* The backups file as { "entries": [...] } (none yet: no entries); NULL with @error when it
+ * cannot be read safely or is damaged. */
 static JsonNode *
-load_backups (void)
+load_backups (GError **error)
 {
   g_autofree char *path = backup_path ();
-  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autofree char *damaged = NULL;
+  g_autoptr (GError) local = NULL;
+  JsonObject *o = cm_nssdb_state_file_load (path, &damaged, &local);
+  JsonNode *entries = o ? json_object_get_member (o, "entries") : NULL;
+  JsonNode *n;
 
-  if (json_parser_load_from_file (parser, path, NULL)
-      && JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser))
-      && json_object_has_member (json_node_get_object (json_parser_get_root (parser)), "entries"))
-    return json_node_copy (json_parser_get_root (parser));
-  {
-    JsonObject *o = json_object_new ();
-    JsonNode *n = json_node_new (JSON_NODE_OBJECT);
-    json_object_set_array_member (o, "entries", json_array_new ());
-    json_node_take_object (n, o);
-    return n;
-  }
+  if (local) /* another user's, or others may change it: the message says the fix */
+    return g_propagate_error (error, g_steal_pointer (&local)), NULL;
+  if (damaged)
+    return backups_damaged (path, damaged, error), NULL;
+  if (o && (entries == NULL || !JSON_NODE_HOLDS_ARRAY (entries)))
+    {
+      json_object_unref (o);
+      return backups_damaged (path, "no \"entries\" list", error), NULL;
+    }
+  if (o == NULL)
+    {
+      o = json_object_new ();
+      json_object_set_array_member (o, "entries", json_array_new ());
+    }
+  n = json_node_new (JSON_NODE_OBJECT);
+  json_node_take_object (n, o);
+  return n;
 }
 
 static gboolean
 save_backups (JsonNode *root, GError **error)
 {
   g_autofree char *path = backup_path ();
-  g_autofree char *dir = g_path_get_dirname (path);
   g_autofree char *text = cm_json_to_string (root);
 
-  if (g_mkdir_with_parents (dir, 0700) != 0)
+  if (!cm_nssdb_state_file_write (path, text, TRUE, error))
     {
-      g_set_error (error, CM_EVO_ERROR, CM_EVO_ERROR_FAILED,
-                   "cannot create %s for the settings backup: %s; nothing was changed", dir,
-                   g_strerror (errno));
-      return FALSE;
-    }
-  if (!g_file_set_contents_full (path, text, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600, error))
-    {
-      g_prefix_error (error, "cannot save the settings backup (nothing was changed): ");
+      g_prefix_error (error, "cannot save the settings backup, so nothing was changed: ");
       return FALSE;
     }
   return TRUE;
@@ -172,13 +190,18 @@ gint
 cm_evo_registry_fix_sync (CmEvoRegistry *reg, GPtrArray *identities, GCancellable *cancellable,
                           GError **error)
 {
-  g_autoptr (JsonNode) root = load_backups ();
-  JsonArray *entries = json_object_get_array_member (json_node_get_object (root), "entries");
-  JsonObject *entry = json_object_new ();
-  JsonArray *saved = json_array_new ();
+  g_autoptr (JsonNode) root = load_backups (error);
+  JsonArray *entries;
+  JsonObject *entry;
+  JsonArray *saved;
   g_autofree char *now = cm_time_format (cm_time_now ());
   gint written = 0;
 
+  if (root == NULL)
+    return -1; /* a damaged history is never overwritten */
+  entries = json_object_get_array_member (json_node_get_object (root), "entries");
+  entry = json_object_new ();
+  saved = json_array_new ();
   json_object_set_string_member (entry, "time", now);
   json_object_set_array_member (entry, "identities", saved);
   for (guint i = 0; i < identities->len; i++)
@@ -227,35 +250,89 @@ cm_evo_registry_fix_sync (CmEvoRegistry *reg, GPtrArray *identities, GCancellabl
   return written;
 }
 
+/* The string member @name of @o, or NULL: FALSE when it is missing or neither a string nor
+ * null (a backup entry names every setting it saved). */
+static gboolean
+saved_value (JsonObject *o, const char *name, const char **value)
+{
+  JsonNode *n = json_object_get_member (o, name);
+
+  *value = NULL;
+  if (n && JSON_NODE_HOLDS_NULL (n))
+    return TRUE;
+  if (n == NULL || !JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING)
+    return FALSE;
+  *value = json_node_get_string (n);
+  return TRUE;
+}
+
+/* The identities of the last backup entry, each checked whole (uid, and the three settings as
+ * string or null) and still in the registry, before anything is written. */
+static JsonArray *
+last_entry (CmEvoRegistry *reg, JsonArray *entries, GError **error)
+{
+  g_autofree char *path = backup_path ();
+  guint n = json_array_get_length (entries);
+  JsonNode *last = n ? json_array_get_element (entries, n - 1) : NULL;
+  JsonObject *o = last && JSON_NODE_HOLDS_OBJECT (last) ? json_node_get_object (last) : NULL;
+  JsonNode *ids = o ? json_object_get_member (o, "identities") : NULL;
+  JsonArray *saved = ids && JSON_NODE_HOLDS_ARRAY (ids) ? json_node_get_array (ids) : NULL;
+
+  if (saved == NULL)
+    return backups_damaged (path, "the last entry lists no identities", error), NULL;
+  for (guint i = 0; i < json_array_get_length (saved); i++)
+    {
+      JsonNode *e = json_array_get_element (saved, i);
+      JsonObject *id = JSON_NODE_HOLDS_OBJECT (e) ? json_node_get_object (e) : NULL;
+      const char *uid = NULL, *v;
+      g_autoptr (ESource) src = NULL;
+
+      if (id == NULL || !saved_value (id, "uid", &uid) || uid == NULL || *uid == '\0'
+          || !saved_value (id, "signing", &v) || !saved_value (id, "encryption", &v)
+          || !saved_value (id, "signing_algorithm", &v))
+        return backups_damaged (path, "an identity of the last entry is malformed", error), NULL;
+      if ((src = e_source_registry_ref_source (reg->registry, uid)) == NULL)
+        return g_set_error (error, CM_EVO_ERROR, CM_EVO_ERROR_NOT_FOUND,
+                            "mail identity %s of the last fix no longer exists, so the fix "
+                            "cannot be undone whole; nothing was changed",
+                            uid),
+               NULL;
+    }
+  return saved;
+}
+
 gint
 cm_evo_registry_undo_sync (CmEvoRegistry *reg, GCancellable *cancellable, GError **error)
 {
-  g_autoptr (JsonNode) root = load_backups ();
-  JsonArray *entries = json_object_get_array_member (json_node_get_object (root), "entries");
-  guint n = json_array_get_length (entries);
-  JsonArray *saved;
+  g_autoptr (JsonNode) root = load_backups (error);
+  JsonArray *entries, *saved;
   gint restored = 0;
 
-  if (n == 0)
+  if (root == NULL)
+    return -1;
+  entries = json_object_get_array_member (json_node_get_object (root), "entries");
+  if (json_array_get_length (entries) == 0)
     {
       g_set_error (error, CM_EVO_ERROR, CM_EVO_ERROR_NO_BACKUP,
                    "there is no earlier fix to undo (no backup in %s)", g_get_user_data_dir ());
       return -1;
     }
-  saved
-    = json_object_get_array_member (json_array_get_object_element (entries, n - 1), "identities");
-  for (guint i = 0; saved && i < json_array_get_length (saved); i++)
+  if ((saved = last_entry (reg, entries, error)) == NULL)
+    return -1;
+  for (guint i = 0; i < json_array_get_length (saved); i++)
     {
       JsonObject *o = json_array_get_object_element (saved, i);
-      const char *uid = json_object_get_string_member (o, "uid");
-      const char *sig = json_object_get_string_member_with_default (o, "signing", NULL);
-      const char *enc = json_object_get_string_member_with_default (o, "encryption", NULL);
-      const char *alg = json_object_get_string_member_with_default (o, "signing_algorithm", NULL);
+      const char *uid, *sig, *enc, *alg;
+
+      saved_value (o, "uid", &uid);
+      saved_value (o, "signing", &sig);
+      saved_value (o, "encryption", &enc);
+      saved_value (o, "signing_algorithm", &alg);
       if (!write_smime (reg, uid, sig, enc, alg, cancellable, error))
         return -1;
       restored++;
     }
-  json_array_remove_element (entries, n - 1);
+  json_array_remove_element (entries, json_array_get_length (entries) - 1);
   if (!save_backups (root, error))
     return -1;
   return restored;

@@ -57,6 +57,11 @@ def smime(home, uid):
     return dict(cp[SECTION]) if cp.has_section(SECTION) else {}
 
 
+def one_error(p):
+    """cacmail said one line (the private D-Bus daemon may add its own)."""
+    return len([line for line in p.stderr.splitlines() if line.startswith("cacmail:")]) == 1
+
+
 def eds(home, *args):
     p = subprocess.run([HARNESS, "--home", home, "--", CACMAIL, "evolution", *args],
                        capture_output=True, text=True, timeout=120)
@@ -185,6 +190,62 @@ with tmpdir() as tmp:
     p = eds(home, "undo")
     t.ok(p.returncode == 3 and "no earlier fix" in p.stderr, "nothing more to undo: clear error",
          (p.returncode, p.stderr))
+
+    # --- the undo history and the record of recovered keys are never lost or read as empty ---
+    share = os.path.join(home, ".local", "share", "cacmail")
+    record = os.path.join(share, "recovered-keys.json")
+    t.eq(oct(os.stat(backups).st_mode & 0o777), "0o600", "the backups file is private (0600)")
+    good_record = open(record, "rb").read()
+    with open(record, "wb") as f:
+        f.write(good_record[: len(good_record) // 2])
+    for verb in ("check", "fix"):
+        p = eds(home, verb, "--no-card")
+        t.ok(p.returncode == 3 and one_error(p) and record in p.stderr
+             and "move it aside" in p.stderr,
+             f"a damaged record of recovered keys: {verb} stops (exit 3), one line naming it and "
+             "the repair", (p.returncode, p.stderr))
+    t.eq({u: smime(home, u) for u in before}, before, "... and nothing was changed")
+    with open(record, "wb") as f:
+        f.write(good_record)
+
+    def spoil_backups(content, mode=0o600):
+        with open(backups, "w") as f:
+            f.write(content)
+        os.chmod(backups, mode)
+        return open(backups, "rb").read()
+
+    entry = {"uid": "a-empty", "signing": ctr, "encryption": ctr, "signing_algorithm": "sha256"}
+    valid = json.dumps({"entries": [{"time": "2026-01-01T00:00:00Z", "identities": [entry]}]})
+    for what, content, mode, code, says in (
+            ("a truncated backups file", valid[: len(valid) // 2], 0o600, 3, "move it aside"),
+            ("a backups file without its entries list", json.dumps({"entry": []}), 0o600, 3,
+             "move it aside"),
+            ("a backups file others may change (0666)", valid, 0o666, 5, "chmod 600")):
+        kept = spoil_backups(content, mode)
+        for verb in ("fix", "undo"):
+            p = eds(home, verb, "--no-card") if verb == "fix" else eds(home, verb)
+            t.ok(p.returncode == code and one_error(p) and backups in p.stderr
+                 and says in p.stderr,
+                 f"{what}: {verb} refuses (exit {code}), one line naming it and '{says}'",
+                 (p.returncode, p.stderr))
+        t.ok(open(backups, "rb").read() == kept
+             and {u: smime(home, u) for u in before} == before,
+             f"{what}: the file is not overwritten and no setting changed")
+    for what, bad in (("a setting that is a number", dict(entry, signing=5)),
+                      ("no uid", {k: v for k, v in entry.items() if k != "uid"}),
+                      ("a setting left out", {k: v for k, v in entry.items()
+                                              if k != "encryption"}),
+                      ("an identity that no longer exists", dict(entry, uid="z-gone"))):
+        kept = spoil_backups(json.dumps({"entries": [{"time": "2026-01-01T00:00:00Z",
+                                                      "identities": [entry, bad]}]}))
+        p = eds(home, "undo")
+        t.ok(p.returncode == 3 and one_error(p) and "nothing was changed" in p.stderr,
+             f"a backup entry with {what}: undo refuses (exit 3), one line", (p.returncode,
+                                                                              p.stderr))
+        t.ok(open(backups, "rb").read() == kept
+             and {u: smime(home, u) for u in before} == before,
+             f"a backup entry with {what}: no setting changed, the entry kept")
+    os.unlink(backups)
 
     p = eds(home, "check", "--identity", "nope", "--no-card")
     t.ok(p.returncode == 3 and "nope" in p.stderr, "unknown identity: exit 3, named", p.stderr)
