@@ -5,7 +5,9 @@
  * 0600, with their sha256 before and after the change) and each pref and remembered decision it
  * changed. Undo marks an entry undone instead of dropping it, and nothing is ever deleted: the
  * history stays. An index that does not parse, or a copy that is missing or altered, stops
- * every change with an error and is never written over. A lock file serialises cacmail runs. */
+ * every change with an error and is never written over. The index and the copies are handled
+ * like keys (cm_nssdb_state_file_*: the user's own, no one else may change them). A lock file
+ * serialises cacmail runs. */
 #include "cm-tb-private.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -69,10 +71,9 @@ open_backups (const char *profile_dir, GError **error)
 {
   g_autoptr (CmTbBackup) b = g_new0 (CmTbBackup, 1);
   g_autofree char *lock = NULL;
-  g_autofree char *text = NULL;
+  g_autofree char *why = NULL;
   g_autoptr (GError) local = NULL;
-  g_autoptr (JsonParser) parser = json_parser_new ();
-  gsize len = 0;
+  JsonObject *o;
 
   b->lock_fd = -1;
   b->dir = cm_tb_backup_dir ();
@@ -94,13 +95,15 @@ open_backups (const char *profile_dir, GError **error)
                    "cannot lock %s (%s): nothing was changed", lock, g_strerror (errno));
       return NULL;
     }
-  if (!g_file_get_contents (b->index, &text, &len, &local))
+  if ((o = cm_nssdb_state_file_load (b->index, &why, &local)) == NULL)
     {
-      if (!g_error_matches (local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+      if (why)
+        return damaged (b, why, error), NULL;
+      if (local)
         {
-          g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
-                       "cannot read the backup index %s (%s): nothing was changed", b->index,
-                       local->message);
+          g_propagate_prefixed_error (error, g_steal_pointer (&local),
+                                      "cannot read the Thunderbird backup index, so nothing was "
+                                      "changed: ");
           return NULL;
         }
       b->root = json_node_new (JSON_NODE_OBJECT);
@@ -109,14 +112,11 @@ open_backups (const char *profile_dir, GError **error)
       json_object_set_array_member (json_node_get_object (b->root), "entries", json_array_new ());
       return g_steal_pointer (&b);
     }
-  if (!json_parser_load_from_data (parser, text, (gssize)len, &local))
-    return damaged (b, local->message, error), NULL;
-  b->root = json_node_copy (json_parser_get_root (parser));
-  if (!JSON_NODE_HOLDS_OBJECT (b->root)
-      || json_object_get_int_member_with_default (json_node_get_object (b->root), "version", 0) != 1
-      || !json_object_has_member (json_node_get_object (b->root), "entries")
-      || !JSON_NODE_HOLDS_ARRAY (
-        json_object_get_member (json_node_get_object (b->root), "entries")))
+  b->root = json_node_new (JSON_NODE_OBJECT);
+  json_node_take_object (b->root, o);
+  if (json_object_get_int_member_with_default (o, "version", 0) != 1
+      || !json_object_has_member (o, "entries")
+      || !JSON_NODE_HOLDS_ARRAY (json_object_get_member (o, "entries")))
     return damaged (b, "not a version 1 index with entries", error), NULL;
   return g_steal_pointer (&b);
 }
@@ -131,7 +131,7 @@ static gboolean
 save_index (CmTbBackup *b, GError **error)
 {
   g_autofree char *text = cm_json_to_string (b->root);
-  return cm_tb_write_file_atomic (b->index, text, strlen (text), error);
+  return cm_nssdb_state_file_write (b->index, text, TRUE, error);
 }
 
 CmTbBackup *
@@ -333,7 +333,14 @@ read_file (CmTbBackup *b, JsonObject *o, GError **error)
       g_autofree char *data = NULL;
       g_autofree char *got = NULL;
       gsize len = 0;
-      if (path == NULL || sum == NULL || !g_file_get_contents (path, &data, &len, &local)
+      if (path && !cm_nssdb_state_file_read (path, &data, &len, &local)
+          && !g_error_matches (local, CM_ERROR, CM_ERROR_BAD_INPUT))
+        {
+          g_propagate_error (error, g_steal_pointer (&local));
+          backup_file_free (f);
+          return NULL;
+        }
+      if (path == NULL || sum == NULL || data == NULL
           || strcmp (got = cm_tb_sha256_hex (data, len), sum) != 0)
         {
           g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,

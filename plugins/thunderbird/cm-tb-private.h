@@ -66,6 +66,12 @@ CmTbResolve cm_tb_resolve_dbkey (CmInventory *inv, const char *dbkey, CmCert **o
 /* TRUE when @cert sits in Thunderbird's NSS database or on a token it loaded. */
 gboolean cm_tb_seen_by_thunderbird (CmCert *cert);
 
+/* cm-tb-profile.c: take Thunderbird's own profile lock (the fcntl lock on .parentlock) for as
+ * long as we write, so that a Thunderbird started meanwhile finds the profile in use. FALSE with
+ * CM_ERROR_UNSAFE when Thunderbird runs. */
+gboolean cm_tb_profile_lock (CmTbProfile *profile, GError **error);
+void cm_tb_profile_unlock (CmTbProfile *profile);
+
 /* cm-tb-profile.c: apply @changes (CmTbPrefChange*) to the profile's prefs.js after noting them
  * and backing prefs.js up in @b (committed before the write). CM_TB_ERROR_CONFLICT when prefs.js
  * changed on disk since it was read. */

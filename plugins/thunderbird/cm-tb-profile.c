@@ -2,6 +2,7 @@
  * certificates it sees, and fix and undo of its prefs.js while Thunderbird is closed. */
 #include "cm-tb-private.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 G_DEFINE_QUARK (cm - tb - error - quark, cm_tb_error)
@@ -13,6 +14,7 @@ struct _CmTbProfile
   CmNssdbLocation *loc;
   CmTbPrefs *prefs;
   CmNssDb *db;
+  int lock_fd; /* Thunderbird's .parentlock while we write, or -1 */
 };
 
 char *
@@ -48,6 +50,7 @@ cm_tb_profile_open (const char *dir, GError **error)
 
   if (dir == NULL && (dir = def = cm_tb_default_profile (error)) == NULL)
     return NULL;
+  p->lock_fd = -1;
   p->dir = g_canonicalize_filename (dir, NULL);
   if (!g_file_test (p->dir, G_FILE_TEST_IS_DIR))
     {
@@ -75,6 +78,7 @@ cm_tb_profile_free (CmTbProfile *p)
   cm_tb_prefs_free (p->prefs);
   if (p->db)
     cm_nss_db_free (p->db);
+  cm_tb_profile_unlock (p);
   g_free (p);
 }
 
@@ -118,13 +122,7 @@ cm_tb_profile_add_certs_sync (CmTbProfile *p, CmInventory *inv, GCancellable *ca
   if (!cm_nss_db_add_certs_sync (p->db, inv, cancellable, error))
     return FALSE;
   /* recovered keys decrypt old mail only: never proposed, stale where set */
-  for (guint i = 0; i < cm_inventory_get_certs (inv)->len; i++)
-    {
-      CmCert *c = g_ptr_array_index (cm_inventory_get_certs (inv), i);
-      if (cm_nssdb_is_recovered (cm_cert_get_sha256 (c)))
-        cm_inventory_mark_decrypt_only (inv, cm_cert_get_sha256 (c));
-    }
-  return TRUE;
+  return cm_nssdb_mark_recovered_checked (inv, NULL, error);
 }
 
 GPtrArray *
@@ -165,6 +163,36 @@ cm_tb_profile_check_closed (CmTbProfile *p, GError **error)
                "make the same change inside Thunderbird (docs/thunderbird.md)",
                p->dir, p->loc->state);
   return FALSE;
+}
+
+gboolean
+cm_tb_profile_lock (CmTbProfile *p, GError **error)
+{
+  g_autofree char *path = g_build_filename (p->dir, ".parentlock", NULL);
+  struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+
+  if (!cm_tb_profile_check_closed (p, error))
+    return FALSE;
+  if (p->lock_fd >= 0)
+    return TRUE;
+  p->lock_fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (p->lock_fd >= 0 && fcntl (p->lock_fd, F_SETLK, &fl) == 0)
+    return TRUE;
+  g_set_error (error, CM_ERROR,
+               errno == EACCES || errno == EAGAIN ? CM_ERROR_UNSAFE : CM_ERROR_ENVIRONMENT,
+               "cannot take Thunderbird's profile lock %s (%s): nothing was changed; close "
+               "Thunderbird and run this again",
+               path, g_strerror (errno));
+  cm_tb_profile_unlock (p);
+  return FALSE;
+}
+
+void
+cm_tb_profile_unlock (CmTbProfile *p)
+{
+  if (p->lock_fd >= 0)
+    close (p->lock_fd); /* releases the fcntl lock */
+  p->lock_fd = -1;
 }
 
 /* prefs.js still holds what was read: nobody (a Thunderbird that just exited) rewrote it. */
@@ -222,8 +250,6 @@ cm_tb_profile_fix_sync (CmTbProfile *p, GPtrArray *identities, GError **error)
   g_autoptr (CmTbBackup) b = NULL;
   gint n = 0;
 
-  if (!cm_tb_profile_check_closed (p, error))
-    return -1;
   for (guint i = 0; i < identities->len; i++)
     {
       GPtrArray *c = cm_tb_identity_get_changes (g_ptr_array_index (identities, i));
@@ -231,11 +257,17 @@ cm_tb_profile_fix_sync (CmTbProfile *p, GPtrArray *identities, GError **error)
         n++;
       g_ptr_array_extend (changes, c, NULL, NULL);
     }
+  if (!cm_tb_profile_check_closed (p, error))
+    return -1;
   if (n == 0)
     return 0;
-  if ((b = cm_tb_backup_begin (p->dir, "fix", error)) == NULL
+  if (!cm_tb_profile_lock (p, error) || (b = cm_tb_backup_begin (p->dir, "fix", error)) == NULL
       || !cm_tb_profile_write_prefs (p, b, changes, error))
-    return -1;
+    {
+      cm_tb_profile_unlock (p);
+      return -1;
+    }
+  cm_tb_profile_unlock (p);
   if (!cm_tb_backup_finish (b, error))
     g_clear_error (error); /* written; undo then reverts pref by pref */
   return n;

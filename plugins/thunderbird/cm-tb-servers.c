@@ -213,11 +213,11 @@ cm_tb_profile_login_sync (CmTbProfile *p, GPtrArray *steps, GError **error)
   g_autoptr (CmTbBackup) b = NULL;
   g_autoptr (GPtrArray) changes
     = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_tb_pref_change_free);
-  g_autoptr (GPtrArray) hosts = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GPtrArray) remembered
+    = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_tb_pref_change_free);
   gint n = 0;
 
-  if (!cm_tb_profile_check_closed (p, error) || (ca = cm_tb_client_auth_load (dir, error)) == NULL
-      || (b = cm_tb_backup_begin (dir, "login", error)) == NULL)
+  if (!cm_tb_profile_check_closed (p, error) || (ca = cm_tb_client_auth_load (dir, error)) == NULL)
     return -1;
   for (guint i = 0; i < steps->len; i++)
     {
@@ -229,7 +229,10 @@ cm_tb_profile_login_sync (CmTbProfile *p, GPtrArray *steps, GError **error)
           const char *old = cm_tb_client_auth_get (ca, s->probe->host);
           if (g_strcmp0 (old, key) != 0)
             {
-              cm_tb_backup_add_client_auth (b, s->probe->host, old, key);
+              CmTbPrefValue o
+                = { .type = old ? CM_TB_PREF_STRING : CM_TB_PREF_UNSET, .string = (char *)old };
+              CmTbPrefValue k = { .type = CM_TB_PREF_STRING, .string = key };
+              g_ptr_array_add (remembered, cm_tb_pref_change_new (s->probe->host, &o, &k));
               cm_tb_client_auth_set (ca, s->probe->host, key);
               changed = TRUE;
             }
@@ -250,10 +253,24 @@ cm_tb_profile_login_sync (CmTbProfile *p, GPtrArray *steps, GError **error)
   if (n == 0)
     return 0;
   /* both files are copied and the entry saved before either changes */
+  if (!cm_tb_profile_lock (p, error) || (b = cm_tb_backup_begin (dir, "login", error)) == NULL)
+    {
+      cm_tb_profile_unlock (p);
+      return -1;
+    }
+  for (guint i = 0; i < remembered->len; i++)
+    {
+      CmTbPrefChange *c = g_ptr_array_index (remembered, i);
+      cm_tb_backup_add_client_auth (b, c->name, c->old_value.string, c->new_value.string);
+    }
   if (!cm_tb_backup_add_file (b, "ClientAuthRememberList.bin", error)
       || !cm_tb_profile_write_prefs (p, b, changes, error)
       || !cm_tb_client_auth_write (ca, dir, error))
-    return -1;
+    {
+      cm_tb_profile_unlock (p);
+      return -1;
+    }
+  cm_tb_profile_unlock (p);
   if (!cm_tb_backup_finish (b, error))
     g_clear_error (error); /* written; undo then reverts change by change */
   return n;

@@ -97,8 +97,8 @@ restore_file (const char *dir, CmTbBackupEntry *e, CmTbBackupFile *f, GPtrArray 
   return TRUE;
 }
 
-gboolean
-cm_tb_profile_undo_sync (CmTbProfile *p, char **report, GError **error)
+static gboolean
+undo_locked (CmTbProfile *p, char **report, GError **error)
 {
   g_autoptr (CmTbBackup) handle = NULL;
   g_autoptr (CmTbBackupEntry) e = NULL;
@@ -106,9 +106,7 @@ cm_tb_profile_undo_sync (CmTbProfile *p, char **report, GError **error)
   const char *dir = cm_tb_profile_get_dir (p);
   g_autofree char *prefs_path = g_build_filename (dir, "prefs.js", NULL);
 
-  *report = NULL;
-  if (!cm_tb_profile_check_closed (p, error)
-      || (e = cm_tb_backup_last (dir, &handle, error)) == NULL)
+  if ((e = cm_tb_backup_last (dir, &handle, error)) == NULL)
     return FALSE;
   for (guint i = 0; i < e->files->len; i++)
     if (!restore_file (dir, e, g_ptr_array_index (e->files, i), left, error))
@@ -126,4 +124,17 @@ cm_tb_profile_undo_sync (CmTbProfile *p, char **report, GError **error)
                          *names ? "; left as they are, since they changed after it: " : "", names);
   }
   return TRUE;
+}
+
+gboolean
+cm_tb_profile_undo_sync (CmTbProfile *p, char **report, GError **error)
+{
+  gboolean ok;
+
+  *report = NULL;
+  if (!cm_tb_profile_lock (p, error))
+    return FALSE;
+  ok = undo_locked (p, report, error);
+  cm_tb_profile_unlock (p);
+  return ok;
 }
