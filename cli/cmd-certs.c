@@ -2,6 +2,12 @@
 #include "cli.h"
 #include <stdio.h>
 
+static void
+write_stdout (const char *text, gpointer data)
+{
+  fputs (text, stdout);
+}
+
 int
 cmd_certs (int argc, char **argv)
 {
@@ -41,8 +47,8 @@ cmd_certs (int argc, char **argv)
     }
   if (c.json)
     {
-      g_autoptr (JsonNode) node = cm_json_certs_report (inv, c.at, trust);
-      cli_print_json (node);
+      /* streamed: thousands of certs never make one tree in memory */
+      cm_json_certs_report_write (inv, c.at, trust, write_stdout, NULL);
     }
   else
     {

@@ -404,7 +404,7 @@ cm_cert_new_from_der (GBytes *der, GPtrArray *sources, GError **error)
   item.data = (unsigned char *)g_bytes_get_data (der, &len);
   item.len = (unsigned int)len;
   if (len == 0 || len > 64 * 1024 || item.data[0] != 0x30
-      || (c->nss = __CERT_DecodeDERCertificate (&item, PR_TRUE, NULL)) == NULL)
+      || (c->nss = __CERT_DecodeDERCertificate (&item, PR_FALSE, NULL)) == NULL)
     {
       g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT, "not a valid X.509 certificate");
       return NULL;
@@ -432,6 +432,10 @@ cm_cert_new_from_der (GBytes *der, GPtrArray *sources, GError **error)
   if (c->edipi == NULL)
     c->edipi = edipi_from_cn (c->subject_cn);
   cm_classify (c, &c->role, &c->reasons);
+  /* Everything is read: the NSS decode (a few KiB per cert) is made again when asked for
+   * (cm_cert_get_nss), so that thousands of certs cost only what they are. */
+  CERT_DestroyCertificate (c->nss);
+  c->nss = NULL;
   return g_steal_pointer (&c);
 }
 
@@ -601,6 +605,17 @@ cm_cert_get_sources (CmCert *c)
 CERTCertificate *
 cm_cert_get_nss (CmCert *c)
 {
+  if (g_once_init_enter (&c->nss))
+    {
+      gsize len;
+      SECItem item = { siDERCertBuffer, (unsigned char *)g_bytes_get_data (c->der, &len), 0 };
+      CERTCertificate *n;
+
+      item.len = (unsigned int)len;
+      n = __CERT_DecodeDERCertificate (&item, PR_FALSE, NULL);
+      g_assert (n != NULL); /* decoded once already */
+      g_once_init_leave (&c->nss, n);
+    }
   return c->nss;
 }
 const SECItem *

@@ -229,6 +229,72 @@ cm_json_picks (CmPicks *pk)
   return finish (b);
 }
 
+/* One certificate of the certs report, with its chain status under @trust. */
+static JsonNode *
+report_cert (CmInventory *inv, CmCert *c, gint64 at, CmTrust *trust)
+{
+  JsonNode *n = cm_json_cert (inv, c, at);
+
+  if (trust)
+    json_object_set_string_member (
+      json_node_get_object (n), "chain",
+      cm_chain_status_to_string (cm_trust_build_chain (trust, c, at, NULL)));
+  return n;
+}
+
+/* @node as pretty JSON, every line after the first indented by @indent spaces. */
+static void
+write_indented (JsonNode *node, guint indent, CmJsonWriteFunc write, gpointer data)
+{
+  g_autofree char *text = cm_json_to_string (node);
+  g_autofree char *pad = g_strnfill (indent, ' ');
+  g_auto (GStrv) lines = g_strsplit (g_strchomp (text), "\n", -1);
+
+  for (guint i = 0; lines[i]; i++)
+    {
+      if (i)
+        {
+          write ("\n", data);
+          write (pad, data);
+        }
+      write (lines[i], data);
+    }
+}
+
+void
+cm_json_certs_report_write (CmInventory *inv, gint64 at, CmTrust *trust, CmJsonWriteFunc write,
+                            gpointer data)
+{
+  GPtrArray *certs = cm_inventory_get_certs (inv);
+  GPtrArray *cards = cm_inventory_get_cards (inv);
+  g_autoptr (GPtrArray) problems = cm_select_check_inventory (inv, at, trust);
+  g_autoptr (JsonArray) card_list = json_array_new ();
+  g_autoptr (JsonNode) card_node = json_node_new (JSON_NODE_ARRAY);
+  g_autoptr (JsonBuilder) pb = json_builder_new ();
+  g_autoptr (JsonNode) problem_node = NULL;
+
+  write ("{\n  \"certs\" : [", data);
+  for (guint i = 0; i < certs->len; i++)
+    {
+      g_autoptr (JsonNode) n = report_cert (inv, g_ptr_array_index (certs, i), at, trust);
+      write (i ? ",\n    " : "\n    ", data);
+      write_indented (n, 4, write, data);
+    }
+  write (certs->len ? "\n  ],\n  \"cards\" : " : "],\n  \"cards\" : ", data);
+  for (guint i = 0; i < cards->len; i++)
+    json_array_add_element (card_list, cm_json_card (inv, g_ptr_array_index (cards, i)));
+  json_node_set_array (card_node, card_list);
+  write_indented (card_node, 2, write, data);
+  write (",\n  \"problems\" : ", data);
+  json_builder_begin_object (pb);
+  add_problems (pb, problems);
+  json_builder_end_object (pb);
+  problem_node = json_builder_get_root (pb);
+  write_indented (json_object_get_member (json_node_get_object (problem_node), "problems"), 2,
+                  write, data);
+  write ("\n}\n", data);
+}
+
 JsonNode *
 cm_json_certs_report (CmInventory *inv, gint64 at, CmTrust *trust)
 {
@@ -242,15 +308,7 @@ cm_json_certs_report (CmInventory *inv, gint64 at, CmTrust *trust)
   json_builder_begin_array (b);
   for (guint i = 0; i < certs->len; i++)
     {
-      CmCert *c = g_ptr_array_index (certs, i);
-      JsonNode *n = cm_json_cert (inv, c, at);
-      if (trust)
-        {
-          CmChainStatus st = cm_trust_build_chain (trust, c, at, NULL);
-          json_object_set_string_member (json_node_get_object (n), "chain",
-                                         cm_chain_status_to_string (st));
-        }
-      json_builder_add_value (b, n);
+      json_builder_add_value (b, report_cert (inv, g_ptr_array_index (certs, i), at, trust));
     }
   json_builder_end_array (b);
   json_builder_set_member_name (b, "cards");

@@ -14,6 +14,14 @@ JsonNode *cm_json_picks (CmPicks *picks);
 /* {"certs": [...], "cards": [...], "problems": [...]} */
 JsonNode *cm_json_certs_report (CmInventory *inv, gint64 at, CmTrust *trust);
 
+/* Called with each piece of a document as it is made (text owned by the caller of @write). */
+typedef void (*CmJsonWriteFunc) (const char *text, gpointer data);
+
+/* The same document as cm_json_certs_report(), written piece by piece through @write (one
+ * certificate at a time: the whole tree is never in memory). */
+void cm_json_certs_report_write (CmInventory *inv, gint64 at, CmTrust *trust, CmJsonWriteFunc write,
+                                 gpointer data);
+
 /* Builder helpers for documents of the same style: member @name with @value, or null when
  * @value is NULL; member @name with @t as a "time" (2026-06-01T00:00:00Z). */
 void cm_json_add_string_or_null (JsonBuilder *b, const char *name, const char *value);
