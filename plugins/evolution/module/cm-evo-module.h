@@ -85,7 +85,8 @@ typedef struct
   GPtrArray *locked;        /* char* token names whose certs NSS lists only after the PIN
                                (module loaded without "friendly", not logged in) */
   GPtrArray *recovered;     /* CmNssdbRecovered* of this database */
-  GPtrArray *problems;      /* char*: what could not be read, one sentence each */
+  gboolean recovered_unknown; /* the recovered-keys record cannot be read: nothing is judged */
+  GPtrArray *problems;        /* char*: what could not be read, one sentence each */
 } CmEvoState;
 
 /* Evolution's NSS database folder. Caller frees. */

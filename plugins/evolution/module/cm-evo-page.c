@@ -208,8 +208,11 @@ show_identities (CmEvoPage *page, CmEvoState *st)
 {
   if (st->identities->len == 0)
     add_label (page->identities,
-               st->reg ? "No mail identity with an address: add a mail account first."
-                       : "The mail identities cannot be read (see Problems below).",
+               st->recovered_unknown
+                 ? "The record of recovered keys cannot be read, so no setting is judged: "
+                   "repair it as Problems below says."
+               : st->reg ? "No mail identity with an address: add a mail account first."
+                         : "The mail identities cannot be read (see Problems below).",
                FALSE);
   for (guint i = 0; i < st->identities->len; i++)
     {

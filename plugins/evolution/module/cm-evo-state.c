@@ -151,6 +151,13 @@ read_nssdb (CmEvoState *st, GCancellable *cancellable)
       return;
     }
   add_card_certs (st, cancellable);
+  /* recovered escrow keys only decrypt: without the record, no setting can be judged */
+  if (!cm_nssdb_mark_recovered_checked (st->inv, NULL, &error))
+    {
+      g_ptr_array_add (st->problems, g_strdup_printf ("Recovered keys: %s", error->message));
+      g_clear_error (&error);
+      st->recovered_unknown = TRUE;
+    }
   if ((st->modules = cm_nssdb_list_modules (db, &error)) == NULL)
     {
       g_ptr_array_add (st->problems, g_strdup (error->message));
@@ -180,7 +187,7 @@ read_identities (CmEvoState *st, GCancellable *cancellable)
       return;
     }
   settings = cm_evo_registry_list_identities (st->reg);
-  for (guint i = 0; i < settings->len; i++)
+  for (guint i = 0; i < settings->len && !st->recovered_unknown; i++)
     g_ptr_array_add (st->identities, cm_evo_identity_check (g_ptr_array_index (settings, i),
                                                             st->inv, st->inserted, st->at));
 }
