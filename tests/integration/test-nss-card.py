@@ -15,7 +15,7 @@ import time
 from cmtest import CACMAIL, SOURCE, Tap, make_pki, need, schema_errors, skip, tmpdir
 
 HARNESS = os.path.join(SOURCE, "tests", "harness", "with-pcscd")
-for tool in ("certutil", "modutil", "pcscd", "unshare", "openssl"):
+for tool in ("certutil", "modutil", "pcscd", "unshare", "openssl", "thunderbird"):
     need(tool)
 if not glob.glob("/usr/lib/pcsc/drivers/serial/libifdvpcd.so*"):
     skip("vsmartcard-vpcd is not installed (scripts/test installs it)")
@@ -127,10 +127,7 @@ with tmpdir() as tmp:
          "with the whole DoD bundle: every card cert chains (ok)", p.stdout + p.stderr)
 
     # --- a profile made by Thunderbird itself ---
-    tb = "/usr/bin/thunderbird"
-    if not os.path.exists(tb):
-        t.ok(True, "# SKIP thunderbird is not installed (scripts/test installs it)")
-        t.done()
+    tb = "/usr/bin/thunderbird"  # checked at the start: the test skips without it
     prof = os.path.join(tmp, "home", ".thunderbird", "cmtest")
     subprocess.run([tb, "--headless", "-CreateProfile", f"cmtest {prof}"], env=env,
                    capture_output=True, timeout=120)

@@ -13,7 +13,7 @@ import subprocess
 
 from cmtest import CACMAIL, Tap, make_pki, need, schema_errors, skip, tmpdir
 
-for tool in ("certutil", "modutil", "openssl"):
+for tool in ("certutil", "modutil", "openssl", "softhsm2-util", "pkcs11-tool"):
     need(tool)
 OPENSC = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"
 PROXY = "/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so"
@@ -258,39 +258,36 @@ with tmpdir() as tmp:
          p.stdout[:2000] + p.stderr)
 
     # --- a SoftHSM2 token through the database: "token:label" and the dbKey ---
-    if shutil.which("softhsm2-util") and shutil.which("pkcs11-tool"):
-        conf = os.path.join(tmp, "softhsm2.conf")
-        os.makedirs(os.path.join(tmp, "tokens"))
-        with open(conf, "w") as f:
-            f.write(f"directories.tokendir = {tmp}/tokens\nobjectstore.backend = file\n")
-        henv = env_for(tmp, SOFTHSM2_CONF=conf)
-        subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "cacmail-hsm",
-                        "--pin", "1234", "--so-pin", "5678"], check=True, capture_output=True,
-                       env=henv)
-        sig = os.path.join(tmp, "sig.der")
-        subprocess.run(["openssl", "x509", "-in", leaf, "-outform", "DER", "-out", sig], check=True)
-        subprocess.run(["pkcs11-tool", "--module", SOFTHSM, "--login", "--pin", "1234",
-                        "--write-object", sig, "--type", "cert", "--id", "02", "--label",
-                        "Certificate for Digital Signature"], check=True, capture_output=True,
-                       env=henv)
-        db4 = newdb(os.path.join(tmp, "db4"))
-        subprocess.run(["modutil", "-dbdir", f"sql:{db4}", "-add", "SoftHSM", "-libfile",
-                        SOFTHSM, "-force"], check=True, capture_output=True, env=henv)
-        p = cm(henv, "nss", "list", "--nssdb", db4)
-        t.ok("cacmail-hsm:Certificate for Digital Signature" in p.stdout,
-             "SoftHSM token cert listed as token:label", p.stdout + p.stderr)
-        # dbKey: 4+4 zero bytes, serial length, issuer length, serial, issuer (facts section 6)
-        from cryptography import x509
-        from cryptography.hazmat.primitives.serialization import Encoding
-        c = x509.load_pem_x509_certificate(open(leaf, "rb").read())
-        serial = c.serial_number.to_bytes((c.serial_number.bit_length() + 8) // 8, "big")
-        raw = c.tbs_certificate_bytes  # find the DER serial as encoded (keeps a leading 00)
-        issuer = c.issuer.public_bytes()
-        want = base64.b64encode(b"\0" * 8 + len(serial).to_bytes(4, "big") +
-                                len(issuer).to_bytes(4, "big") + serial + issuer).decode()
-        t.ok(f"dbKey {want}" in p.stdout, "dbKey computed as Thunderbird does", p.stdout)
-        t.ok("email-signing" in p.stdout, "token cert classified (email-signing)")
-    else:
-        t.ok(True, "# SKIP softhsm2-util or pkcs11-tool missing")
+    conf = os.path.join(tmp, "softhsm2.conf")
+    os.makedirs(os.path.join(tmp, "tokens"))
+    with open(conf, "w") as f:
+        f.write(f"directories.tokendir = {tmp}/tokens\nobjectstore.backend = file\n")
+    henv = env_for(tmp, SOFTHSM2_CONF=conf)
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "cacmail-hsm",
+                    "--pin", "1234", "--so-pin", "5678"], check=True, capture_output=True,
+                   env=henv)
+    sig = os.path.join(tmp, "sig.der")
+    subprocess.run(["openssl", "x509", "-in", leaf, "-outform", "DER", "-out", sig], check=True)
+    subprocess.run(["pkcs11-tool", "--module", SOFTHSM, "--login", "--pin", "1234",
+                    "--write-object", sig, "--type", "cert", "--id", "02", "--label",
+                    "Certificate for Digital Signature"], check=True, capture_output=True,
+                   env=henv)
+    db4 = newdb(os.path.join(tmp, "db4"))
+    subprocess.run(["modutil", "-dbdir", f"sql:{db4}", "-add", "SoftHSM", "-libfile",
+                    SOFTHSM, "-force"], check=True, capture_output=True, env=henv)
+    p = cm(henv, "nss", "list", "--nssdb", db4)
+    t.ok("cacmail-hsm:Certificate for Digital Signature" in p.stdout,
+         "SoftHSM token cert listed as token:label", p.stdout + p.stderr)
+    # dbKey: 4+4 zero bytes, serial length, issuer length, serial, issuer (facts section 6)
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+    c = x509.load_pem_x509_certificate(open(leaf, "rb").read())
+    serial = c.serial_number.to_bytes((c.serial_number.bit_length() + 8) // 8, "big")
+    raw = c.tbs_certificate_bytes  # find the DER serial as encoded (keeps a leading 00)
+    issuer = c.issuer.public_bytes()
+    want = base64.b64encode(b"\0" * 8 + len(serial).to_bytes(4, "big") +
+                            len(issuer).to_bytes(4, "big") + serial + issuer).decode()
+    t.ok(f"dbKey {want}" in p.stdout, "dbKey computed as Thunderbird does", p.stdout)
+    t.ok("email-signing" in p.stdout, "token cert classified (email-signing)")
 
 t.done()
