@@ -518,7 +518,7 @@ static gboolean
 blank (GString *t, gsize from, gsize to)
 {
   for (gsize i = from; i < to; i++)
-    if (!strchr (" \t\v\f\r\n", t->str[i]))
+    if (t->str[i] == '\0' || !strchr (" \t\v\f\r\n", t->str[i])) /* strchr finds a NUL */
       return FALSE;
   return TRUE;
 }
@@ -583,7 +583,7 @@ insert_point (CmTbPrefs *prefs, const char *name, gboolean *at_unterminated_end)
     }
   if (last)
     at = line_end (t, last->end);
-  *at_unterminated_end = at > 0 && at == t->len && !strchr ("\r\n", t->str[at - 1]);
+  *at_unterminated_end = at > 0 && at == t->len && t->str[at - 1] != '\n' && t->str[at - 1] != '\r';
   return at;
 }
 

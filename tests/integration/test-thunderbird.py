@@ -86,6 +86,36 @@ cm("import-p12", "--nssdb", prof, "--password-file", pw,
    os.path.join(pki, "escrow", "reservist-encryption-old-3des.p12"), check=0)
 recovered = prev("reservist-encryption-old.crt")
 
+
+def high_serial_cert():
+    """A loose certificate whose serial has its top bit set (128 bits), so that its DER serial
+    is 17 bytes starting with a 00 byte, which a dbKey must keep."""
+    import datetime
+    from cryptography import x509 as X
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = X.Name([X.NameAttribute(X.oid.NameOID.COMMON_NAME, "High Serial Test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (X.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number((1 << 127) | 0x1234)
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(X.SubjectAlternativeName([X.RFC822Name(CTR)]), critical=False)
+            .sign(key, hashes.SHA256()))
+    path = os.path.join(tmp, "high-serial.crt")
+    with open(path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+HIGH = high_serial_cert()
+subprocess.run(["certutil", "-A", "-d", f"sql:{prof}", "-n", "high serial", "-t", ",,", "-i",
+                HIGH], check=True, capture_output=True)
+raw = __import__("base64").b64decode(tb.dbkey(HIGH))
+t.ok(int.from_bytes(raw[8:12], "big") == 17 and raw[16] == 0,
+     "the test certificate's dbKey carries a 17-byte serial starting with 00")
+
 # ---- identities ----
 TRICKY_NAME = 'J\u00f6hn "Q." D\u0153 \\ back'
 right = lambda c: (CN, tb.dbkey(card(c, SIG)), CN, tb.dbkey(card(c, ENC)))  # noqa: E731
@@ -102,9 +132,10 @@ ids = {
     "id7": (RES, CN, tb.dbkey(card("reservist", SIG)), CN, tb.dbkey(recovered)),  # recovered
     "id8": (CTR, "", tb.dbkey(card("contractor", SIG)), CN, tb.dbkey(card("contractor", ENC))),
     "id9": (CTR, CN, "not a dbkey!", CN, tb.dbkey(card("contractor", ENC))),
+    "id10": (CTR, "High Serial Test", tb.dbkey(HIGH), CN, tb.dbkey(card("contractor", ENC))),
 }
 lines = [tb.user_pref("mail.accountmanager.accounts", "account1,account2"),
-         tb.user_pref("mail.account.account1.identities", "id1,id3,id4,id6,id8,id9"),
+         tb.user_pref("mail.account.account1.identities", "id1,id3,id4,id6,id8,id9,id10"),
          tb.user_pref("mail.account.account2.identities", "id2,id5,id7")]
 for i, (addr, sn, sk, en, ek) in ids.items():
     lines.append(tb.user_pref(f"mail.identity.{i}.useremail", addr))
@@ -142,6 +173,7 @@ expect = {
     "id7": {"encryption-cert-recovered", "encryption-cert-expired"},
     "id8": {"signing-name-not-set"},
     "id9": {"signing-dbkey-malformed"},
+    "id10": {"signing-cert-not-on-inserted-card"},
 }
 for i, want in expect.items():
     g = got.get(i, {"state": None, "reasons": [], "messages": []})
@@ -164,6 +196,8 @@ t.eq(got.get("id3", {}).get("current", {}).get("signing"),
      {"name": CN, "dbkey": tb.dbkey(prev("contractor-signing-old.crt")),
       "sha256": tb.sha256(prev("contractor-signing-old.crt"))},
      "current settings resolve the dbKey to the certificate Thunderbird would use")
+t.eq((got.get("id10", {}).get("current", {}).get("signing") or {}).get("sha256"),
+     tb.sha256(HIGH), "a dbKey whose serial starts with 00 resolves to its certificate")
 t.eq(got.get("id1", {}).get("current"), {"signing": None, "encryption": None},
      "an identity with nothing set has null current settings")
 t.eq(got.get("id7", {}).get("name"), TRICKY_NAME, "a name with escapes and UTF-8 reads right")
@@ -172,8 +206,8 @@ t.ok(p.returncode == 0 and "id4): STALE" in p.stdout and "proposed signing" in p
      "check prints the identities, their state and the proposals", p.stdout[-2000:])
 
 # ---- fix ----
-p = cm("thunderbird", "fix", "--no-card")
-t.ok(p.returncode == 0 and "Fixed 8 identities" in p.stdout, "fix writes the eight stale ones",
+p = cm("thunderbird", "fix")
+t.ok(p.returncode == 0 and "Fixed 9 identities" in p.stdout, "fix writes the nine stale ones",
      p.stdout + p.stderr)
 with open(prefs_js, "rb") as f:
     after = f.read()
@@ -212,7 +246,7 @@ p = cm("thunderbird", "undo")
 t.ok(p.returncode == 3 and "left to undo" in p.stderr, "nothing more to undo: exit 3, said so",
      (p.returncode, p.stderr))
 cm("thunderbird", "fix", "--identity", "id1", check=0)
-doc = json.loads(cm("thunderbird", "check", "--json", "--no-card", check=0).stdout)
+doc = json.loads(cm("thunderbird", "check", "--json", check=0).stdout)
 t.eq({i["id"]: i["state"] for i in doc["identities"] if i["state"] == "ok"},
      {"id1": "ok", "id2": "ok"}, "fix --identity id1 fixes that identity only")
 cm("thunderbird", "undo", check=0)
@@ -246,13 +280,18 @@ try:
         "id3": ("contractor", "contractor"), "id4": ("contractor", "contractor"),
         "id5": ("reservist", "reservist"), "id6": ("contractor", "contractor"),
         "id7": ("reservist", "reservist"), "id8": ("contractor", "contractor"),
-        "id9": ("contractor", "contractor")}.items()}
+        "id9": ("contractor", "contractor"), "id10": ("contractor", "contractor")}.items()}
     t.eq({i: (v["signing"]["sha256"], v["encryption"]["sha256"]) for i, v in seen.items()}, want,
          "Thunderbird resolves each identity's dbKeys to the right card's certificates")
     t.ok(all(v[w]["token"] == CN and v[w]["display"] == v[w]["name"] == CN
              for v in seen.values() for w in ("signing", "encryption")),
          "... on the card's token, with the names Thunderbird shows for them",
          json.dumps(seen, indent=1)[:3000])
+    found = tbird.m.js("""const c = Cc["@mozilla.org/security/x509certdb;1"]
+        .getService(Ci.nsIX509CertDB).findCertByDBKey(arguments[0]);
+        return c ? c.sha256Fingerprint.replace(/:/g, "").toLowerCase() : null;""", tb.dbkey(HIGH))
+    t.eq(found, tb.sha256(HIGH),
+         "Thunderbird resolves the dbKey with the serial's leading 00, as cacmail computes it")
     t.eq((seen["id7"]["fullName"], seen["id1"]["sign_mail"], seen["id1"]["policy"]),
          (TRICKY_NAME, True, 2), "Thunderbird reads the rest of prefs.js as it was")
     p = cm("thunderbird", "check", "--json", "--no-card")
@@ -294,6 +333,29 @@ with open(index, "rb") as f:
     t.eq(f.read(), good[: len(good) // 2], "... and the damaged index is kept as it was")
 with open(index, "wb") as f:
     f.write(good)
+
+# ---- an altered backup copy stops undo, which then changes nothing ----
+cm("thunderbird", "fix", "--no-card", check=0)
+with open(prefs_js, "rb") as f:
+    fixed = f.read()
+copies = sorted((f for f in os.listdir(backups) if f.endswith("-prefs.js")),
+                key=lambda f: int(f.split("-")[0]))
+last_copy = os.path.join(backups, copies[-1])
+with open(last_copy, "rb") as f:
+    copy = f.read()
+with open(last_copy, "wb") as f:
+    f.write(copy.replace(b"user_pref", b"user_prof", 1))
+p = cm("thunderbird", "undo")
+with open(prefs_js, "rb") as f:
+    t.ok(p.returncode == 3 and "altered" in p.stderr and f.read() == fixed,
+         "an altered backup copy: undo refuses (exit 3) and changes nothing",
+         (p.returncode, p.stderr))
+with open(last_copy, "wb") as f:
+    f.write(copy)
+p = cm("thunderbird", "undo")
+with open(prefs_js, "rb") as f:
+    t.ok(p.returncode == 0 and f.read() == now, "with the copy repaired, undo works again",
+         p.stderr)
 
 # ---- a malformed prefs.js is refused with its line ----
 with open(prefs_js, "ab") as f:
