@@ -73,9 +73,8 @@ read_buffer_file (CmApduSession *s, guint8 which, GError **error)
   return g_steal_pointer (&file);
 }
 
-/* Walk the TL file and cut the V file accordingly; returns the certificate DER. */
-static GBytes *
-cert_from_files (CmApduSession *s, GByteArray *tl, GByteArray *v, GError **error)
+GBytes *
+cm_cac_cert_from_files (CmApduSession *s, GByteArray *tl, GByteArray *v, GError **error)
 {
   gsize i = 0, voff = 0;
   const guint8 *cert = NULL;
@@ -134,7 +133,7 @@ cm_cac_read_certs (CmApduSession *s, GHashTable *slot_certs, GError **error)
         continue;
       if ((tl = read_buffer_file (s, 0x01, error)) == NULL
           || (v = read_buffer_file (s, 0x02, error)) == NULL
-          || (der = cert_from_files (s, tl, v, error)) == NULL)
+          || (der = cm_cac_cert_from_files (s, tl, v, error)) == NULL)
         return FALSE;
       g_hash_table_insert (slot_certs, GUINT_TO_POINTER (slots[n]), der);
     }

@@ -231,7 +231,7 @@ card_add_entry (CmCard *card, CmSlot slot, const char *sha)
 gboolean
 cm_inventory_add_card_source (CmInventory *inv, CmCardSource *cs, GError **error)
 {
-  g_autoptr (CmCardSource) owned = cs;
+  G_GNUC_UNUSED g_autoptr (CmCardSource) owned = cs; /* frees @cs on return */
   g_autoptr (GPtrArray) decoded = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_cert_unref);
   g_autoptr (GPtrArray) sources = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_source_free);
   g_autofree char *identity = card_identity (cs);

@@ -59,6 +59,20 @@ G_GNUC_INTERNAL gboolean cm_cac_read_certs (CmApduSession *s, GHashTable *slot_c
 /* Inflate a gzip/zlib stream (CertInfo 0x01) into a new GBytes, or NULL with @error. */
 G_GNUC_INTERNAL GBytes *cm_inflate (const guint8 *p, gsize len, GError **error);
 
+/* The certificate of a PIV container 53 { 70 cert | 71 info | FE }, inflated when CertInfo
+ * says gzip (caller unrefs), or NULL with @error. */
+G_GNUC_INTERNAL GBytes *cm_card_cert_from_container (const guint8 *p, gsize len, GError **error);
+
+/* The CHUID from the complete leading TLVs of its container's first chunk (the chunk may cut
+ * the signature short), or NULL. Caller frees. */
+G_GNUC_INTERNAL CmChuid *cm_card_chuid_from_prefix (const guint8 *p, gsize len);
+
+/* The certificate DER of a CAC PKI applet from its TL and V files (their 2-byte lengths
+ * removed), inflated when CertInfo says gzip (caller unrefs), or NULL with @error naming the
+ * reader of @s. */
+G_GNUC_INTERNAL GBytes *cm_cac_cert_from_files (CmApduSession *s, GByteArray *tl, GByteArray *v,
+                                                GError **error);
+
 /* The public-data cache of cards seen before ($XDG_CACHE_HOME/cacmail/cards). */
 typedef struct _CmCardCache CmCardCache;
 G_GNUC_INTERNAL CmCardCache *cm_card_cache_load (const char *identity);

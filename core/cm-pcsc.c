@@ -339,9 +339,8 @@ bad:
   return NULL;
 }
 
-/* Unwrap 53 { 70 cert | 71 info | FE }, inflating a gzip-compressed certificate. */
-static GBytes *
-cert_from_container (const guint8 *p, gsize len, GError **error)
+GBytes *
+cm_card_cert_from_container (const guint8 *p, gsize len, GError **error)
 {
   CmDer cur = cm_der_init (p, len), body, cert = { NULL, 0 }, v;
   guint8 tag, info = 0;
@@ -369,9 +368,8 @@ bad:
   return NULL;
 }
 
-/* The CHUID's complete leading TLVs (the first chunk may cut the signature short). */
-static CmChuid *
-chuid_from_prefix (const guint8 *p, gsize len)
+CmChuid *
+cm_card_chuid_from_prefix (const guint8 *p, gsize len)
 {
   CmDer cur, v;
   const guint8 *start;
@@ -443,7 +441,7 @@ read_container (CmApduSession *s, const guint8 tag[3], CmCardCache *cache, gbool
                    "reading object %s from the card in reader '%s': %s", key, s->reader, why);
       return FALSE;
     }
-  if ((*der = cert_from_container (r->data, r->len, error)) == NULL)
+  if ((*der = cm_card_cert_from_container (r->data, r->len, error)) == NULL)
     return FALSE;
   if (cache)
     cm_card_cache_put (cache, key, r->data, first_len, *der);
@@ -543,7 +541,7 @@ cm_card_read_sync (CmInventory *inv, const char *reader, CmReadFlags flags, CmCa
     if (r == NULL)
       goto out;
     if (sw == 0x9000 || (sw & 0xff00) == 0x6100)
-      chuid = chuid_from_prefix (r->data, r->len);
+      chuid = cm_card_chuid_from_prefix (r->data, r->len);
   }
   if (chuid)
     {

@@ -128,6 +128,7 @@ parse_apdu (const uint8_t *a, size_t n, VcApdu *apdu)
   apdu->ins = a[1];
   apdu->p1 = a[2];
   apdu->p2 = a[3];
+  apdu->data = a + n; /* no data: an empty range, never NULL (data + lc is used) */
   if (n == 4)
     return TRUE; /* case 1 */
   if (n == 5)
