@@ -24,8 +24,8 @@ struct _CmNssDb
 
 static gint db_serial;
 
-static const char *
-nss_error_text (void)
+const char *
+cm_nss_error_text (void)
 {
   const char *s = PR_ErrorToString (PORT_GetError (), PR_LANGUAGE_I_DEFAULT);
   return s && *s ? s : "unknown NSS error";
@@ -67,7 +67,7 @@ open_slot (CmNssDb *db, GError **error)
       g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
                    "NSS could not open the database in %s (%s): check that the folder and its "
                    "cert9.db and key4.db are readable%s",
-                   db->dir, nss_error_text (), db->read_only ? "" : " and writable");
+                   db->dir, cm_nss_error_text (), db->read_only ? "" : " and writable");
       return FALSE;
     }
   db->own_slot = !g_ptr_array_find (before, db->slot, NULL);
@@ -116,7 +116,7 @@ cm_nss_db_get_module_db (CmNssDb *db, GError **error)
       g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
                    "NSS could not read the module list %s/pkcs11.txt (%s): check that it is "
                    "readable",
-                   db->dir, nss_error_text ());
+                   db->dir, cm_nss_error_text ());
       return NULL;
     }
   return db->moddb;
@@ -176,7 +176,7 @@ load_modules (CmNssDb *db, GCancellable *cancellable)
                                  g_strdup_printf ("module \"%s\" (%s) registered in %s did not "
                                                   "load: %s",
                                                   name ? name : "?", lib, db->dir,
-                                                  nss_error_text ()));
+                                                  cm_nss_error_text ()));
             }
           if (mod)
             {
@@ -254,7 +254,7 @@ cm_nss_db_open_sync (const char *dir, CmNssDbFlags flags, GCancellable *cancella
     {
       g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
                    "NSS could not create the database in %s (%s): check free space there", db->dir,
-                   nss_error_text ());
+                   cm_nss_error_text ());
       return NULL;
     }
   if (flags & CM_NSS_DB_LOAD_MODULES)

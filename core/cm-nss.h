@@ -90,6 +90,10 @@ GPtrArray *cm_nss_list_card_tokens (void);
  * NULL. New reference: PK11_FreeSlot. */
 PK11SlotInfo *cm_nss_find_token (const char *identity);
 
+/* The thread's last NSS error in words ("unknown NSS error" when NSS has none): the one place
+ * that turns an NSS error into text for messages. Static string. */
+const char *cm_nss_error_text (void);
+
 /* Thunderbird's dbKey of @cert (base64; see docs/nss.md). Caller frees. */
 char *cm_nss_cert_dbkey (CmCert *cert);
 

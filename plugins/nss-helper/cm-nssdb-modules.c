@@ -209,8 +209,7 @@ db_func (CmNssDb *db, unsigned long fn, const char *name, const char *library,
       g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
                    "NSS could not %s %s/pkcs11.txt (%s): check that the folder is writable",
                    fn == SECMOD_MODULE_DB_FUNCTION_ADD ? "add a module to" : "remove a module from",
-                   cm_nss_db_get_dir (db),
-                   PR_ErrorToString (PORT_GetError (), PR_LANGUAGE_I_DEFAULT));
+                   cm_nss_db_get_dir (db), cm_nss_error_text ());
       return FALSE;
     }
   return TRUE;

@@ -41,13 +41,6 @@ bags_clear (Bags *b)
   b->keys = 0;
 }
 
-const char *
-cm_nssdb_nss_error (void)
-{
-  const char *s = PR_ErrorToString (PORT_GetError (), PR_LANGUAGE_I_DEFAULT);
-  return s && *s ? s : "unknown NSS error";
-}
-
 char *
 cm_nssdb_sha256 (const SECItem *der)
 {
@@ -174,7 +167,7 @@ collect_bags (SEC_PKCS12DecoderContext *dcx, Bags *b, const char *path, GError *
     return g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
                         "%s holds bags NSS cannot use (%s): ask the key recovery agent for a "
                         "new file",
-                        path, cm_nssdb_nss_error ()),
+                        path, cm_nss_error_text ()),
            FALSE;
   while (SEC_PKCS12DecoderIterateNext (dcx, &item) == SECSuccess)
     if (item->type == SEC_OID_PKCS12_V1_CERT_BAG_ID && item->der)
@@ -620,7 +613,7 @@ write_all (CmNssDb *db, GPtrArray *pairs, Bags *b, const char *path, GError **er
     return g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
                         "NSS could not prepare the key database in %s (%s): check that key4.db "
                         "is writable",
-                        cm_nss_db_get_dir (db), cm_nssdb_nss_error ()),
+                        cm_nss_db_get_dir (db), cm_nss_error_text ()),
            FALSE;
   return cm_nssdb_pfx_write (slot, pairs, b->nicknames, path, cm_nss_db_get_dir (db), error);
 }

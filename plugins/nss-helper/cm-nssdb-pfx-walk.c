@@ -713,7 +713,7 @@ cm_nssdb_pfx_open_sealed (CmPfx *pfx, PK11SlotInfo *slot, const SECItem *ucs2, c
           g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
                        "an encrypted part of %s could not be decrypted (%s): check the "
                        "password, or ask the key recovery agent for a new file",
-                       path, cm_nssdb_nss_error ());
+                       path, cm_nss_error_text ());
           ok = FALSE;
         }
       else

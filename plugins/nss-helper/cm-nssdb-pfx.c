@@ -213,7 +213,7 @@ undecryptable:
   g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
                "the key in %s could not be decrypted or stored (%s): check the password, or "
                "ask the key recovery agent for a new file",
-               path, cm_nssdb_nss_error ());
+               path, cm_nss_error_text ());
 out:
   if (pw.data)
     SECITEM_ZfreeItem (&pw, PR_FALSE);
@@ -508,7 +508,7 @@ cm_nssdb_pfx_write (PK11SlotInfo *slot, GPtrArray *pairs, GHashTable *nicknames,
       g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
                    "writing %s into %s failed half-way (%s); what was added has been removed: "
                    "check free space and that no other program locks the database",
-                   path, dir, cm_nssdb_nss_error ());
+                   path, dir, cm_nss_error_text ());
       undo (slot, keys, certs);
       return FALSE;
     }

@@ -43,6 +43,3 @@ G_GNUC_INTERNAL char *cm_nssdb_sha256 (const SECItem *der);
 
 /* @nickname without the "token:" prefix of @db's own token (clients see it as internal). */
 G_GNUC_INTERNAL const char *cm_nssdb_own_label (CmNssDb *db, const char *nickname);
-
-/* The NSS error as text. Static. */
-G_GNUC_INTERNAL const char *cm_nssdb_nss_error (void);

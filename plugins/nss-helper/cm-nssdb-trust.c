@@ -286,7 +286,7 @@ import_one (CmNssDb *db, Held *held, GBytes *der, CERTCertTrust *ca_trust, GPtrA
         {
           g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
                        "NSS could not store %s in %s (%s): check that cert9.db is writable",
-                       item->subject, cm_nss_db_get_dir (db), cm_nssdb_nss_error ());
+                       item->subject, cm_nss_db_get_dir (db), cm_nss_error_text ());
           if (tmp)
             CERT_DestroyCertificate (tmp);
           return FALSE;
@@ -303,7 +303,7 @@ import_one (CmNssDb *db, Held *held, GBytes *der, CERTCertTrust *ca_trust, GPtrA
     {
       g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
                    "NSS could not trust %s in %s (%s): check that cert9.db is writable",
-                   item->subject, cm_nss_db_get_dir (db), cm_nssdb_nss_error ());
+                   item->subject, cm_nss_db_get_dir (db), cm_nss_error_text ());
       CERT_DestroyCertificate (cert);
       return FALSE;
     }

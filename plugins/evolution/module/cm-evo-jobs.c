@@ -27,13 +27,6 @@ cm_evo_fix_locked (CmEvoRegistry *reg, GPtrArray *identities, GCancellable *canc
   return n;
 }
 
-static const char *
-nss_error_text (void)
-{
-  const char *s = PR_ErrorToString (PORT_GetError (), PR_LANGUAGE_I_DEFAULT);
-  return s && *s ? s : "unknown NSS error";
-}
-
 static gboolean
 registry_error (CmEvoState *st, GError **error)
 {
@@ -212,7 +205,7 @@ cm_evo_job_make_available_sync (char **report, GCancellable *cancellable, GError
       g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
                    "NSS could not load the card module %s (%s): check that the file exists "
                    "and pcscd is installed",
-                   library, nss_error_text ());
+                   library, cm_nss_error_text ());
       return FALSE;
     }
   if ((after = cm_nssdb_list_modules (db, NULL)))
