@@ -151,9 +151,11 @@ def make_home(tmp, pki):
     modules = os.path.join(prefix, "lib", "evolution", "modules")
     os.makedirs(modules)
     # a copy, not a link: a build running meanwhile in the same tree cannot change it under
-    # Evolution (the module finds our libraries through its absolute build RPATH)
+    # Evolution; the copy finds our libraries through LD_LIBRARY_PATH (the module's build
+    # RPATH is relative to its own folder)
     shutil.copy2(MODULE, os.path.join(modules, "module-cacmail.so"))
     env["EDS_EXTRA_PREFIXES"] = prefix
+    env["LD_LIBRARY_PATH"] = os.path.join(BUILD, "core") + ":" + os.path.join(BUILD, "ldap")
     return home, db, env
 
 
