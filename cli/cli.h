@@ -49,6 +49,10 @@ int cmd_demo (int argc, char **argv);
 int cmd_status (int argc, char **argv);
 int cmd_evolution (int argc, char **argv);
 int cmd_thunderbird (int argc, char **argv);
+/* cmd-demo.c: @rel in the source tree (or, with @in_build, the build tree) of a cacmail that
+ * runs from its build folder ($CACMAIL_SOURCE_ROOT / $CACMAIL_BUILD_ROOT name them for the
+ * tests); NULL for an installed cacmail or when the file is not there. Caller frees. */
+char *cli_demo_tree_file (gboolean in_build, const char *rel);
 /* demo-ldap.c: the LDAP step of `cacmail demo` (a sandbox slapd). */
 int cli_demo_ldap_step (const char *pki_dir);
 int cmd_republish (int argc, char **argv);

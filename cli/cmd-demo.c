@@ -1,5 +1,7 @@
 /* cmd-demo.c: `cacmail demo`, the whole flow on a generated test PKI in a sandbox. Later
- * capabilities (card reader, NSS, LDAP, Evolution) add their steps here. */
+ * capabilities (card reader, NSS, LDAP, Evolution) add their steps here. An installed cacmail
+ * runs the offline steps on a PKI made by the make-pki it ships in CM_DEMODIR; the steps with
+ * virtual cards, slapd and evolution-source-registry need a source build (its test tools). */
 #include "cli.h"
 #include "cm-config.h"
 #include <cm-nss.h>
@@ -8,51 +10,103 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* The build folder this program runs from: the folder above its own, if meson made it. */
 static char *
-find_make_pki (void)
+self_build_root (void)
 {
-  const char *env = g_getenv ("CACMAIL_MAKE_PKI");
-  const char *candidates[]
-    = { CM_SOURCE_ROOT "/tests/pki/make-pki", CM_LIBEXECDIR "/cacmail/make-pki" };
+  g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
+  g_autofree char *dir = self ? g_path_get_dirname (self) : NULL;
+  g_autofree char *root = dir ? g_path_get_dirname (dir) : NULL;
+  g_autofree char *info
+    = root ? g_build_filename (root, "meson-info", "meson-info.json", NULL) : NULL;
 
-  if (env && *env)
-    return g_strdup (env);
-  for (gsize i = 0; i < G_N_ELEMENTS (candidates); i++)
-    if (g_file_test (candidates[i], G_FILE_TEST_IS_EXECUTABLE))
-      return g_strdup (candidates[i]);
-  return NULL;
+  return info && g_file_test (info, G_FILE_TEST_IS_REGULAR) ? g_steal_pointer (&root) : NULL;
 }
 
+/* The source folder of a meson build folder, as its meson-info.json names it. */
+static char *
+source_root_of (const char *build)
+{
+  g_autofree char *info = g_build_filename (build, "meson-info", "meson-info.json", NULL);
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  JsonNode *node;
+  JsonObject *obj;
+
+  if (!json_parser_load_from_file (parser, info, NULL))
+    return NULL;
+  node = json_parser_get_root (parser);
+  obj = node && JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
+  node = obj ? json_object_get_member (obj, "directories") : NULL;
+  obj = node && JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
+  return obj ? g_strdup (json_object_get_string_member_with_default (obj, "source", NULL)) : NULL;
+}
+
+char *
+cli_demo_tree_file (gboolean in_build, const char *rel)
+{
+  const char *env = g_getenv (in_build ? "CACMAIL_BUILD_ROOT" : "CACMAIL_SOURCE_ROOT");
+  g_autofree char *build = self_build_root ();
+  g_autofree char *root = NULL, *path = NULL;
+
+  if (env && *env)
+    root = g_strdup (env);
+  else if (build)
+    root = in_build ? g_steal_pointer (&build) : source_root_of (build);
+  path = root ? g_build_filename (root, rel, NULL) : NULL;
+  return path && g_file_test (path, G_FILE_TEST_EXISTS) ? g_steal_pointer (&path) : NULL;
+}
+
+/* Runs make-pki into @dir: $CACMAIL_MAKE_PKI, the source tree's, or the copy installed as demo
+ * data (not executable: python3 runs it). */
 static gboolean
 generate_pki (const char *dir, GError **error)
 {
-  g_autofree char *tool = find_make_pki ();
+  const char *env = g_getenv ("CACMAIL_MAKE_PKI");
+  g_autofree char *tree = cli_demo_tree_file (FALSE, "tests/pki/make-pki");
+  g_autofree char *data = g_build_filename (CM_DEMODIR, "make-pki", NULL);
   g_autofree char *out = NULL, *err = NULL;
-  const char *argv[] = { tool, dir, NULL };
+  g_autoptr (GError) local = NULL;
+  const char *argv[4] = { NULL };
+  gboolean installed = FALSE;
   int status = 0;
 
-  if (tool == NULL)
+  if ((env && *env) || tree)
+    {
+      argv[0] = env && *env ? env : tree;
+      argv[1] = dir;
+    }
+  else if (g_file_test (data, G_FILE_TEST_IS_REGULAR))
+    {
+      argv[0] = "python3";
+      argv[1] = data;
+      argv[2] = dir;
+      installed = TRUE;
+    }
+  else
     {
       g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
-                   "the test PKI generator make-pki is not installed; set CACMAIL_MAKE_PKI or "
-                   "pass --pki DIR made by tests/pki/make-pki");
+                   "the test PKI generator make-pki is not installed (%s); reinstall cacmail, "
+                   "set CACMAIL_MAKE_PKI, or pass --pki DIR made by tests/pki/make-pki",
+                   data);
       return FALSE;
     }
-  if (!g_spawn_sync (NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, &err, &status,
-                     error)
-      || !g_spawn_check_wait_status (status, NULL))
-    {
-      g_autofree char *first = err ? g_strdup (g_strstrip (err)) : g_strdup ("");
-      char *nl = strchr (first, '\n');
-      if (nl)
-        *nl = '\0';
-      g_clear_error (error);
-      g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
-                   "%s failed (%s); run scripts/demo, which installs python3-cryptography", tool,
-                   first);
-      return FALSE;
-    }
-  return TRUE;
+  if (g_spawn_sync (NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, &err, &status,
+                    &local)
+      && g_spawn_check_wait_status (status, NULL))
+    return TRUE;
+  {
+    g_autofree char *text = err ? g_strdup (g_strstrip (err)) : g_strdup ("");
+    char *nl = strrchr (text, '\n'); /* a Python traceback ends with the error itself */
+    const char *last = nl ? nl + 1 : text;
+
+    g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT, "make-pki failed (%s); %s",
+                 *last ? last : (local ? local->message : "no message"),
+                 installed ? "it needs python3-cryptography and openssl: apt-get install "
+                             "python3-cryptography openssl"
+                           : "run scripts/install-deps demo, which installs "
+                             "python3-cryptography");
+    return FALSE;
+  }
 }
 
 /* How a step that runs a harness ended: 77 is the harnesses' "a tool is missing" (skipped, said
@@ -71,16 +125,24 @@ harness_done (gboolean spawned, int status, const char *step, const char *tools)
   return FALSE;
 }
 
+/* A step that needs the test tools of a source build (virtual cards, harnesses): an installed
+ * cacmail says so. Not a failure. */
+static gboolean
+source_build_only (void)
+{
+  printf ("      (skipped: this step runs from a source build, with its virtual test cards and "
+          "sandbox servers; an installed cacmail runs the offline steps only)\n");
+  return TRUE;
+}
+
 /* Step 5: both persona cards in two virtual readers behind a private pcscd, read by
  * `cacmail status`. Needs root (mount namespace) and the test harness of a source build.
  * FALSE when the step failed (a skip is not a failure). */
 static gboolean
 show_cards_in_readers (const char *pki, const char *at_text)
 {
-  g_autofree char *harness
-    = g_build_filename (CM_SOURCE_ROOT, "tests", "harness", "with-pcscd", NULL);
-  g_autofree char *vcard
-    = g_build_filename (CM_BUILD_ROOT, "tests", "virtual-card", "cacmail-vcard", NULL);
+  g_autofree char *harness = cli_demo_tree_file (FALSE, "tests/harness/with-pcscd");
+  g_autofree char *vcard = cli_demo_tree_file (TRUE, "tests/virtual-card/cacmail-vcard");
   g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
   g_autofree char *c1 = g_build_filename (pki, "cards", "contractor", NULL);
   g_autofree char *c2 = g_build_filename (pki, "cards", "reservist", NULL);
@@ -90,11 +152,12 @@ show_cards_in_readers (const char *pki, const char *at_text)
   const char *argv[]
     = { harness, "--card", c1, "--card", c2, "--", self, "status", "--at", at_text, NULL };
 
-  if (getuid () != 0 || !g_file_test (harness, G_FILE_TEST_IS_EXECUTABLE)
-      || !g_file_test (vcard, G_FILE_TEST_IS_EXECUTABLE) || self == NULL)
+  if (harness == NULL || vcard == NULL || self == NULL)
+    return source_build_only ();
+  if (getuid () != 0)
     {
-      printf ("      (skipped: this step runs as root from a source build, where it starts a "
-              "private pcscd and the virtual cards)\n");
+      printf ("      (skipped: this step runs as root: it starts a private pcscd in its own "
+              "namespaces)\n");
       return TRUE;
     }
   env = g_environ_setenv (env, "CACMAIL_VCARD", vcard, TRUE);
@@ -113,11 +176,9 @@ show_cards_in_readers (const char *pki, const char *at_text)
 static gboolean
 show_evolution_fix (const char *pki, const char *at_text)
 {
-  g_autofree char *pcscd
-    = g_build_filename (CM_SOURCE_ROOT, "tests", "harness", "with-pcscd", NULL);
-  g_autofree char *eds = g_build_filename (CM_SOURCE_ROOT, "tests", "harness", "with-eds", NULL);
-  g_autofree char *vcard
-    = g_build_filename (CM_BUILD_ROOT, "tests", "virtual-card", "cacmail-vcard", NULL);
+  g_autofree char *pcscd = cli_demo_tree_file (FALSE, "tests/harness/with-pcscd");
+  g_autofree char *eds = cli_demo_tree_file (FALSE, "tests/harness/with-eds");
+  g_autofree char *vcard = cli_demo_tree_file (TRUE, "tests/virtual-card/cacmail-vcard");
   g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
   g_autofree char *card = g_build_filename (pki, "cards", "contractor", NULL);
   g_autofree char *home = g_build_filename (pki, "evolution-home", NULL);
@@ -144,13 +205,12 @@ show_evolution_fix (const char *pki, const char *at_text)
   g_autoptr (CmNssDb) ndb = NULL;
   int status = 0;
 
-  if (getuid () != 0 || !g_file_test (pcscd, G_FILE_TEST_IS_EXECUTABLE)
-      || !g_file_test (eds, G_FILE_TEST_IS_EXECUTABLE)
-      || !g_file_test ("/usr/libexec/evolution-source-registry", G_FILE_TEST_IS_EXECUTABLE)
-      || !g_file_test (vcard, G_FILE_TEST_IS_EXECUTABLE) || self == NULL)
+  if (pcscd == NULL || eds == NULL || vcard == NULL || self == NULL)
+    return source_build_only ();
+  if (getuid () != 0
+      || !g_file_test ("/usr/libexec/evolution-source-registry", G_FILE_TEST_IS_EXECUTABLE))
     {
-      printf ("      (skipped: this step runs as root from a source build with "
-              "evolution-data-server installed)\n");
+      printf ("      (skipped: this step runs as root with evolution-data-server installed)\n");
       return TRUE;
     }
   if (g_mkdir_with_parents (db, 0700) != 0 || g_mkdir_with_parents (sources, 0700) != 0
