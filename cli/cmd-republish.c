@@ -2,54 +2,81 @@
  * LDAP in one command (docs/ldap.md), and the LDAP step of `cacmail demo`. */
 #include "cli.h"
 #include "cm-config.h"
+#include "cm-private.h"
 #include <cm-ldap.h>
+#include <fcntl.h>
+#include <glib-unix.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
-#include <termios.h>
 #include <unistd.h>
+
+/* interrupted (128 + SIGINT) before anything was written */
+#define CLI_EXIT_CANCELLED 130
+
+/* libldap copies the bind password into the BER buffer of the bind request and frees that
+ * without wiping it: this process has freed memory overwritten. glibc does it (M_PERTURB, in
+ * cmd_republish) for all but its smallest chunks; in the ASan build, whose allocator ignores
+ * M_PERTURB, this option does it. */
+#if defined(__SANITIZE_ADDRESS__)
+const char *__asan_default_options (void);
+const char *
+__asan_default_options (void)
+{
+  return "max_free_fill_size=1048576";
+}
+#endif
 
 typedef struct
 {
   char *pin_file;
   gboolean json;
-  gboolean in_step; /* a progress line is open */
+  gboolean in_step;          /* a progress line is open */
+  GCancellable *cancellable; /* cancelled by Ctrl-C (SIGINT), SIGTERM or SIGHUP */
 } Ctx;
 
-/* Read a line from /dev/tty without echo. Caller frees with cm_ldap_secret_free. */
-static char *
-prompt_tty (const char *prompt, GError **error)
+/* Secrets as libcacmail-ldap reports them: a file others may read is a refusal (exit 5), any
+ * other problem a configuration error (exit 2); cancelling stays cancelling. */
+static void
+secret_error (GError *local, GError **error)
 {
-  FILE *tty = fopen ("/dev/tty", "r+");
-  struct termios old, quiet;
-  char buf[256];
-  char *out = NULL;
+  if (local->domain == G_IO_ERROR)
+    g_propagate_error (error, local);
+  else
+    {
+      g_set_error_literal (error, CM_LDAP_ERROR,
+                           g_error_matches (local, CM_ERROR, CM_ERROR_UNSAFE)
+                             ? CM_LDAP_ERROR_REFUSED
+                             : CM_LDAP_ERROR_CONFIG,
+                           local->message);
+      g_error_free (local);
+    }
+}
 
-  if (tty == NULL || tcgetattr (fileno (tty), &old) != 0)
+/* Ask on the terminal (/dev/tty) without echo; Ctrl-C cancels. Caller frees with
+ * cm_secret_free. */
+static char *
+prompt_tty (const char *prompt, const char *what, GCancellable *cancellable, GError **error)
+{
+  int tty = open ("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  g_autofree char *text = g_strdup_printf ("%s: ", prompt);
+  GError *local = NULL;
+  char *out;
+
+  if (tty < 0 || !isatty (tty))
     {
       g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFIG,
                    "no terminal to ask for the %s: pass it in a file (--password-file or "
                    "--pin-file)",
                    prompt);
-      goto out;
+      if (tty >= 0)
+        close (tty);
+      return NULL;
     }
-  quiet = old;
-  quiet.c_lflag &= ~(tcflag_t)ECHO;
-  fprintf (tty, "%s: ", prompt);
-  fflush (tty);
-  tcsetattr (fileno (tty), TCSAFLUSH, &quiet);
-  if (fgets (buf, sizeof buf, tty))
-    {
-      buf[strcspn (buf, "\r\n")] = '\0';
-      out = g_strdup (buf);
-    }
-  tcsetattr (fileno (tty), TCSAFLUSH, &old);
-  fprintf (tty, "\n");
+  out = cm_secret_read_line (tty, tty, text, what, CM_SECRET_DEFAULT, cancellable, &local);
+  close (tty);
   if (out == NULL)
-    g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFIG, "no %s was typed", prompt);
-out:
-  explicit_bzero (buf, sizeof buf);
-  if (tty)
-    fclose (tty);
+    secret_error (local, error);
   return out;
 }
 
@@ -58,12 +85,91 @@ ask_secret (CmLdapSecretKind kind, const char *subject, gpointer data, GError **
 {
   Ctx *ctx = data;
   g_autofree char *prompt = NULL;
+  GError *local = NULL;
+  char *secret;
 
   if (kind == CM_LDAP_SECRET_PIN && ctx->pin_file)
-    return cm_ldap_secret_read_file (ctx->pin_file, error);
+    {
+      secret = cm_secret_read_file (ctx->pin_file, "PIN file", CM_SECRET_DEFAULT, &local);
+      if (secret == NULL)
+        secret_error (local, error);
+      return secret;
+    }
   prompt = kind == CM_LDAP_SECRET_PIN ? g_strdup_printf ("PIN of the card '%s'", subject)
                                       : g_strdup_printf ("LDAP password for %s", subject);
-  return prompt_tty (prompt, error);
+  return prompt_tty (prompt, kind == CM_LDAP_SECRET_PIN ? "PIN" : "LDAP password", ctx->cancellable,
+                     error);
+}
+
+/* ---- signals: the first one cancels the run (the library stops at once, even in a TLS
+ * handshake, and writes nothing), a second one ends the process ---- */
+typedef struct
+{
+  GMainContext *context;
+  GMainLoop *loop;
+  GThread *thread;
+  GCancellable *cancellable;
+} Signals;
+
+static gboolean
+on_signal (gpointer data)
+{
+  Signals *s = data;
+
+  if (g_cancellable_is_cancelled (s->cancellable))
+    _exit (128 + SIGINT);
+  g_cancellable_cancel (s->cancellable);
+  return G_SOURCE_CONTINUE;
+}
+
+static gpointer
+signal_thread (gpointer data)
+{
+  Signals *s = data;
+
+  g_main_context_push_thread_default (s->context);
+  g_main_loop_run (s->loop);
+  g_main_context_pop_thread_default (s->context);
+  return NULL;
+}
+
+static void
+signals_start (Signals *s, GCancellable *cancellable)
+{
+  const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+
+  s->cancellable = cancellable;
+  s->context = g_main_context_new ();
+  s->loop = g_main_loop_new (s->context, FALSE);
+  for (gsize i = 0; i < G_N_ELEMENTS (sigs); i++)
+    {
+      GSource *src = g_unix_signal_source_new (sigs[i]);
+      g_source_set_callback (src, on_signal, s, NULL);
+      g_source_attach (src, s->context);
+      g_source_unref (src);
+    }
+  s->thread = g_thread_new ("cacmail-signals", signal_thread, s);
+}
+
+static gboolean
+quit_loop (gpointer data)
+{
+  g_main_loop_quit (data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+signals_stop (Signals *s)
+{
+  GSource *src = g_idle_source_new ();
+
+  /* an idle in the loop's own context: it runs even if the loop had not started yet */
+  g_source_set_callback (src, quit_loop, s->loop, NULL);
+  g_source_attach (src, s->context);
+  g_source_unref (src);
+  g_thread_join (s->thread);
+  g_main_loop_unref (s->loop);
+  g_main_context_unref (s->context); /* destroys the signal sources */
 }
 
 static void
@@ -86,6 +192,11 @@ ldap_fail (GError *error)
 {
   int code = CLI_EXIT_FAILED;
 
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      fprintf (stderr, "cacmail: cancelled: nothing was written\n");
+      return CLI_EXIT_CANCELLED;
+    }
   if (error->domain == CM_LDAP_ERROR)
     switch ((CmLdapError)error->code)
       {
@@ -162,19 +273,45 @@ print_result (CmLdapResult *r, gboolean dry_run, gboolean unpublish, gint64 at)
   if (cm_ldap_result_get_reordered (r))
     printf ("  warning: the server reordered userCertificate: gpgsm and Evolution read only "
             "the first value and may now see the signing cert\n");
+  if (cm_ldap_result_get_insecure (r))
+    printf ("  warning: no TLS was used (allow-plain-ldap): the password and the certificates "
+            "crossed the network in clear text\n");
+}
+
+static gboolean
+config_bool (CmLdapConfig *cfg, const char *key)
+{
+  const char *v = cm_ldap_config_get (cfg, key);
+
+  return v && strchr ("tTyY1", v[0]) != NULL;
+}
+
+/* Loud, on every run: settings that weaken the connection. */
+static void
+warn_settings (CmLdapConfig *cfg)
+{
+  if (config_bool (cfg, "insecure"))
+    fprintf (stderr, "cacmail: WARNING: insecure: the server certificate is not verified; "
+                     "anyone on the way can pose as the server and read the password; use this "
+                     "only for tests\n");
+  if (config_bool (cfg, "allow-plain-ldap"))
+    fprintf (stderr, "cacmail: WARNING: allow-plain-ldap: a server that refuses StartTLS gets "
+                     "the password and the certificates in clear text; use this only for "
+                     "tests\n");
 }
 
 int
 cmd_republish (int argc, char **argv)
 {
-  Ctx ctx = { NULL, FALSE, FALSE };
+  Ctx ctx = { NULL, FALSE, FALSE, NULL };
+  Signals sigs = { NULL };
   g_autofree char *config = NULL, *at_text = NULL;
-  gboolean dry_run = FALSE, unpublish = FALSE, insecure = FALSE;
-  const char *keys[]
-    = { "uri",   "base",  "entry-dn", "bind",        "bind-dn",    "password-file", "ca-file",
-        "nssdb", "email", "token",    "client-cert", "client-key", "filter",        "guard" };
+  gboolean dry_run = FALSE, unpublish = FALSE, insecure = FALSE, plain = FALSE;
+  const char *keys[] = { "uri",           "base",       "entry-dn", "bind",  "bind-dn",
+                         "password-file", "ca-file",    "nssdb",    "email", "token",
+                         "client-cert",   "client-key", "filter",   "guard", "timeout" };
   char *vals[G_N_ELEMENTS (keys)] = { NULL };
-  G_STATIC_ASSERT (G_N_ELEMENTS (keys) == 14);
+  G_STATIC_ASSERT (G_N_ELEMENTS (keys) == 15);
 #define STR_OPT(n, i, help, arg) { n, 0, 0, G_OPTION_ARG_STRING, &vals[i], help, arg }
 #define FILE_OPT(n, i, help, arg)                                                                  \
   {                                                                                                \
@@ -195,8 +332,11 @@ cmd_republish (int argc, char **argv)
     FILE_OPT ("client-key", 11, "Its key file", "FILE"),
     STR_OPT ("filter", 12, "Entry filter, %s = the address", "FILTER"),
     { "guard", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &vals[13], "auto or values", "HOW" },
-    { "insecure", 0, 0, G_OPTION_ARG_NONE, &insecure, "Allow plain LDAP without TLS (tests)",
-      NULL },
+    STR_OPT ("timeout", 14, "Deadline of each network step (default 15)", "SECONDS"),
+    { "insecure", 0, 0, G_OPTION_ARG_NONE, &insecure,
+      "Do not verify the server certificate (tests; TLS is still required)", NULL },
+    { "allow-plain-ldap", 0, 0, G_OPTION_ARG_NONE, &plain,
+      "Go on without TLS if the server refuses StartTLS (tests)", NULL },
     { "pin-file", 0, 0, G_OPTION_ARG_FILENAME, &ctx.pin_file, "Card PIN in a file (else asked)",
       "FILE" },
     { "dry-run", 0, 0, G_OPTION_ARG_NONE, &dry_run, "Print the planned change, write nothing",
@@ -220,6 +360,7 @@ cmd_republish (int argc, char **argv)
   int rc = CLI_EXIT_OK;
 
   signal (SIGPIPE, SIG_IGN); /* a server killed mid-write must give an error, not kill us */
+  mallopt (M_PERTURB, 0x5a); /* freed memory is overwritten: see __asan_default_options */
   g_option_context_add_main_entries (octx, entries, NULL);
   if (!g_option_context_parse (octx, &argc, &argv, &error))
     {
@@ -249,15 +390,17 @@ cmd_republish (int argc, char **argv)
       }
   if (insecure)
     cm_ldap_config_set (cfg, "insecure", "true", NULL);
+  if (plain)
+    cm_ldap_config_set (cfg, "allow-plain-ldap", "true", NULL);
   if (!cm_ldap_config_get (cfg, "nssdb") && g_file_test (home_db, G_FILE_TEST_IS_DIR))
     cm_ldap_config_set (cfg, "nssdb", home_db, NULL);
-  if (cm_ldap_config_get (cfg, "insecure")
-      && strchr ("tTyY1", cm_ldap_config_get (cfg, "insecure")[0]))
-    fprintf (stderr, "cacmail: WARNING: insecure: plain LDAP without TLS; the password and the "
-                     "certificates cross the network in clear text; use this only for tests\n");
+  warn_settings (cfg);
+  ctx.cancellable = g_cancellable_new ();
+  signals_start (&sigs, ctx.cancellable);
   result = cm_ldap_republish_sync (
     cfg, (dry_run ? CM_LDAP_REPUBLISH_DRY_RUN : 0) | (unpublish ? CM_LDAP_REPUBLISH_UNPUBLISH : 0),
-    at, ask_secret, &ctx, show_progress, &ctx, NULL, &error);
+    at, ask_secret, &ctx, show_progress, &ctx, ctx.cancellable, &error);
+  signals_stop (&sigs);
   if (result == NULL)
     {
       if (ctx.in_step)
@@ -278,5 +421,6 @@ out:
   for (gsize i = 0; i < G_N_ELEMENTS (vals); i++)
     g_free (vals[i]);
   g_free (ctx.pin_file);
+  g_clear_object (&ctx.cancellable);
   return rc;
 }

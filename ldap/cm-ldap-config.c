@@ -1,5 +1,6 @@
 /* cm-ldap-config.c: settings from $XDG_CONFIG_HOME/cacmail/cacmail.conf and options; secrets. */
 #include "cm-ldap-private.h"
+#include "cm-private.h"
 #include <errno.h>
 #include <string.h>
 
@@ -12,8 +13,8 @@ struct _CmLdapConfig
 
 static const char *const known_keys[] = {
   "uri",           "base",        "entry-dn",   "filter",  "bind",     "bind-dn",
-  "password-file", "client-cert", "client-key", "ca-file", "insecure", "nssdb",
-  "token",         "email",       "timeout",    "guard",   NULL,
+  "password-file", "client-cert", "client-key", "ca-file", "insecure", "allow-plain-ldap",
+  "nssdb",         "token",       "email",      "timeout", "guard",    NULL,
 };
 
 CmLdapConfig *
@@ -77,10 +78,11 @@ check_value (const char *key, const char *value, GError **error)
                    "guard '%s' is unknown: use auto or values", value);
       return FALSE;
     }
-  if (strcmp (key, "insecure") == 0 && !is_bool_text (value))
+  if ((strcmp (key, "insecure") == 0 || strcmp (key, "allow-plain-ldap") == 0)
+      && !is_bool_text (value))
     {
       g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFIG,
-                   "insecure '%s' is not a boolean: use true or false", value);
+                   "%s '%s' is not a boolean: use true or false", key, value);
       return FALSE;
     }
   if (strcmp (key, "filter") == 0)
@@ -200,47 +202,27 @@ cm_ldap_config_load_file (CmLdapConfig *cfg, const char *path, gboolean must_exi
 void
 cm_ldap_secret_free (char *secret)
 {
+  cm_secret_free (secret);
+}
+
+char *
+cm_ldap_secret_read_file_as (const char *path, const char *what, GError **error)
+{
+  g_autoptr (GError) local = NULL;
+  char *secret = cm_secret_read_file (path, what, CM_SECRET_DEFAULT, &local);
+
   if (secret == NULL)
-    return;
-  explicit_bzero (secret, strlen (secret));
-  g_free (secret);
+    g_set_error_literal (error, CM_LDAP_ERROR,
+                         g_error_matches (local, CM_ERROR, CM_ERROR_UNSAFE) ? CM_LDAP_ERROR_REFUSED
+                                                                            : CM_LDAP_ERROR_CONFIG,
+                         local->message);
+  return secret;
 }
 
 char *
 cm_ldap_secret_read_file (const char *path, GError **error)
 {
-  char *data = NULL;
-  gsize len = 0;
-  GError *local = NULL;
-  char *nl;
-
-  if (!g_file_get_contents (path, &data, &len, &local))
-    {
-      g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFIG,
-                   "cannot read the secret file %s (%s): check the path and its permissions", path,
-                   local->message);
-      g_error_free (local);
-      return NULL;
-    }
-  nl = memchr (data, '\n', len);
-  if (nl)
-    {
-      explicit_bzero (nl, len - (gsize)(nl - data));
-      len = (gsize)(nl - data);
-    }
-  if (len > 0 && data[len - 1] == '\r')
-    data[--len] = '\0';
-  if (len == 0 || strlen (data) != len)
-    {
-      explicit_bzero (data, len);
-      g_free (data);
-      g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFIG,
-                   "the secret file %s is empty or holds a NUL byte: write the secret on its "
-                   "first line",
-                   path);
-      return NULL;
-    }
-  return data;
+  return cm_ldap_secret_read_file_as (path, "secret file", error);
 }
 
 const char *

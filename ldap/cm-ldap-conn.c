@@ -1,15 +1,30 @@
-/* cm-ldap-conn.c: one LDAP connection over libldap: TLS (StartTLS or LDAPS, server cert
- * verified), simple / SASL EXTERNAL / SASL GSSAPI bind, reading entries, the one modify. */
+/* cm-ldap-conn.c: one LDAP connection over libldap: our own TCP connect handed to libldap, TLS
+ * (StartTLS or LDAPS, server cert verified unless "insecure"), simple / SASL EXTERNAL / SASL
+ * GSSAPI bind. Every network step runs under the connection's watchdog (cm-ldap-watch.c): it ends
+ * at the "timeout" deadline or when the caller's GCancellable fires, whatever libldap does. */
 #include "cm-ldap-private.h"
+#include <fcntl.h>
 #include <ldap.h>
 #include <sasl/sasl.h>
 #include <string.h>
+#include <unistd.h>
+
+/* libldap exports ldap_init_fd() (since 2.4) but declares it only in its private ldap_pvt.h */
+extern int ldap_init_fd (ber_socket_t fd, int proto, const char *url, LDAP **ldp);
+#define CM_LDAP_PROTO_TCP 1
+/* the least SASL security layer (bits) that protects a connection without TLS: DES and up */
+#define CM_LDAP_MIN_SSF 56
 
 struct _CmLdapConn
 {
   LDAP *ld;
+  CmLdapWatch *watch;
   char *uri;
   gboolean tls;
+  gboolean need_ssf; /* no TLS: the GSSAPI bind must bring a security layer */
+  gboolean plain_ok; /* allow-plain-ldap */
+  guint ssf;         /* SASL security layer of the bind, bits */
+  gboolean cancellable;
   int timeout;
 };
 
@@ -26,25 +41,37 @@ cm_ldap_entry_free (CmLdapEntry *e)
   g_free (e);
 }
 
+static void
+conn_close (CmLdapConn *conn)
+{
+  /* the watchdog first: it must never shut down a socket number libldap has closed */
+  g_clear_pointer (&conn->watch, cm_ldap_watch_free);
+  if (conn->ld)
+    ldap_unbind_ext_s (conn->ld, NULL, NULL);
+  conn->ld = NULL;
+  conn->tls = conn->need_ssf = FALSE;
+  conn->ssf = 0;
+}
+
 void
 cm_ldap_conn_free (CmLdapConn *conn)
 {
   if (conn == NULL)
     return;
-  if (conn->ld)
-    ldap_unbind_ext_s (conn->ld, NULL, NULL);
+  conn_close (conn);
   g_free (conn->uri);
   g_free (conn);
 }
 
 /* The server's or libldap's extra text for the last error, or "". Caller frees. */
-static char *
-diagnostic (LDAP *ld)
+char *
+cm_ldap_conn_diagnostic (CmLdapConn *conn)
 {
   char *msg = NULL;
   char *out;
 
-  if (ld == NULL || ldap_get_option (ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &msg) != LDAP_OPT_SUCCESS
+  if (conn->ld == NULL
+      || ldap_get_option (conn->ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &msg) != LDAP_OPT_SUCCESS
       || msg == NULL || *msg == '\0' || strcmp (msg, "(unknown error code)") == 0)
     {
       ldap_memfree (msg);
@@ -67,12 +94,72 @@ cm_ldap_conn_is_tls (CmLdapConn *conn)
   return conn->tls;
 }
 
+int
+cm_ldap_conn_get_timeout (CmLdapConn *conn)
+{
+  return conn->timeout;
+}
+
+guint
+cm_ldap_conn_get_ssf (CmLdapConn *conn)
+{
+  return conn->ssf;
+}
+
+gboolean
+cm_ldap_conn_is_protected (CmLdapConn *conn)
+{
+  return conn->tls || conn->ssf >= CM_LDAP_MIN_SSF;
+}
+
+void
+cm_ldap_conn_set_cancellable (CmLdapConn *conn, gboolean cancellable)
+{
+  conn->cancellable = cancellable;
+}
+
+gpointer
+cm_ldap_conn_get_ld (CmLdapConn *conn)
+{
+  return conn->ld;
+}
+
+gboolean
+cm_ldap_conn_step_begin (CmLdapConn *conn, GError **error)
+{
+  return cm_ldap_watch_begin (conn->watch, conn->timeout, conn->cancellable, error) != NULL;
+}
+
+gboolean
+cm_ldap_conn_step_end (CmLdapConn *conn, const char *what, GError **error)
+{
+  switch (cm_ldap_watch_end (conn->watch))
+    {
+    case CM_LDAP_WATCH_OK: return TRUE;
+    case CM_LDAP_WATCH_CANCELLED:
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                   "cancelled while %s %s: nothing was "
+                   "written",
+                   what, conn->uri);
+      return FALSE;
+    case CM_LDAP_WATCH_TIMED_OUT:
+    default:
+      g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONNECT,
+                   "%s %s timed out (no answer within %d s): check that the server is up, or "
+                   "raise timeout in cacmail.conf",
+                   what, conn->uri, conn->timeout);
+      return FALSE;
+    }
+}
+
 static gboolean
 set_tls_options (LDAP *ld, CmLdapConfig *cfg, GError **error)
 {
   const char *ca = cm_ldap_config_get (cfg, "ca-file");
   g_autofree char *def = cm_ldap_default_ca_file ();
-  int hard = LDAP_OPT_X_TLS_HARD, zero = 0;
+  int verify
+    = cm_ldap_config_get_bool (cfg, "insecure") ? LDAP_OPT_X_TLS_NEVER : LDAP_OPT_X_TLS_HARD;
+  int zero = 0;
   const char *files[] = { "ca-file", "client-cert", "client-key" };
 
   if (ca == NULL && g_file_test (def, G_FILE_TEST_EXISTS))
@@ -88,7 +175,7 @@ set_tls_options (LDAP *ld, CmLdapConfig *cfg, GError **error)
           return FALSE;
         }
     }
-  ldap_set_option (ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &hard);
+  ldap_set_option (ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &verify);
   if (ca)
     ldap_set_option (ld, LDAP_OPT_X_TLS_CACERTFILE, ca);
   if (g_strcmp0 (cm_ldap_config_get (cfg, "bind"), "external") == 0)
@@ -114,93 +201,150 @@ set_tls_options (LDAP *ld, CmLdapConfig *cfg, GError **error)
   return TRUE;
 }
 
-/* Whether a TCP connection to the host and port of @uri opens (to tell a TLS failure from a
- * server that is down when libldap says only "Can't contact LDAP server"). */
-static gboolean
-tcp_reachable (const char *uri, int timeout)
+/* TCP to the host and port of @desc within the deadline; the socket is blocking (libldap
+ * expects that) and close-on-exec. Returns the fd or -1 with @error. */
+static int
+tcp_connect (CmLdapConn *conn, LDAPURLDesc *desc, gboolean ldaps, GError **error)
 {
-  LDAPURLDesc *desc = NULL;
   g_autoptr (GSocketClient) client = g_socket_client_new ();
+  g_autoptr (GSocketConnectable) addr = NULL;
   g_autoptr (GSocketConnection) sc = NULL;
-  gboolean ok = FALSE;
+  g_autoptr (GError) local = NULL;
+  GCancellable *step;
+  int fd, flags;
 
-  if (ldap_url_parse (uri, &desc) != LDAP_URL_SUCCESS || desc->lud_host == NULL)
-    goto out;
-  g_socket_client_set_timeout (client, (guint)timeout);
-  sc = g_socket_client_connect_to_host (
-    client, desc->lud_host, (guint16)(desc->lud_port ? desc->lud_port : 636), NULL, NULL);
-  ok = sc != NULL;
-out:
-  if (desc)
-    ldap_free_urldesc (desc);
-  return ok;
+  addr = g_network_address_new (desc->lud_host ? desc->lud_host : "localhost",
+                                (guint16)(desc->lud_port ? desc->lud_port
+                                          : ldaps        ? 636
+                                                         : 389));
+  g_socket_client_set_enable_proxy (client, FALSE);
+  step = cm_ldap_watch_begin (conn->watch, conn->timeout, TRUE, error);
+  if (step == NULL)
+    return -1;
+  sc = g_socket_client_connect (client, addr, step, &local);
+  if (!cm_ldap_conn_step_end (conn, "connecting to", error))
+    return -1;
+  if (sc == NULL)
+    {
+      g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONNECT,
+                   "cannot reach the LDAP server %s (%s): check the URI and that the server is up",
+                   conn->uri, local->message);
+      return -1;
+    }
+  fd = fcntl (g_socket_get_fd (g_socket_connection_get_socket (sc)), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0 || (flags = fcntl (fd, F_GETFL)) < 0 || fcntl (fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+    {
+      g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_FAILED,
+                   "cannot take over the socket to %s (%s): report this bug", conn->uri,
+                   g_strerror (errno));
+      if (fd >= 0)
+        close (fd);
+      return -1;
+    }
+  return fd; /* @sc closes its own copy */
 }
 
-/* Connect one URI. Returns LDAP_SUCCESS, or the failing code with @error set. */
-static int
-connect_one (CmLdapConn *conn, CmLdapConfig *cfg, const char *uri, GError **error)
+/* TCP, then libldap on that socket. */
+static gboolean
+open_ld (CmLdapConn *conn, CmLdapConfig *cfg, gboolean ldaps, GError **error)
 {
-  gboolean ldaps = g_str_has_prefix (uri, "ldaps://");
-  gboolean insecure = cm_ldap_config_get_bool (cfg, "insecure");
-  struct timeval tv = { conn->timeout, 0 };
-  int v3 = LDAP_VERSION3, rc;
-  g_autofree char *diag = NULL;
+  LDAPURLDesc *desc = NULL;
+  int v3 = LDAP_VERSION3, rc, fd;
 
-  rc = ldap_initialize (&conn->ld, uri);
-  if (rc != LDAP_SUCCESS)
+  if (ldap_url_parse (conn->uri, &desc) != LDAP_URL_SUCCESS)
     {
       g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFIG,
-                   "uri %s is not a valid LDAP URI (%s): fix --uri or the config file", uri,
-                   ldap_err2string (rc));
-      return rc;
+                   "uri %s is not a valid LDAP URI: fix --uri or the config file", conn->uri);
+      return FALSE;
     }
-  ldap_set_option (conn->ld, LDAP_OPT_PROTOCOL_VERSION, &v3);
-  ldap_set_option (conn->ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
-  ldap_set_option (conn->ld, LDAP_OPT_NETWORK_TIMEOUT, &tv);
-  ldap_set_option (conn->ld, LDAP_OPT_TIMEOUT, &tv);
-  if ((ldaps || !insecure) && !set_tls_options (conn->ld, cfg, error))
-    return LDAP_PARAM_ERROR;
-  rc = ldap_connect (conn->ld);
+  fd = tcp_connect (conn, desc, ldaps, error);
+  ldap_free_urldesc (desc);
+  if (fd < 0)
+    return FALSE;
+  rc = ldap_init_fd (fd, CM_LDAP_PROTO_TCP, conn->uri, &conn->ld);
   if (rc != LDAP_SUCCESS)
     {
-      diag = diagnostic (conn->ld);
-      if (ldaps && (rc == LDAP_CONNECT_ERROR || tcp_reachable (uri, conn->timeout)))
-        g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_TLS,
-                     "TLS with %s failed, the server cert could not be verified%s: pass the "
-                     "CA that issued it with --ca-file (or ca-file in cacmail.conf)",
-                     uri, diag);
-      else
-        g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONNECT,
-                     "cannot reach the LDAP server %s (%s%s): check the URI and that the server "
-                     "is up",
-                     uri, ldap_err2string (rc), diag);
-      return rc;
+      close (fd);
+      g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFIG,
+                   "uri %s is not a valid LDAP URI (%s): fix --uri or the config file", conn->uri,
+                   ldap_err2string (rc));
+      return FALSE;
     }
-  if (ldaps)
-    conn->tls = TRUE;
-  else if (!insecure)
+  cm_ldap_watch_set_fd (conn->watch, fd);
+  ldap_set_option (conn->ld, LDAP_OPT_PROTOCOL_VERSION, &v3);
+  ldap_set_option (conn->ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
+  return set_tls_options (conn->ld, cfg, error);
+}
+
+/* The server answered StartTLS with an error: go on without TLS only where that is safe. */
+static gboolean
+no_starttls (CmLdapConn *conn, CmLdapConfig *cfg, int rc, GError **error)
+{
+  g_autofree char *diag = cm_ldap_conn_diagnostic (conn);
+
+  if (conn->plain_ok)
+    return TRUE;
+  if (g_strcmp0 (cm_ldap_config_get (cfg, "bind"), "gssapi") == 0)
     {
-      rc = ldap_start_tls_s (conn->ld, NULL, NULL);
-      if (rc != LDAP_SUCCESS)
-        {
-          diag = diagnostic (conn->ld);
-          if (rc == LDAP_CONNECT_ERROR || rc == LDAP_SERVER_DOWN)
-            g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_TLS,
-                         "StartTLS with %s failed, the server cert could not be verified%s: "
-                         "pass the CA that issued it with --ca-file (or ca-file in "
-                         "cacmail.conf)",
-                         uri, diag);
-          else
-            g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_TLS,
-                         "the server %s refused StartTLS (%s%s): use its ldaps:// URI or ask "
-                         "the directory admin to enable TLS; nothing was sent in clear text",
-                         uri, ldap_err2string (rc), diag);
-          return rc;
-        }
-      conn->tls = TRUE;
+      conn->need_ssf = TRUE; /* GSSAPI's own security layer, checked at the bind */
+      return TRUE;
     }
+  if (cm_ldap_config_get_bool (cfg, "insecure"))
+    g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFIG,
+                 "the server %s refused StartTLS (%s%s) and insecure no longer allows plain "
+                 "LDAP (it only skips checking the server certificate): for a test server "
+                 "without TLS set allow-plain-ldap = true (or --allow-plain-ldap)",
+                 conn->uri, ldap_err2string (rc), diag);
+  else
+    g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_TLS,
+                 "the server %s refused StartTLS (%s%s): use its ldaps:// URI or ask the "
+                 "directory admin to enable TLS; nothing was sent in clear text",
+                 conn->uri, ldap_err2string (rc), diag);
+  return FALSE;
+}
+
+static void
+tls_failed (CmLdapConn *conn, CmLdapConfig *cfg, const char *how, GError **error)
+{
+  g_autofree char *diag = cm_ldap_conn_diagnostic (conn);
+
+  if (cm_ldap_config_get_bool (cfg, "insecure"))
+    g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_TLS,
+                 "%s with %s failed%s: check that the URI names an LDAP server with TLS", how,
+                 conn->uri, diag);
+  else
+    g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_TLS,
+                 "%s with %s failed, the server cert could not be verified%s: pass the CA that "
+                 "issued it with --ca-file (or ca-file in cacmail.conf)",
+                 how, conn->uri, diag);
+}
+
+/* Connect one URI: TCP, then LDAPS or StartTLS. */
+static gboolean
+connect_one (CmLdapConn *conn, CmLdapConfig *cfg, const char *uri, GCancellable *cancellable,
+             GError **error)
+{
+  gboolean ldaps = g_str_has_prefix (uri, "ldaps://");
+  int rc;
+
+  g_free (conn->uri);
   conn->uri = g_strdup (uri);
-  return LDAP_SUCCESS;
+  conn->watch = cm_ldap_watch_new (cancellable);
+  if (!open_ld (conn, cfg, ldaps, error) || !cm_ldap_conn_step_begin (conn, error))
+    return FALSE;
+  rc = ldaps ? ldap_install_tls (conn->ld) : ldap_start_tls_s (conn->ld, NULL, NULL);
+  if (!cm_ldap_conn_step_end (conn, ldaps ? "the TLS handshake with" : "StartTLS with", error))
+    return FALSE;
+  if (rc == LDAP_SUCCESS)
+    conn->tls = TRUE;
+  else if (!ldaps && rc > 0)
+    return no_starttls (conn, cfg, rc, error); /* a result code: the server said no */
+  else
+    {
+      tls_failed (conn, cfg, ldaps ? "TLS" : "StartTLS", error);
+      return FALSE;
+    }
+  return TRUE;
 }
 
 CmLdapConn *
@@ -212,6 +356,8 @@ cm_ldap_conn_connect_sync (CmLdapConfig *cfg, GCancellable *cancellable, GError 
   g_autoptr (GError) last = NULL;
 
   conn->timeout = cm_ldap_config_get_timeout (cfg);
+  conn->plain_ok = cm_ldap_config_get_bool (cfg, "allow-plain-ldap");
+  conn->cancellable = TRUE;
   if (uris == NULL)
     {
       g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFIG,
@@ -223,21 +369,15 @@ cm_ldap_conn_connect_sync (CmLdapConfig *cfg, GCancellable *cancellable, GError 
   list = g_strsplit_set (uris, " ,", -1);
   for (char **u = list; *u; u++)
     {
-      int rc;
       if (**u == '\0')
         continue;
       if (g_cancellable_set_error_if_cancelled (cancellable, error))
         return NULL;
       g_clear_error (&last);
-      if (conn->ld)
-        {
-          ldap_unbind_ext_s (conn->ld, NULL, NULL);
-          conn->ld = NULL;
-        }
-      rc = connect_one (conn, cfg, *u, &last);
-      if (rc == LDAP_SUCCESS)
+      conn_close (conn);
+      if (connect_one (conn, cfg, *u, cancellable, &last))
         return g_steal_pointer (&conn);
-      /* only an unreachable server makes us try the next one */
+      /* only a server that cannot be reached or does not answer makes us try the next one */
       if (!g_error_matches (last, CM_LDAP_ERROR, CM_LDAP_ERROR_CONNECT))
         break;
     }
@@ -256,11 +396,35 @@ sasl_interact (LDAP *ld, unsigned flags, void *defaults, void *in)
   return LDAP_SUCCESS;
 }
 
+/* The simple-bind password from "password-file" or @ask. NULL with @error. */
+static char *
+get_password (CmLdapConfig *cfg, const char *dn, CmLdapSecretFunc ask, gpointer ask_data,
+              GError **error)
+{
+  const char *pwfile = cm_ldap_config_get (cfg, "password-file");
+  char *pw = NULL;
+
+  if (pwfile)
+    pw = cm_ldap_secret_read_file_as (pwfile, "password file", error);
+  else if (ask)
+    pw = ask (CM_LDAP_SECRET_PASSWORD, dn, ask_data, error);
+  else
+    g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFIG,
+                 "the LDAP password for %s is needed: pass --password-file FILE", dn);
+  if (pw && *pw == '\0')
+    {
+      /* an empty password would be an unauthenticated bind (RFC 4513 5.1.2) */
+      g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_AUTH,
+                   "the LDAP password for %s is empty: type the password", dn);
+      g_clear_pointer (&pw, cm_ldap_secret_free);
+    }
+  return pw;
+}
+
 static gboolean
 bind_simple (CmLdapConn *conn, CmLdapConfig *cfg, const char *dn, CmLdapSecretFunc ask,
              gpointer ask_data, GError **error)
 {
-  const char *pwfile = cm_ldap_config_get (cfg, "password-file");
   char *pw = NULL;
   struct berval cred;
   int rc;
@@ -271,27 +435,16 @@ bind_simple (CmLdapConn *conn, CmLdapConfig *cfg, const char *dn, CmLdapSecretFu
     {
       g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFIG,
                    "a simple bind needs a DN: pass --bind-dn or --entry-dn");
-      goto out;
+      return FALSE;
     }
-  if (pwfile)
-    pw = cm_ldap_secret_read_file (pwfile, error);
-  else if (ask)
-    pw = ask (CM_LDAP_SECRET_PASSWORD, dn, ask_data, error);
-  else
-    g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFIG,
-                 "the LDAP password for %s is needed: pass --password-file FILE", dn);
-  if (pw == NULL)
+  pw = get_password (cfg, dn, ask, ask_data, error);
+  if (pw == NULL || !cm_ldap_conn_step_begin (conn, error))
     goto out;
-  if (*pw == '\0')
-    {
-      /* an empty password would be an unauthenticated bind (RFC 4513 5.1.2) */
-      g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_AUTH,
-                   "the LDAP password for %s is empty: type the password", dn);
-      goto out;
-    }
   cred.bv_val = pw;
   cred.bv_len = strlen (pw);
   rc = ldap_sasl_bind_s (conn->ld, dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
+  if (!cm_ldap_conn_step_end (conn, "binding to", error))
+    goto out;
   if (rc == LDAP_INVALID_CREDENTIALS)
     g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_AUTH,
                  "the LDAP server refused the password for %s (invalid credentials): check "
@@ -299,7 +452,7 @@ bind_simple (CmLdapConn *conn, CmLdapConfig *cfg, const char *dn, CmLdapSecretFu
                  dn);
   else if (rc != LDAP_SUCCESS)
     {
-      diag = diagnostic (conn->ld);
+      diag = cm_ldap_conn_diagnostic (conn);
       g_set_error (error, CM_LDAP_ERROR,
                    rc == LDAP_SERVER_DOWN ? CM_LDAP_ERROR_CONNECT : CM_LDAP_ERROR_AUTH,
                    "simple bind as %s to %s failed (%s%s): check the DN and the server", dn,
@@ -312,6 +465,76 @@ out:
   return ok;
 }
 
+static gboolean
+bind_external (CmLdapConn *conn, CmLdapConfig *cfg, GError **error)
+{
+  g_autofree char *diag = NULL;
+  int rc;
+
+  if (!cm_ldap_conn_step_begin (conn, error))
+    return FALSE;
+  rc = ldap_sasl_interactive_bind_s (conn->ld, NULL, "EXTERNAL", NULL, NULL, LDAP_SASL_QUIET,
+                                     sasl_interact, NULL);
+  if (!cm_ldap_conn_step_end (conn, "binding to", error))
+    return FALSE;
+  if (rc != LDAP_SUCCESS)
+    {
+      diag = cm_ldap_conn_diagnostic (conn);
+      g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_AUTH,
+                   "SASL EXTERNAL bind to %s failed (%s%s): check that the server maps "
+                   "the client cert %s to your entry",
+                   conn->uri, ldap_err2string (rc), diag, cm_ldap_config_get (cfg, "client-cert"));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* GSSAPI with the session's Kerberos ticket (kinit, or PKINIT with the card). Over TLS without
+ * a SASL layer (Active Directory refuses one inside TLS); without TLS only with a layer of at
+ * least CM_LDAP_MIN_SSF bits, unless allow-plain-ldap. */
+static gboolean
+bind_gssapi (CmLdapConn *conn, GError **error)
+{
+  g_autofree char *diag = NULL;
+  ber_len_t ssf = 0;
+  int rc;
+
+  ldap_set_option (conn->ld, LDAP_OPT_X_SASL_NOCANON, LDAP_OPT_ON);
+  if (conn->tls)
+    ldap_set_option (conn->ld, LDAP_OPT_X_SASL_SECPROPS, "maxssf=0");
+  else if (conn->need_ssf)
+    ldap_set_option (conn->ld, LDAP_OPT_X_SASL_SECPROPS, "minssf=56");
+  if (!cm_ldap_conn_step_begin (conn, error))
+    return FALSE;
+  rc = ldap_sasl_interactive_bind_s (conn->ld, NULL, "GSSAPI", NULL, NULL, LDAP_SASL_QUIET,
+                                     sasl_interact, NULL);
+  if (!cm_ldap_conn_step_end (conn, "binding to", error))
+    return FALSE;
+  if (rc != LDAP_SUCCESS)
+    {
+      diag = cm_ldap_conn_diagnostic (conn);
+      g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_AUTH,
+                   "SASL GSSAPI bind to %s failed (%s%s): get a Kerberos ticket first (kinit, "
+                   "or log in with the card) and check that the server has a keytab%s",
+                   conn->uri, ldap_err2string (rc), diag,
+                   conn->need_ssf ? " and offers a SASL security layer (the server has no TLS)"
+                                  : "");
+      return FALSE;
+    }
+  if (ldap_get_option (conn->ld, LDAP_OPT_X_SASL_SSF, &ssf) == LDAP_OPT_SUCCESS)
+    conn->ssf = (guint)ssf;
+  if (conn->need_ssf && conn->ssf < CM_LDAP_MIN_SSF)
+    {
+      g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_TLS,
+                   "the server %s has no TLS and its GSSAPI bind gave a SASL security layer of "
+                   "%u bits (at least %d needed): use its ldaps:// URI or ask the directory "
+                   "admin to enable TLS",
+                   conn->uri, conn->ssf, CM_LDAP_MIN_SSF);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 gboolean
 cm_ldap_conn_bind_sync (CmLdapConn *conn, CmLdapConfig *cfg, const char *entry_dn,
                         CmLdapSecretFunc ask, gpointer ask_data, GCancellable *cancellable,
@@ -319,281 +542,12 @@ cm_ldap_conn_bind_sync (CmLdapConn *conn, CmLdapConfig *cfg, const char *entry_d
 {
   const char *method = cm_ldap_config_get (cfg, "bind");
   const char *dn = cm_ldap_config_get (cfg, "bind-dn");
-  g_autofree char *diag = NULL;
-  int rc;
 
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
     return FALSE;
   if (method == NULL || strcmp (method, "simple") == 0)
     return bind_simple (conn, cfg, dn ? dn : entry_dn, ask, ask_data, error);
   if (strcmp (method, "external") == 0)
-    {
-      rc = ldap_sasl_interactive_bind_s (conn->ld, NULL, "EXTERNAL", NULL, NULL, LDAP_SASL_QUIET,
-                                         sasl_interact, NULL);
-      if (rc != LDAP_SUCCESS)
-        {
-          diag = diagnostic (conn->ld);
-          g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_AUTH,
-                       "SASL EXTERNAL bind to %s failed (%s%s): check that the server maps "
-                       "the client cert %s to your entry",
-                       conn->uri, ldap_err2string (rc), diag,
-                       cm_ldap_config_get (cfg, "client-cert"));
-          return FALSE;
-        }
-      return TRUE;
-    }
-  /* gssapi: the Kerberos ticket of the session (kinit, or PKINIT with the card) */
-  ldap_set_option (conn->ld, LDAP_OPT_X_SASL_NOCANON, LDAP_OPT_ON);
-  if (conn->tls)
-    ldap_set_option (conn->ld, LDAP_OPT_X_SASL_SECPROPS, "maxssf=0"); /* AD over TLS */
-  rc = ldap_sasl_interactive_bind_s (conn->ld, NULL, "GSSAPI", NULL, NULL, LDAP_SASL_QUIET,
-                                     sasl_interact, NULL);
-  if (rc != LDAP_SUCCESS)
-    {
-      diag = diagnostic (conn->ld);
-      g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_AUTH,
-                   "SASL GSSAPI bind to %s failed (%s%s): get a Kerberos ticket first (kinit, "
-                   "or log in with the card) and check that the server has a keytab",
-                   conn->uri, ldap_err2string (rc), diag);
-      return FALSE;
-    }
-  return TRUE;
-}
-
-char *
-cm_ldap_conn_whoami (CmLdapConn *conn)
-{
-  struct berval *id = NULL;
-  char *out = NULL;
-
-  if (ldap_whoami_s (conn->ld, &id, NULL, NULL) == LDAP_SUCCESS && id)
-    out = g_strndup (id->bv_val, id->bv_len);
-  ber_bvfree (id);
-  return out;
-}
-
-gboolean
-cm_ldap_conn_has_assertion (CmLdapConn *conn)
-{
-  char *attrs[] = { "supportedControl", NULL };
-  LDAPMessage *res = NULL, *e;
-  struct berval **vals = NULL;
-  gboolean found = FALSE;
-  struct timeval tv = { conn->timeout, 0 };
-
-  if (ldap_search_ext_s (conn->ld, "", LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL, NULL,
-                         &tv, 1, &res)
-        == LDAP_SUCCESS
-      && (e = ldap_first_entry (conn->ld, res)) != NULL
-      && (vals = ldap_get_values_len (conn->ld, e, "supportedControl")) != NULL)
-    for (int i = 0; vals[i]; i++)
-      if (vals[i]->bv_len == strlen (LDAP_CONTROL_ASSERT)
-          && memcmp (vals[i]->bv_val, LDAP_CONTROL_ASSERT, vals[i]->bv_len) == 0)
-        found = TRUE;
-  ldap_value_free_len (vals);
-  ldap_msgfree (res);
-  return found;
-}
-
-/* "userCertificate;binary" -> "userCertificate" compared without case. */
-static gboolean
-attr_is (const char *attr, const char *name)
-{
-  gsize n = strlen (name);
-
-  return g_ascii_strncasecmp (attr, name, n) == 0 && (attr[n] == '\0' || attr[n] == ';');
-}
-
-static CmLdapEntry *
-entry_from_message (LDAP *ld, LDAPMessage *msg)
-{
-  CmLdapEntry *e = g_new0 (CmLdapEntry, 1);
-  g_autoptr (GPtrArray) mails = g_ptr_array_new ();
-  BerElement *ber = NULL;
-  char *dn = ldap_get_dn (ld, msg);
-
-  e->dn = g_strdup (dn ? dn : "");
-  ldap_memfree (dn);
-  e->certs = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
-  for (char *a = ldap_first_attribute (ld, msg, &ber); a; a = ldap_next_attribute (ld, msg, ber))
-    {
-      struct berval **v = ldap_get_values_len (ld, msg, a);
-      for (int i = 0; v && v[i]; i++)
-        {
-          if (attr_is (a, "mail"))
-            g_ptr_array_add (mails, g_strndup (v[i]->bv_val, v[i]->bv_len));
-          else if (attr_is (a, "userCertificate"))
-            g_ptr_array_add (e->certs, g_bytes_new (v[i]->bv_val, v[i]->bv_len));
-          else if (attr_is (a, "userSMIMECertificate"))
-            {
-              if (e->smime == NULL)
-                e->smime = g_bytes_new (v[i]->bv_val, v[i]->bv_len);
-              e->n_smime++;
-            }
-          else if (attr_is (a, "entryCSN") && e->csn == NULL)
-            e->csn = g_strndup (v[i]->bv_val, v[i]->bv_len);
-        }
-      ldap_value_free_len (v);
-      ldap_memfree (a);
-    }
-  ber_free (ber, 0);
-  g_ptr_array_add (mails, NULL);
-  e->mails = (char **)g_ptr_array_free (g_steal_pointer (&mails), FALSE);
-  return e;
-}
-
-GPtrArray *
-cm_ldap_conn_read_entries (CmLdapConn *conn, CmLdapConfig *cfg, const char *dn, const char *filter,
-                           GError **error)
-{
-  char *attrs[] = { "mail", CM_LDAP_ATTR_CERT, CM_LDAP_ATTR_SMIME, "entryCSN", NULL };
-  const char *base = dn ? dn : cm_ldap_config_get (cfg, "base");
-  struct timeval tv = { conn->timeout, 0 };
-  LDAPMessage *res = NULL;
-  GPtrArray *out = NULL;
-  g_autofree char *diag = NULL;
-  int rc;
-
-  if (base == NULL)
-    {
-      g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFIG,
-                   "no search base is set: pass --base DN (or --entry-dn DN), or set base in "
-                   "cacmail.conf");
-      return NULL;
-    }
-  rc = ldap_search_ext_s (conn->ld, base, dn ? LDAP_SCOPE_BASE : LDAP_SCOPE_SUBTREE,
-                          dn ? "(objectClass=*)" : filter, attrs, 0, NULL, NULL, &tv, 10, &res);
-  if (rc == LDAP_NO_SUCH_OBJECT && dn)
-    rc = LDAP_SUCCESS;
-  if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED)
-    {
-      diag = diagnostic (conn->ld);
-      g_set_error (error, CM_LDAP_ERROR,
-                   rc == LDAP_SERVER_DOWN || rc == LDAP_TIMEOUT ? CM_LDAP_ERROR_CONNECT
-                   : rc == LDAP_NO_SUCH_OBJECT                  ? CM_LDAP_ERROR_CONFIG
-                                                                : CM_LDAP_ERROR_SERVER,
-                   "reading %s from %s failed (%s%s): %s", dn ? dn : base, conn->uri,
-                   ldap_err2string (rc), diag,
-                   rc == LDAP_NO_SUCH_OBJECT ? "check --base" : "check the server and retry");
-      ldap_msgfree (res);
-      return NULL;
-    }
-  out = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_ldap_entry_free);
-  for (LDAPMessage *m = ldap_first_entry (conn->ld, res); m; m = ldap_next_entry (conn->ld, m))
-    g_ptr_array_add (out, entry_from_message (conn->ld, m));
-  ldap_msgfree (res);
-  return out;
-}
-
-static struct berval **
-to_bervals (GPtrArray *values, struct berval *storage)
-{
-  struct berval **v = g_new0 (struct berval *, values->len + 1);
-
-  for (guint i = 0; i < values->len; i++)
-    {
-      gsize n = 0;
-      storage[i].bv_val = (char *)g_bytes_get_data (g_ptr_array_index (values, i), &n);
-      storage[i].bv_len = n;
-      v[i] = &storage[i];
-    }
-  return v;
-}
-
-gboolean
-cm_ldap_conn_modify (CmLdapConn *conn, const char *dn, GPtrArray *old_certs, GPtrArray *new_certs,
-                     GBytes *smime, gboolean delete_smime, const char *csn, GError **error)
-{
-  struct berval *old_bv = g_new0 (struct berval, old_certs->len + 1);
-  struct berval *new_bv = g_new0 (struct berval, new_certs->len + 1);
-  struct berval smime_bv = { 0, NULL }, *smime_v[] = { &smime_bv, NULL };
-  LDAPMod del = { 0 }, add = { 0 }, rep = { 0 };
-  LDAPMod *mods[4] = { NULL };
-  LDAPControl *ctrl = NULL, *ctrls[2] = { NULL, NULL };
-  g_autofree char *assertion = NULL, *diag = NULL;
-  gboolean ok = FALSE;
-  int n = 0, rc;
-
-  del.mod_op = LDAP_MOD_DELETE | LDAP_MOD_BVALUES;
-  del.mod_type = CM_LDAP_ATTR_CERT;
-  del.mod_bvalues = to_bervals (old_certs, old_bv);
-  add.mod_op = LDAP_MOD_ADD | LDAP_MOD_BVALUES;
-  add.mod_type = CM_LDAP_ATTR_CERT;
-  add.mod_bvalues = to_bervals (new_certs, new_bv);
-  rep.mod_type = CM_LDAP_ATTR_SMIME;
-  if (old_certs->len)
-    mods[n++] = &del;
-  if (new_certs->len)
-    mods[n++] = &add;
-  if (smime)
-    {
-      gsize len = 0;
-      smime_bv.bv_val = (char *)g_bytes_get_data (smime, &len);
-      smime_bv.bv_len = len;
-      rep.mod_op = LDAP_MOD_REPLACE | LDAP_MOD_BVALUES;
-      rep.mod_bvalues = smime_v;
-      mods[n++] = &rep;
-    }
-  else if (delete_smime)
-    {
-      rep.mod_op = LDAP_MOD_DELETE | LDAP_MOD_BVALUES;
-      mods[n++] = &rep;
-    }
-  if (csn)
-    {
-      assertion = g_strdup_printf ("(entryCSN=%s)", csn);
-      rc = ldap_create_assertion_control (conn->ld, assertion, 1, &ctrl);
-      if (rc != LDAP_SUCCESS)
-        {
-          g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_FAILED,
-                       "cannot build the assertion control for %s (%s): report this bug", dn,
-                       ldap_err2string (rc));
-          goto out;
-        }
-      ctrls[0] = ctrl;
-    }
-  rc = ldap_modify_ext_s (conn->ld, dn, mods, csn ? ctrls : NULL, NULL);
-  diag = diagnostic (conn->ld);
-  switch (rc)
-    {
-    case LDAP_SUCCESS: ok = TRUE; break;
-    case LDAP_ASSERTION_FAILED:
-    case LDAP_NO_SUCH_ATTRIBUTE:
-    case LDAP_TYPE_OR_VALUE_EXISTS:
-      g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFLICT,
-                   "%s changed on the server since cacmail read it (%s): nothing was written; "
-                   "run cacmail republish again",
-                   dn, ldap_err2string (rc));
-      break;
-    case LDAP_INSUFFICIENT_ACCESS:
-      g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_SERVER,
-                   "the server does not let you write the certificates of %s (insufficient "
-                   "access%s): ask the directory admin to let you (self) write userCertificate "
-                   "and userSMIMECertificate",
-                   dn, diag);
-      break;
-    case LDAP_SERVER_DOWN:
-    case LDAP_UNAVAILABLE:
-    case LDAP_BUSY:
-    case LDAP_TIMEOUT:
-      g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONNECT,
-                   "the connection to %s was lost during the write (%s): the entry is either "
-                   "unchanged or fully updated; run cacmail republish again",
-                   conn->uri, ldap_err2string (rc));
-      break;
-    default:
-      g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_SERVER,
-                   "the server refused the change to %s (%s%s): nothing was written; show this "
-                   "message to the directory admin",
-                   dn, ldap_err2string (rc), diag);
-      break;
-    }
-out:
-  if (ctrl)
-    ldap_control_free (ctrl);
-  g_free (del.mod_bvalues);
-  g_free (add.mod_bvalues);
-  g_free (old_bv);
-  g_free (new_bv);
-  return ok;
+    return bind_external (conn, cfg, error);
+  return bind_gssapi (conn, error);
 }

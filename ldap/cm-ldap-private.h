@@ -12,6 +12,33 @@ G_BEGIN_DECLS
 /* "insecure" and similar booleans: TRUE for true/yes/1. */
 G_GNUC_INTERNAL gboolean cm_ldap_config_get_bool (CmLdapConfig *cfg, const char *key);
 G_GNUC_INTERNAL int cm_ldap_config_get_timeout (CmLdapConfig *cfg);
+/* cm_ldap_secret_read_file with @what naming the file in messages ("PIN file"). */
+G_GNUC_INTERNAL char *cm_ldap_secret_read_file_as (const char *path, const char *what,
+                                                   GError **error);
+
+/* ---- cm-ldap-watch.c: deadline and cancellation of each network step ---- */
+typedef struct _CmLdapWatch CmLdapWatch;
+
+typedef enum
+{
+  CM_LDAP_WATCH_OK,        /* the step ended by itself */
+  CM_LDAP_WATCH_TIMED_OUT, /* its deadline passed: the socket was shut down */
+  CM_LDAP_WATCH_CANCELLED, /* the caller's cancellable fired: the socket was shut down */
+} CmLdapWatchState;
+
+/* A watchdog thread for one connection; @cancellable (may be NULL) is the caller's. Free with
+ * cm_ldap_watch_free BEFORE the socket is closed. */
+G_GNUC_INTERNAL CmLdapWatch *cm_ldap_watch_new (GCancellable *cancellable);
+/* The connection's socket, shut down when a step ends early. */
+G_GNUC_INTERNAL void cm_ldap_watch_set_fd (CmLdapWatch *w, int fd);
+/* Start a step that must end within @seconds; @cancellable_step: the caller's cancellable may
+ * end it. Returns a GCancellable (owned by @w) cancelled when the step ends early, for GIO calls;
+ * NULL with @error when the caller cancelled already or an earlier step ended early. */
+G_GNUC_INTERNAL GCancellable *cm_ldap_watch_begin (CmLdapWatch *w, int seconds,
+                                                   gboolean cancellable_step, GError **error);
+/* End the step: how it ended. */
+G_GNUC_INTERNAL CmLdapWatchState cm_ldap_watch_end (CmLdapWatch *w);
+G_GNUC_INTERNAL void cm_ldap_watch_free (CmLdapWatch *w);
 
 /* ---- cm-ldap-conn.c: one connection, TLS and bind ---- */
 typedef struct _CmLdapConn CmLdapConn;
@@ -30,7 +57,11 @@ typedef struct
 G_GNUC_INTERNAL void cm_ldap_entry_free (CmLdapEntry *entry);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CmLdapEntry, cm_ldap_entry_free)
 
-/* Connect to the first URI that answers, with TLS unless "insecure"; not bound yet. */
+/* Connect to the first URI that answers within "timeout" (the next one when a server cannot be
+ * reached or does not answer), with StartTLS or LDAPS; without TLS only where the server refuses
+ * StartTLS and either "allow-plain-ldap" is set or the bind is GSSAPI (which must then bring a
+ * SASL security layer). Not bound yet. @cancellable ends any step of the connection at once
+ * (G_IO_ERROR_CANCELLED) until cm_ldap_conn_set_cancellable (FALSE). */
 G_GNUC_INTERNAL CmLdapConn *cm_ldap_conn_connect_sync (CmLdapConfig *cfg, GCancellable *cancellable,
                                                        GError **error);
 /* Bind as configured; @entry_dn is the simple-bind DN when "bind-dn" is unset. */
@@ -39,12 +70,32 @@ G_GNUC_INTERNAL gboolean cm_ldap_conn_bind_sync (CmLdapConn *conn, CmLdapConfig 
                                                  gpointer ask_data, GCancellable *cancellable,
                                                  GError **error);
 G_GNUC_INTERNAL gboolean cm_ldap_conn_is_tls (CmLdapConn *conn);
+/* SASL security layer of the bind in bits (0: none). */
+G_GNUC_INTERNAL guint cm_ldap_conn_get_ssf (CmLdapConn *conn);
+/* TLS, or a SASL layer of at least 56 bits: nothing crossed the network in clear text. */
+G_GNUC_INTERNAL gboolean cm_ldap_conn_is_protected (CmLdapConn *conn);
 G_GNUC_INTERNAL const char *cm_ldap_conn_get_uri (CmLdapConn *conn);
-/* "dn:..." / "u:..." of the bound identity, or NULL if the server has no Who am I?. Caller
- * frees. */
-G_GNUC_INTERNAL char *cm_ldap_conn_whoami (CmLdapConn *conn);
-/* The server advertises the assertion control (RFC 4528). */
-G_GNUC_INTERNAL gboolean cm_ldap_conn_has_assertion (CmLdapConn *conn);
+G_GNUC_INTERNAL int cm_ldap_conn_get_timeout (CmLdapConn *conn);
+/* FALSE: from now on steps run to their end or deadline, whatever the cancellable (the write
+ * was sent: stopping half-way would leave the user not knowing what happened). */
+G_GNUC_INTERNAL void cm_ldap_conn_set_cancellable (CmLdapConn *conn, gboolean cancellable);
+/* For cm-ldap-ops.c: the LDAP* (borrowed), the step around each libldap call (begin: FALSE with
+ * @error when cancelled or the connection is dead; end: FALSE with @error, "WHAT URI timed out"
+ * or cancelled, when the watchdog ended the step), and libldap's diagnostic (": text" or "",
+ * caller frees). */
+G_GNUC_INTERNAL gpointer cm_ldap_conn_get_ld (CmLdapConn *conn);
+G_GNUC_INTERNAL gboolean cm_ldap_conn_step_begin (CmLdapConn *conn, GError **error);
+G_GNUC_INTERNAL gboolean cm_ldap_conn_step_end (CmLdapConn *conn, const char *what, GError **error);
+G_GNUC_INTERNAL char *cm_ldap_conn_diagnostic (CmLdapConn *conn);
+
+/* ---- cm-ldap-ops.c: operations, each one step under the deadline ---- */
+/* *@id: "dn:..." / "u:..." of the bound identity, or NULL if the server has no Who am I?
+ * (caller frees). FALSE with @error when the connection failed. */
+G_GNUC_INTERNAL gboolean cm_ldap_conn_whoami (CmLdapConn *conn, char **id, GError **error);
+/* *@has: the server advertises the assertion control (RFC 4528). FALSE with @error when the
+ * connection failed. */
+G_GNUC_INTERNAL gboolean cm_ldap_conn_has_assertion (CmLdapConn *conn, gboolean *has,
+                                                     GError **error);
 /* Entries matching; @dn non-NULL: that entry only (base search); else @filter under "base".
  * Caller unrefs the array (CmLdapEntry*). A missing @dn gives an empty array. */
 G_GNUC_INTERNAL GPtrArray *cm_ldap_conn_read_entries (CmLdapConn *conn, CmLdapConfig *cfg,

@@ -7,7 +7,7 @@
 struct _CmLdapResult
 {
   char *dn, *email, *uri, *guard;
-  gboolean unpublish, dry_run, written, unchanged, reordered, insecure, verified;
+  gboolean unpublish, dry_run, written, unchanged, reordered, insecure, verified, tls;
   double ms[CM_LDAP_N_STEPS];
   GPtrArray *old_values;  /* GBytes*: userCertificate values to delete */
   GPtrArray *kept_values; /* GBytes*: values left in place (unpublish) */
@@ -250,7 +250,11 @@ find_entry (CmLdapConn *conn, CmLdapConfig *cfg, const char *email, CmLdapSecret
       goto out;
     }
   /* the identity the server sees must be the entry's owner (SASL maps identities) */
-  whoami = cm_ldap_conn_whoami (conn);
+  if (!cm_ldap_conn_whoami (conn, &whoami, error))
+    {
+      g_clear_pointer (&e, cm_ldap_entry_free);
+      goto out;
+    }
   who = whoami && g_str_has_prefix (whoami, "dn:") ? whoami + 3
         : simple                                   ? (bdn ? bdn : e->dn)
                                                    : NULL;
@@ -373,6 +377,7 @@ cm_ldap_republish_sync (CmLdapConfig *cfg, CmLdapRepublishFlags flags, gint64 at
   g_autoptr (CmLdapCard) card = NULL;
   const char *email = cm_ldap_config_get (cfg, "email");
   CmCert *sign = NULL, *enc = NULL;
+  gboolean assertion = FALSE;
   Timer t = { r, progress, progress_data, 0, 0 };
 
   r->unpublish = (flags & CM_LDAP_REPUBLISH_UNPUBLISH) != 0;
@@ -391,16 +396,17 @@ cm_ldap_republish_sync (CmLdapConfig *cfg, CmLdapRepublishFlags flags, gint64 at
   if (conn == NULL)
     return NULL;
   r->uri = g_strdup (cm_ldap_conn_get_uri (conn));
-  r->insecure = !cm_ldap_conn_is_tls (conn);
   entry = find_entry (conn, cfg, r->email, ask, ask_data, cancellable, error);
   if (entry == NULL)
     return NULL;
+  r->tls = cm_ldap_conn_is_tls (conn);
+  r->insecure = !cm_ldap_conn_is_protected (conn); /* known after the bind (SASL layer) */
   r->dn = g_strdup (entry->dn);
   r->old_smime = entry->smime != NULL;
-  r->guard = g_strdup (entry->csn && g_strcmp0 (cm_ldap_config_get (cfg, "guard"), "values") != 0
-                           && cm_ldap_conn_has_assertion (conn)
-                         ? "assertion"
-                         : "values");
+  if (entry->csn && g_strcmp0 (cm_ldap_config_get (cfg, "guard"), "values") != 0
+      && !cm_ldap_conn_has_assertion (conn, &assertion, error))
+    return NULL;
+  r->guard = g_strdup (assertion ? "assertion" : "values");
   step_end (&t);
 
   if (r->unpublish)
@@ -429,6 +435,8 @@ cm_ldap_republish_sync (CmLdapConfig *cfg, CmLdapRepublishFlags flags, gint64 at
 
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
     return NULL;
+  /* from here on the run goes to its end: a write cut off would leave the user guessing */
+  cm_ldap_conn_set_cancellable (conn, FALSE);
   step_begin (&t, CM_LDAP_STEP_WRITE);
   if (!cm_ldap_conn_modify (conn, r->dn, r->old_values, r->new_values, r->new_smime,
                             r->delete_smime,
@@ -481,7 +489,8 @@ cm_ldap_result_to_json (CmLdapResult *r)
   json_object_set_string_member (o, "email", r->email);
   json_object_set_string_member (o, "dn", r->dn);
   json_object_set_string_member (o, "uri", r->uri);
-  json_object_set_boolean_member (o, "tls", !r->insecure);
+  json_object_set_boolean_member (o, "tls", r->tls);
+  json_object_set_boolean_member (o, "insecure", r->insecure);
   json_object_set_string_member (o, "guard", r->guard);
   json_object_set_boolean_member (o, "written", r->written);
   json_object_set_boolean_member (o, "unchanged", r->unchanged);

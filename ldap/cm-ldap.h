@@ -2,8 +2,9 @@
  * encryption certificates to the user's entry in the organisation's LDAP address list, the way
  * Outlook's Publish to GAL does, and remove the stale ones. Include only this header.
  *
- * Blocking calls end in _sync and take a GCancellable (checked between network and card
- * operations; each LDAP operation has a time-out). Secrets (password, PIN) are asked through a
+ * Blocking calls end in _sync and take a GCancellable: it ends a network step at once (TCP
+ * connect, TLS handshake, bind, search) and is checked between card operations; each network
+ * step also ends at its deadline ("timeout"). Secrets (password, PIN) are asked through a
  * CmLdapSecretFunc when needed, used once, wiped and freed: the library never keeps or logs one.
  * See docs/ldap.md. */
 #pragma once
@@ -49,11 +50,15 @@ GQuark cm_ldap_error_quark (void);
  *   client-cert, client-key   PEM files for SASL EXTERNAL over TLS
  *   ca-file        CA certificates (PEM) the server cert must chain to (default: see
  *                  cm_ldap_default_ca_file)
- *   insecure       true = plain LDAP without TLS is allowed (only for tests)
+ *   insecure       true = do not verify the server certificate (TLS is still required)
+ *   allow-plain-ldap  true = go on without TLS when a server refuses StartTLS (only for tests;
+ *                  a GSSAPI bind with a SASL security layer of 56 bits or more needs neither)
  *   nssdb          NSS database directory holding the card's PKCS#11 module and trusted CAs
  *   token          NSS token label of the card (default: the token holding the picked keys)
  *   email          the address to publish for
- *   timeout        seconds per LDAP operation (default 15)
+ *   timeout        deadline in seconds of each network step: TCP connect, TLS handshake,
+ *                  bind, search, modify (default 15); a URI that does not answer in time is
+ *                  given up for the next one
  *   guard          auto (default: assert the entryCSN where the server offers the assertion
  *                  control, else rely on the exact-value deletes) or values (never assert) */
 typedef struct _CmLdapConfig CmLdapConfig;
@@ -96,8 +101,10 @@ typedef char *(*CmLdapSecretFunc) (CmLdapSecretKind kind, const char *subject, g
 /* Wipe and free a secret (NULL is fine). */
 void cm_ldap_secret_free (char *secret);
 
-/* Read a secret from the first line of @path (trailing CR/LF dropped). Caller frees with
- * cm_ldap_secret_free. An empty or unreadable file is CM_LDAP_ERROR_CONFIG naming it. */
+/* Read a secret from the first line of @path (trailing CR/LF dropped), like every secret file
+ * of cacmail: a file other users may read or change is CM_LDAP_ERROR_REFUSED ("chmod 600"); an
+ * empty, unreadable or oversized file or one that is not a regular file (a FIFO, a device) is
+ * CM_LDAP_ERROR_CONFIG naming it. Caller frees with cm_ldap_secret_free. */
 char *cm_ldap_secret_read_file (const char *path, GError **error);
 
 typedef enum
@@ -145,7 +152,7 @@ const char *cm_ldap_result_get_email (CmLdapResult *result);
 gboolean cm_ldap_result_get_written (CmLdapResult *result);   /* a modify was sent and applied */
 gboolean cm_ldap_result_get_unchanged (CmLdapResult *result); /* nothing to do (unpublish) */
 gboolean cm_ldap_result_get_reordered (CmLdapResult *result); /* server returned another order */
-gboolean cm_ldap_result_get_insecure (CmLdapResult *result);  /* no TLS was used */
+gboolean cm_ldap_result_get_insecure (CmLdapResult *result);  /* no TLS nor SASL layer */
 double cm_ldap_result_get_ms (CmLdapResult *result, CmLdapStep step);
 /* The userCertificate values before and as planned (CmCert*; a value that is not a certificate
  * is skipped in these lists but still deleted or kept as planned). */

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """cacmail republish --bind gssapi against a real MIT KDC and slapd (tests/harness/with-slapd
 --kerberos) with the virtual card: the user's Kerberos ticket (kinit with a password) binds as
-the user's entry over StartTLS and LDAPS (no SASL layer inside TLS) and over plain LDAP with
---insecure (SASL layer); exactly one MOD; someone else's ticket and no ticket are refused with
+the user's entry over StartTLS and LDAPS (no SASL layer inside TLS) and over plain LDAP without
+any option (a SASL layer of 56 bits or more; a server that offers none is refused); exactly one
+MOD; someone else's ticket and no ticket are refused with
 one line and nothing written. Last, the card login: PKINIT with the card's PIV Authentication
 key (kinit, PIN on stdin), then republish with that ticket."""
 import glob
@@ -46,6 +47,7 @@ CC_OTHER = "FILE:" + os.path.join(tmp, "ccache-someone")
 CC_CARD = "FILE:" + os.path.join(tmp, "ccache-pkinit")   # from the card login
 CARD_LOG = os.path.join(E["CACMAIL_VCARD_LOG_DIR"], "card0.log")
 PLAIN_LOG = os.path.join(E["CACMAIL_SLAPD_DIR"], "plain.log")
+NOLAYER_LOG = os.path.join(E["CACMAIL_SLAPD_DIR"], "nolayer.log")
 
 
 def kinit(uid, ccache):
@@ -195,24 +197,29 @@ t.ok(p.returncode == 1 and "No Kerberos credentials available" in p.stderr,
      "no ticket: the message carries GSSAPI's reason", p.stderr)
 t.ok(L.mod_count() == n0 and L.read_entry(DN) == before, "no ticket: nothing written")
 
-# ---- plain LDAP with --insecure: GSSAPI with its own security layer ------------------------------
+# ---- plain LDAP: GSSAPI with its own security layer needs neither --insecure nor
+# --allow-plain-ldap ---------------------------------------------------------------------------
 k = kinit("contractor", CC)
 off = os.path.getsize(PLAIN_LOG)
-p = run(E["CACMAIL_LDAP_PLAIN_URI"], "--insecure")
+p = run(E["CACMAIL_LDAP_PLAIN_URI"], "--json")
 log = log_tail(PLAIN_LOG, off)
 m = mods(log)
-t.ok(k.returncode == 0 and p.returncode == 0 and "WARNING" in p.stderr,
-     "plain LDAP + GSSAPI with --insecure: exit 0, warns", p.stdout + p.stderr)
+j = json.loads(p.stdout) if p.returncode == 0 else {}
+t.ok(k.returncode == 0 and p.returncode == 0 and "WARNING" not in p.stderr
+     and j.get("tls") is False and j.get("insecure") is False,
+     "plain LDAP + GSSAPI, no option: exit 0, no warning, JSON tls false and insecure false",
+     p.stdout + p.stderr)
 t.eq([dn for _, dn in m], [DN], "plain LDAP + GSSAPI: exactly one MOD, on the user's entry")
 b = bind_of(log, m[0][0]) if m else None
-t.ok(b is not None and b[:2] == (DN, "GSSAPI") and b[2] > 0,
-     "plain LDAP + GSSAPI: bound as the entry with a SASL security layer (bind_ssf > 0)",
+t.ok(b is not None and b[:2] == (DN, "GSSAPI") and b[2] >= 56,
+     "plain LDAP + GSSAPI: bound as the entry with a SASL security layer (bind_ssf >= 56)",
      f"{b}\n{log}")
 t.eq(read_plain(DN)[0], [enc, sign], "plain LDAP + GSSAPI: the entry holds the new certs")
-p = run(E["CACMAIL_LDAP_PLAIN_URI"])
-t.ok(p.returncode == 4 and "StartTLS" in p.stderr,
-     "plain LDAP + GSSAPI without --insecure: refused (StartTLS), no clear-text fallback",
-     p.stderr)
+# a server without TLS that offers no SASL layer (sasl-secprops maxssf=0): refused, no MOD
+off = os.path.getsize(NOLAYER_LOG)
+p = run(E["CACMAIL_LDAP_NOLAYER_URI"])
+L.one_line_error(t, p, 1, "SASL security layer", "plain LDAP + GSSAPI without a SASL layer")
+t.eq(mods(log_tail(NOLAYER_LOG, off)), [], "plain LDAP + GSSAPI without a SASL layer: no MOD")
 
 # ---- card login: PKINIT with the PIV Authentication key, then GSSAPI -------------------------
 t.eq(E.get("CACMAIL_KRB5_PKINIT"), "1", "harness: the KDC takes PKINIT logins")

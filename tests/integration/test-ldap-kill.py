@@ -28,19 +28,19 @@ sign = L.card_cert(pki, "contractor", "4 - Dig_Sig.crt")
 old = [L.der(os.path.join(pki, "previous", "contractor-signing-old.crt")),
        L.der(os.path.join(pki, "previous", "contractor-encryption-old.crt"))]
 OLD_BLOB = b"\x30\x03\x02\x01\x07"
-fifo = os.path.join(tmp, "pin.fifo")
-os.mkfifo(fifo)
 rng = random.Random(int(os.environ.get("CACMAIL_TEST_SEED", "5")))
 outcomes = {"old": 0, "new": 0}
+ttys = []
 exits = {}
 bad = []
 
 
 def start_republish():
-    proc = subprocess.Popen([L.CACMAIL, *c.args(pin_file=fifo)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, HOME=tmp, XDG_CONFIG_HOME=tmp))
-    L.feed_fifo(proc, fifo, L.PIN + "\n")  # cacmail has read the entry, waits for the PIN
+    proc, tty = L.start_on_tty(c.args(pin_file=False),
+                               env=dict(os.environ, HOME=tmp, XDG_CONFIG_HOME=tmp))
+    # cacmail has read the entry and waits for the PIN
+    L.answer_prompt(proc, tty, "PIN of the card", L.PIN + "\n")
+    ttys.append(tty)
     return proc
 
 
@@ -96,5 +96,7 @@ p = c.run()
 e = L.read_entry(DN)
 v = L.openssl_verify(pki, e["smime"][0], tmp)
 t.ok(p.returncode == 0 and v.returncode == 0, "after the kills a republish works", p.stderr)
+for fd in ttys:
+    os.close(fd)
 shutil.rmtree(tmp, ignore_errors=True)
 t.done()

@@ -4,13 +4,18 @@
 Each test re-executes itself inside tests/harness/with-pcscd (virtual cards of a generated PKI)
 and tests/harness/with-slapd (a throwaway slapd with TLS), then drives the real CLI."""
 import base64
+import fcntl
 import json
 import os
 import re
+import select
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import termios
+import threading
 import time
 
 from cmtest import CACMAIL, SOURCE, Tap, make_pki, skip
@@ -35,9 +40,10 @@ def need_tools(*extra):
         skip(f"{OPENSC} is missing (Debian: opensc-pkcs11)")
 
 
-def reexec(script, cards, pki_dirs_wanted=True, slapd_opts=()):
-    """Outside: make a PKI, then run SCRIPT --inside PKI under with-pcscd and with-slapd (with
-    SLAPD_OPTS, e.g. ["--kerberos"])."""
+def reexec(script, cards, pki_dirs_wanted=True, slapd_opts=(), vcard_args=()):
+    """Outside: make a PKI, then run SCRIPT --inside PKI under with-pcscd (each of VCARD_ARGS,
+    e.g. "--pin=...", passed to the virtual cards) and with-slapd (with SLAPD_OPTS, e.g.
+    ["--kerberos"])."""
     if len(sys.argv) > 2 and sys.argv[1] == "--inside":
         return sys.argv[2]
     need_tools()
@@ -46,6 +52,8 @@ def reexec(script, cards, pki_dirs_wanted=True, slapd_opts=()):
         cmd = [WITH_PCSCD]
         for c in cards:
             cmd += ["--card", os.path.join(pki, "cards", c)]
+        for a in vcard_args:
+            cmd += ["--vcard-arg", a]
         cmd += ["--", WITH_SLAPD, "--pki", pki, *slapd_opts, "--", sys.executable, script,
                 "--inside", pki]
         env = dict(os.environ, TMPDIR=tmp)
@@ -183,18 +191,18 @@ class Ctx:
         self.tmp = tmp
         self.users = users()
         self.nssdb = make_nssdb(tmp, pki)
-        self.pin_file = os.path.join(tmp, "pin")
-        with open(self.pin_file, "w") as f:
-            f.write(PIN + "\n")
+        self.pin_file = write_secret(os.path.join(tmp, "pin"), PIN + "\n")
 
     def dn(self, uid):
         return self.users[uid]["dn"]
 
     def args(self, uid="contractor", email=CTR, pin_file=None, nssdb=None):
+        """PIN_FILE False: no --pin-file (cacmail asks on its terminal)."""
         return ["republish", "--uri", E("CACMAIL_LDAP_URI"), "--base", E("CACMAIL_LDAP_BASE"),
                 "--ca-file", E("CACMAIL_LDAP_CA"), "--email", email,
                 "--password-file", self.users[uid]["password_file"],
-                "--nssdb", nssdb or self.nssdb, "--pin-file", pin_file or self.pin_file]
+                "--nssdb", nssdb or self.nssdb] + (
+                    [] if pin_file is False else ["--pin-file", pin_file or self.pin_file])
 
     def run(self, *extra, uid="contractor", email=CTR, pin_file=None, nssdb=None, base=None,
             env_extra=None, **kw):
@@ -205,26 +213,160 @@ class Ctx:
                               env=env, **kw)
 
 
-def feed_fifo(proc, fifo, data, before=None, timeout=60):
-    """Write DATA to FIFO once PROC opens it for reading (it then waits for the PIN: the entry
-    was read). BEFORE() runs first. Fails instead of hanging when PROC exits without opening."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                out, err = proc.communicate()
-                raise AssertionError(f"cacmail ended before asking for the PIN: {out}{err}")
-            time.sleep(0.002)
+def write_secret(path, text, mode=0o600):
+    """A secret file as cacmail accepts it: only its owner may read it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    return path
+
+
+def start_on_tty(args, env=None):
+    """Run cacmail ARGS with a new pseudo-terminal as its controlling terminal: it asks for the
+    PIN and the password there, as it would a user; stdout and stderr are pipes (text). Returns
+    (Popen, the terminal's master fd: the caller closes it)."""
+    master, slave = os.openpty()
+
+    def take_tty():
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
     try:
-        if before:
-            before()
-        os.set_blocking(fd, True)
-        os.write(fd, data.encode())
+        proc = subprocess.Popen([CACMAIL, *args], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=env, start_new_session=True, preexec_fn=take_tty,
+                                pass_fds=(slave,))
     finally:
-        os.close(fd)
+        os.close(slave)
+    return proc, master
+
+
+def answer_prompt(proc, master, prompt, text, before=None, timeout=60):
+    """Wait until PROC shows PROMPT on its terminal (it then waits for the answer: for the PIN,
+    the entry was read), run BEFORE(), then type TEXT. Fails instead of hanging when PROC ends
+    without asking."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while prompt.encode() not in seen:
+        ready, _, _ = select.select([master], [], [], 0.02)
+        if ready:
+            try:
+                seen += os.read(master, 4096)
+            except OSError:  # the terminal's last user is gone
+                ready = None
+        if ready is None or proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            out, err = proc.communicate()
+            raise AssertionError(f"cacmail did not ask '{prompt}': {seen!r} {out}{err}")
+    if before:
+        before()
+    os.write(master, text.encode())
+
+
+class Stalled:
+    """A TCP listener on 127.0.0.1 that accepts connections and never answers: no TLS handshake,
+    no LDAP result (a hung server, or a firewall that lets SYN through)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.held = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                self.held.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+    def uri(self, scheme="ldaps"):
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    def wait_accepted(self, n, timeout=30):
+        deadline = time.monotonic() + timeout
+        while len(self.held) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return len(self.held) >= n
+
+
+class Relay:
+    """A TCP relay on 127.0.0.1 to a server URI's port that records every byte clients send:
+    whether StartTLS was asked for, whether a password crossed it in clear text."""
+
+    STARTTLS = b"1.3.6.1.4.1.1466.20037"
+
+    def __init__(self, target_uri):
+        self.target = int(target_uri.rsplit(":", 1)[1].strip("/"))
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.sent = bytearray()
+        self.lock = threading.Lock()
+        self.flowing = threading.Event()
+        self.flowing.set()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def uri(self):
+        return f"ldap://127.0.0.1:{self.port}"
+
+    def freeze(self, frozen=True):
+        """Hold every byte from now on (a server that hangs mid-session), or pass them again."""
+        if frozen:
+            self.flowing.clear()
+        else:
+            self.flowing.set()
+
+    def clear(self):
+        with self.lock:
+            self.sent.clear()
+
+    def starttls_sent(self):
+        with self.lock:
+            return self.STARTTLS in self.sent
+
+    def saw(self, data):
+        with self.lock:
+            return data in self.sent
+
+    def _accept(self):
+        while True:
+            try:
+                client = self.sock.accept()[0]
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target))
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False),
+                             daemon=True).start()
+
+    def _pump(self, src, dst, record):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                self.flowing.wait()
+                if record:
+                    with self.lock:
+                        self.sent += data
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sk in (src, dst):
+            try:
+                sk.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def without_warnings(p):
+    """P with the "cacmail: WARNING: ..." lines taken out of its stderr (for one_line_error)."""
+    return subprocess.CompletedProcess(p.args, p.returncode, p.stdout, "".join(
+        l for l in p.stderr.splitlines(True) if not l.startswith("cacmail: WARNING: ")))
 
 
 def one_line_error(t, p, code, must_say, what):

@@ -101,15 +101,14 @@ t.ok(len(e["smime"]) == 1 and e["smime"][0] != b"\x30\x03\x02\x01\x00",
 t.eq(L.mod_count() - n0, 1, "renewal: exactly one MOD operation")
 
 # ---- concurrent change: the entry changes after cacmail read it ------------------------------
-fifo = os.path.join(tmp, "pin.fifo")
-os.mkfifo(fifo)
+TTY_ENV = dict(os.environ, HOME=tmp, XDG_CONFIG_HOME=tmp)
 L.set_entry(DN, [old_enc], None)
-proc = subprocess.Popen([L.CACMAIL, *c.args(pin_file=fifo)], stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE, text=True,
-                        env=dict(os.environ, HOME=tmp, XDG_CONFIG_HOME=tmp))
+proc, tty = L.start_on_tty(c.args(pin_file=False), env=TTY_ENV)
 # once cacmail asks for the PIN it has read the entry: someone else changes it now
-L.feed_fifo(proc, fifo, L.PIN + "\n", before=lambda: L.set_entry(DN, [old_sign], None))
+L.answer_prompt(proc, tty, "PIN of the card", L.PIN + "\n",
+                before=lambda: L.set_entry(DN, [old_sign], None))
 out, err = proc.communicate(timeout=60)
+os.close(tty)
 t.eq(proc.returncode, 6, "concurrent change: exit 6")
 t.ok("changed on the server" in err and "nothing was written" in err and err.count("\n") == 1,
      "concurrent change: one line telling the user", err)
@@ -117,19 +116,17 @@ t.eq(L.read_entry(DN)["certs"], [old_sign], "concurrent change: the other writer
 
 # without the assertion control (servers that lack it): the exact-value delete is the guard
 L.set_entry(DN, [old_enc], None)
-proc = subprocess.Popen([L.CACMAIL, *c.args(pin_file=fifo), "--guard", "values"],
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                        env=dict(os.environ, HOME=tmp, XDG_CONFIG_HOME=tmp))
-L.feed_fifo(proc, fifo, L.PIN + "\n", before=lambda: L.set_entry(DN, [old_sign], None))
+proc, tty = L.start_on_tty(c.args(pin_file=False) + ["--guard", "values"], env=TTY_ENV)
+L.answer_prompt(proc, tty, "PIN of the card", L.PIN + "\n",
+                before=lambda: L.set_entry(DN, [old_sign], None))
 out, err = proc.communicate(timeout=60)
+os.close(tty)
 t.ok(proc.returncode == 6 and "No such attribute" in err
      and L.read_entry(DN)["certs"] == [old_sign],
      "concurrent change, value guard: error 16, nothing written", err)
 
 # ---- wrong PIN, wrong password ---------------------------------------------------------------
-bad_pin = os.path.join(tmp, "bad-pin")
-with open(bad_pin, "w") as f:
-    f.write("654321\n")
+bad_pin = L.write_secret(os.path.join(tmp, "bad-pin"), "654321\n")
 n0 = L.mod_count()
 p = c.run(pin_file=bad_pin)
 L.one_line_error(t, p, 1, "refused the PIN", "wrong PIN")
@@ -139,9 +136,7 @@ p = c.run(pin_file=bad_pin)
 L.one_line_error(t, p, 1, "one more wrong PIN locks it", "second wrong PIN")
 t.ok("63C" not in p.stderr, "second wrong PIN: words, not a status code", p.stderr)
 t.eq(L.mod_count(), n0, "second wrong PIN: nothing written")
-bad_pw = os.path.join(tmp, "bad-pw")
-with open(bad_pw, "w") as f:
-    f.write("not-the-password\n")
+bad_pw = L.write_secret(os.path.join(tmp, "bad-pw"), "not-the-password\n")
 args = c.args()
 args[args.index("--password-file") + 1] = bad_pw
 p = c.run(base=args)

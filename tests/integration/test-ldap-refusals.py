@@ -2,18 +2,25 @@
 """cacmail republish refuses, with one line and nothing written, whatever is unsafe: another
 address, someone else's entry, expired / not yet valid / untrusted certs, certs that are not
 the card's own, an ambiguous entry, unverifiable TLS, refused StartTLS, a server that is down.
-Also: LDAPS, SASL EXTERNAL, failover to a second URI, --insecure, the config file."""
+Also: LDAPS, SASL EXTERNAL, failover to a second URI, the config file; deadlines (a server that
+accepts TCP and never answers TLS or StartTLS is given up after "timeout" seconds for the next
+URI; Ctrl-C ends the wait at once); TLS always (--insecure skips the certificate check but still
+sends StartTLS, seen through a relay; plain LDAP only with --allow-plain-ldap, loudly)."""
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 
 spec = importlib.util.spec_from_file_location(
     "ldaplib", os.path.join(os.path.dirname(os.path.abspath(__file__)), "test-ldap-lib.py"))
 L = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(L)
 from cmtest import Tap  # noqa: E402
+
+Relay, Stalled = L.Relay, L.Stalled
 
 pki = L.reexec(os.path.abspath(__file__), ["contractor"])
 t = Tap()
@@ -141,10 +148,101 @@ p = c.run(base=with_opt(args, "--bind", "gssapi"),
           env_extra={"KRB5CCNAME": os.path.join(tmp, "no-ccache")})
 L.one_line_error(t, p, 1, "get a Kerberos ticket first", "GSSAPI bind without a ticket")
 
-# plain LDAP only with --insecure, loudly
-p = c.run("--insecure", base=with_opt(c.args(), "--uri", E["CACMAIL_LDAP_PLAIN_URI"]))
-t.ok(p.returncode == 0 and "WARNING" in p.stderr and "clear text" in p.stderr,
-     "--insecure: works on plain LDAP and warns", p.stderr)
+# ---- TLS always: --insecure skips the certificate check, not TLS ----------------------------
+PW = open(u["password_file"]).read().strip().encode()
+relay = Relay(E["CACMAIL_LDAP_URI"])
+args = with_opt(with_opt(c.args(), "--uri", relay.uri()), "--ca-file", wrong_ca)
+p = c.run("--insecure", "--dry-run", base=args)
+t.ok(p.returncode == 0 and "WARNING: insecure" in p.stderr and "not verified" in p.stderr,
+     "--insecure, server cert from another CA: works and warns", p.stderr)
+t.ok(relay.starttls_sent() and not relay.saw(PW),
+     "--insecure: StartTLS was sent (relay) and the password never crossed in clear text")
+relay.clear()
+p = c.run("--dry-run", base=args)
+t.ok(p.returncode == 4 and relay.starttls_sent() and not relay.saw(PW),
+     "control: the same without --insecure is refused (cert from another CA), nothing in clear",
+     p.stderr)
+# plain LDAP (a server without StartTLS) only with --allow-plain-ldap, loudly
+plain = Relay(E["CACMAIL_LDAP_PLAIN_URI"])
+start()
+refused(c.run(base=with_opt(c.args(), "--uri", plain.uri())), 4, "refused StartTLS",
+        "no TLS, no option")
+t.ok(plain.starttls_sent() and not plain.saw(PW), "no TLS, no option: the password was not sent")
+plain.clear()
+start()
+p = c.run("--insecure", base=with_opt(c.args(), "--uri", plain.uri()))
+t.ok("WARNING: insecure" in p.stderr, "no TLS, --insecure: warns", p.stderr)
+refused(L.without_warnings(p), 2, "set allow-plain-ldap = true",
+        "no TLS, --insecure (which once allowed plain LDAP)")
+t.ok(not plain.saw(PW), "no TLS, --insecure: the password was not sent")
+plain.clear()
+with open(os.path.join(tmp, "old.conf"), "w") as f:
+    f.write(f"[ldap]\ninsecure = true\nuri = {plain.uri()}\n")
+p = c.run("--dry-run", "--config", os.path.join(tmp, "old.conf"),
+          base=[a for a in c.args() if a != "--uri" and a != E["CACMAIL_LDAP_URI"]])
+L.one_line_error(t, L.without_warnings(p), 2, "insecure no longer allows plain LDAP",
+                 "an old config relying on insecure = true for plain LDAP")
+plain.clear()
+p = c.run("--allow-plain-ldap", base=with_opt(c.args(), "--uri", plain.uri()))
+t.ok(p.returncode == 0 and "WARNING: allow-plain-ldap" in p.stderr
+     and "clear text" in p.stderr and "no TLS was used" in p.stdout,
+     "--allow-plain-ldap: works on plain LDAP, warns before and after", p.stdout + p.stderr)
+t.ok(plain.starttls_sent() and plain.saw(PW),
+     "--allow-plain-ldap: StartTLS was tried first; refused, the password went in clear text")
+
+# ---- deadlines: a server that accepts TCP and never answers ---------------------------------
+stall = Stalled()
+for scheme, what in (("ldaps", "TLS handshake"), ("ldap", "StartTLS")):
+    t0 = time.monotonic()
+    try:
+        p = c.run("--dry-run", "--timeout", "2",
+                  base=with_opt(c.args(), "--uri", f"{stall.uri(scheme)} {E['CACMAIL_LDAP_URI']}"),
+                  timeout=30)
+        took = time.monotonic() - t0
+    except subprocess.TimeoutExpired as e:
+        p, took = e, time.monotonic() - t0
+    t.ok(getattr(p, "returncode", None) == 0 and "dry run" in (p.stdout or ""),
+         f"no answer to the {what} (--timeout 2): the next URI is used", p.stderr)
+    t.ok(took < 2 + 3, f"no answer to the {what}: given up after the deadline ({took:.1f} s)")
+t0 = time.monotonic()
+try:
+    p = c.run("--dry-run", "--timeout", "2", base=with_opt(c.args(), "--uri", stall.uri()),
+              timeout=30)
+    L.one_line_error(t, p, 4, "timed out (no answer within 2 s)", "only a stalled LDAPS server")
+except subprocess.TimeoutExpired:
+    t.ok(False, "only a stalled LDAPS server: cacmail ends")
+t.ok(time.monotonic() - t0 < 2 + 3, "only a stalled LDAPS server: exit 4 within the deadline")
+# the server hangs after cacmail read the entry: the write gets the same deadline
+hang = Relay(E["CACMAIL_LDAP_URI"])
+proc, tty = L.start_on_tty(with_opt(c.args(pin_file=False), "--uri", hang.uri())
+                           + ["--timeout", "2"], env=dict(E, HOME=tmp, XDG_CONFIG_HOME=tmp))
+L.answer_prompt(proc, tty, "PIN of the card", L.PIN + "\n", before=hang.freeze)
+t0 = time.monotonic()
+out, err = proc.communicate(timeout=60)
+os.close(tty)
+t.ok(proc.returncode == 4 and "gave no answer to the write within 2 s" in err
+     and "either unchanged or fully updated" in err and time.monotonic() - t0 < 2 + 3,
+     f"a server hanging at the write: exit 4 after the deadline ({time.monotonic() - t0:.1f} s "
+     "from the PIN), says what may have happened", err)
+hang.freeze(False)
+# Ctrl-C while the handshake hangs (the same cancellable the Evolution module passes)
+n = len(stall.held)
+proc = subprocess.Popen([L.CACMAIL, *with_opt(c.args(), "--uri", stall.uri()), "--dry-run"],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                        env=dict(E, HOME=tmp, XDG_CONFIG_HOME=tmp, LSAN_OPTIONS=L.LSAN))
+t.ok(stall.wait_accepted(n + 1), "Ctrl-C: cacmail connected to the stalled server")
+time.sleep(0.3)  # in the handshake now (default timeout: 15 s)
+t0 = time.monotonic()
+proc.send_signal(signal.SIGINT)
+try:
+    out, err = proc.communicate(timeout=10)
+except subprocess.TimeoutExpired:
+    proc.kill()
+    out, err = proc.communicate()
+t.ok(proc.returncode == 130 and err.strip() == "cacmail: cancelled: nothing was written"
+     and time.monotonic() - t0 < 2,
+     f"Ctrl-C during the TLS handshake: ends at once ({time.monotonic() - t0:.1f} s), exit 130, "
+     "one line", (proc.returncode, err))
 
 # ---- secrets never in argv, no terminal ------------------------------------------------------
 p = c.run("--password", "x")

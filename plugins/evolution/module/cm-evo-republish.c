@@ -267,7 +267,8 @@ describe (CmLdapResult *res)
     g_string_append (out, "\nWarning: the server changed the order of the certificates; "
                           "Evolution and gpgsm read only the first one.");
   if (cm_ldap_result_get_insecure (res))
-    g_string_append (out, "\nWarning: no TLS was used (insecure = true in cacmail.conf).");
+    g_string_append (out, "\nWarning: no TLS was used (allow-plain-ldap = true in cacmail.conf): "
+                          "the password and the certificates crossed the network in clear text.");
   return g_string_free (g_steal_pointer (&out), FALSE);
 }
 
