@@ -6,6 +6,7 @@
 #include "cm-config.h"
 #include <cm-nss.h>
 #include <cm-nssdb.h>
+#include <cm-tb.h>
 #include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -237,6 +238,98 @@ show_evolution_fix (const char *pki, const char *at_text)
 }
 #endif
 
+/* Step 9: a Thunderbird profile the demo makes itself (profiles.ini, a prefs.js whose identity
+ * names last generation's certificates, an NSS database with the card module: Thunderbird need
+ * not be installed); the contractor card in a virtual reader; `cacmail thunderbird check`,
+ * `fix`, `check`. FALSE when the step failed. */
+static gboolean
+show_thunderbird_fix (const char *pki, const char *at_text)
+{
+  g_autofree char *pcscd = cli_demo_tree_file (FALSE, "tests/harness/with-pcscd");
+  g_autofree char *vcard = cli_demo_tree_file (TRUE, "tests/virtual-card/cacmail-vcard");
+  g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
+  g_autofree char *card = g_build_filename (pki, "cards", "contractor", NULL);
+  g_autofree char *home = g_build_filename (pki, "thunderbird-home", NULL);
+  g_autofree char *root = g_build_filename (home, ".thunderbird", NULL);
+  g_autofree char *prof = g_build_filename (root, "demo.default", NULL);
+  g_autofree char *ini = g_build_filename (root, "profiles.ini", NULL);
+  g_autofree char *prefs_js = g_build_filename (prof, "prefs.js", NULL);
+  g_autofree char *report = NULL, *data = NULL, *cache = NULL;
+  g_autofree char *script = g_strdup_printf (
+    "echo '--- before:'; \"$0\" thunderbird check --at %s; echo '--- cacmail thunderbird fix:'; "
+    "\"$0\" thunderbird fix --at %s; echo '--- after:'; \"$0\" thunderbird check --at %s",
+    at_text, at_text, at_text);
+  const char *argv[] = { pcscd, "--card", card, "--", "sh", "-c", script, self, NULL };
+  const char *old[]
+    = { "previous/contractor-signing-old.crt", "previous/contractor-encryption-old.crt" };
+  const char *which[] = { "signing", "encryption" };
+  g_autoptr (CmInventory) inv = cm_inventory_new ();
+  g_autoptr (CmTbPrefs) prefs = cm_tb_prefs_new ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CmNssDb) ndb = NULL;
+  g_auto (GStrv) env = NULL;
+  gboolean ok = TRUE;
+  int status = 0;
+
+  if (pcscd == NULL || vcard == NULL || self == NULL)
+    return source_build_only ();
+  if (getuid () != 0)
+    {
+      printf ("      (skipped: this step runs as root, for the virtual card's private pcscd)\n");
+      return TRUE;
+    }
+  cm_tb_prefs_set_string (prefs, "mail.accountmanager.accounts", "account1");
+  cm_tb_prefs_set_string (prefs, "mail.account.account1.identities", "id1");
+  cm_tb_prefs_set_string (prefs, "mail.identity.id1.fullName", "John Q. Doe");
+  cm_tb_prefs_set_string (prefs, "mail.identity.id1.useremail", "john.q.doe.ctr@mail.mil");
+  cm_tb_prefs_set (prefs, "mail.identity.id1.sign_mail",
+                   &(CmTbPrefValue){ .type = CM_TB_PREF_BOOL, .boolean = TRUE });
+  for (int i = 0; i < 2 && ok; i++)
+    {
+      g_autofree char *path = g_build_filename (pki, old[i], NULL);
+      g_autofree char *n = g_strdup_printf ("mail.identity.id1.%s_cert_name", which[i]);
+      g_autofree char *k = g_strdup_printf ("mail.identity.id1.%s_cert_dbkey", which[i]);
+      CmCert *c;
+      g_autofree char *name = NULL, *key = NULL;
+      if (!(ok = cm_inventory_add_path (inv, path, &error)))
+        break;
+      c = g_ptr_array_index (cm_inventory_get_certs (inv), cm_inventory_get_certs (inv)->len - 1);
+      name = cm_tb_cert_display_name (c);
+      key = cm_nss_cert_dbkey (c);
+      cm_tb_prefs_set_string (prefs, n, name);
+      cm_tb_prefs_set_string (prefs, k, key);
+    }
+  data = g_strdup_printf ("// Mozilla User Preferences (a sandbox profile made by cacmail demo)"
+                          "\n\n%s",
+                          cm_tb_prefs_get_text (prefs, NULL));
+  if (!ok || g_mkdir_with_parents (prof, 0700) != 0
+      || !g_file_set_contents (ini,
+                               "[Install4F96D1932A9F858E]\nDefault=demo.default\n\n[Profile0]\n"
+                               "Name=demo\nIsRelative=1\nPath=demo.default\nDefault=1\n",
+                               -1, &error)
+      || !g_file_set_contents (prefs_js, data, -1, &error)
+      || (ndb = cm_nss_db_open_sync (prof, CM_NSS_DB_DEFAULT, NULL, &error)) == NULL
+      || !cm_nssdb_register_card_sync (ndb, CM_NSSDB_MODULE_OTHER, &report, NULL, &error))
+    {
+      fprintf (stderr,
+               "cacmail: error: the demo's Thunderbird step could not prepare its sandbox: %s\n",
+               error ? error->message : "?");
+      return FALSE;
+    }
+  g_clear_pointer (&ndb, cm_nss_db_free);
+  printf ("      a sandbox profile: %s\n      its identity id1 names last generation's signing "
+          "and encryption certificates;\n      card module: %s\n",
+          prof, report);
+  fflush (stdout);
+  cache = g_build_filename (home, ".cache", NULL);
+  env = g_environ_setenv (g_get_environ (), "CACMAIL_VCARD", vcard, TRUE);
+  env = g_environ_setenv (env, "HOME", home, TRUE);
+  env = g_environ_setenv (env, "XDG_CACHE_HOME", cache, TRUE);
+  return harness_done (g_spawn_sync (NULL, (char **)argv, env, G_SPAWN_STDERR_TO_DEV_NULL, NULL,
+                                     NULL, NULL, NULL, &status, NULL),
+                       status, "Thunderbird", "pcscd or vsmartcard-vpcd");
+}
+
 static gboolean
 load (CmInventory *inv, const char *pki, const char *const *rel, GError **error)
 {
@@ -385,6 +478,12 @@ cmd_demo (int argc, char **argv)
 #else
   printf ("      (skipped: built without evolution-data-server-dev)\n");
 #endif
+  printf ("\n[9/9] Thunderbird: a stale identity found and fixed in a sandbox profile\n");
+  {
+    g_autofree char *at_iso = cm_time_format (at);
+    if (!show_thunderbird_fix (pki, at_iso))
+      rc = CLI_EXIT_FAILED;
+  }
   printf ("\nDemo finished.%s%s\n", keep && sandbox ? " Sandbox kept in " : "",
           keep && sandbox ? sandbox : "");
 

@@ -5,8 +5,9 @@
 #include <cm-tb.h>
 #include <stdio.h>
 
-/* The sha256 of every cert on the cards in the readers now; NULL when pcscd is not there (then
- * "not on the inserted card" is simply not judged). */
+/* The sha256 of every cert on the cards in the readers now, the retired key-management ones
+ * too (CM_READ_ALL: an identity may name one); NULL when pcscd is not there (then "not on the
+ * inserted card" is simply not judged). */
 static GPtrArray *
 inserted_cards (CmInventory *inv)
 {
@@ -18,8 +19,7 @@ inserted_cards (CmInventory *inv)
       CmReaderInfo *r = g_ptr_array_index (readers, i);
       GPtrArray *cards, *certs;
       if (!r->card_present
-          || !cm_card_read_sync (inv, r->name, CM_READ_DEFAULT | CM_READ_NO_CACHE, NULL, NULL,
-                                 NULL))
+          || !cm_card_read_sync (inv, r->name, CM_READ_ALL | CM_READ_NO_CACHE, NULL, NULL, NULL))
         continue;
       cards = cm_inventory_get_cards (inv);
       certs = cm_card_get_certs (g_ptr_array_index (cards, cards->len - 1));
