@@ -481,11 +481,8 @@ add_encryption_chain (NSSCMSSignedData *sigd, CERTCertificate *sign, CERTCertifi
   return ok;
 }
 
-/* NSS's CMS encoder writes indefinite lengths (BER); the GAL wants DER. Rewrite every
- * indefinite length as a definite one (the content itself is DER already: certificates and
- * signed attributes). Appends to @out; returns the bytes of @in consumed, or 0 if malformed. */
-static gsize
-ber_to_der (const guint8 *in, gsize len, GByteArray *out, int depth)
+gsize
+cm_ldap_ber_to_der (const guint8 *in, gsize len, GByteArray *out, int depth)
 {
   gsize hdr = 2, clen = 0, used;
   guint8 tag;
@@ -520,8 +517,8 @@ ber_to_der (const guint8 *in, gsize len, GByteArray *out, int depth)
       gsize pos = hdr;
       while (indefinite ? !(pos + 1 < len && in[pos] == 0 && in[pos + 1] == 0) : pos < hdr + clen)
         {
-          gsize n
-            = ber_to_der (in + pos, indefinite ? len - pos : hdr + clen - pos, body, depth + 1);
+          gsize n = cm_ldap_ber_to_der (in + pos, indefinite ? len - pos : hdr + clen - pos, body,
+                                        depth + 1);
           if (n == 0)
             return 0;
           pos += n;
@@ -597,7 +594,7 @@ make_blob (CERTCertificate *sign, CERTCertificate *enc, PinCtx *ctx, GError **er
     goto out;
   {
     GByteArray *der = g_byte_array_new ();
-    if (ber_to_der (out.data, out.len, der, 0) == out.len)
+    if (cm_ldap_ber_to_der (out.data, out.len, der, 0) == out.len)
       blob = g_byte_array_free_to_bytes (der);
     else
       g_byte_array_unref (der);

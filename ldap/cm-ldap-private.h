@@ -129,6 +129,11 @@ G_GNUC_INTERNAL GBytes *cm_ldap_card_sign_sync (CmLdapCard *card, CmCert *signin
                                                 gpointer ask_data, GCancellable *cancellable,
                                                 GError **error);
 G_GNUC_INTERNAL void cm_ldap_card_free (CmLdapCard *card);
+/* NSS's CMS encoder writes indefinite lengths (BER); the GAL wants DER. Rewrite every
+ * indefinite length as a definite one (the content itself is DER already: certificates and
+ * signed attributes). Appends to @out; returns the bytes of @in consumed, or 0 if malformed
+ * (@depth: 0; nesting deeper than 32 is refused). */
+G_GNUC_INTERNAL gsize cm_ldap_ber_to_der (const guint8 *in, gsize len, GByteArray *out, int depth);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CmLdapCard, cm_ldap_card_free)
 
 G_END_DECLS

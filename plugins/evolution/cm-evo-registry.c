@@ -112,10 +112,8 @@ backups_damaged (const char *path, const char *why, GError **error)
   return FALSE;
 }
 
-/* The backups file as { "entries": [...] } (none yet: no entries); NULL with @error when it
- * cannot be read safely or is damaged. */
-static JsonNode *
-load_backups (GError **error)
+JsonNode *
+cm_evo_backups_load (GError **error)
 {
   g_autofree char *path = backup_path ();
   g_autofree char *damaged = NULL;
@@ -143,8 +141,8 @@ load_backups (GError **error)
   return n;
 }
 
-static gboolean
-save_backups (JsonNode *root, GError **error)
+gboolean
+cm_evo_backups_save (JsonNode *root, GError **error)
 {
   g_autofree char *path = backup_path ();
   g_autofree char *text = cm_json_to_string (root);
@@ -190,7 +188,7 @@ gint
 cm_evo_registry_fix_sync (CmEvoRegistry *reg, GPtrArray *identities, GCancellable *cancellable,
                           GError **error)
 {
-  g_autoptr (JsonNode) root = load_backups (error);
+  g_autoptr (JsonNode) root = cm_evo_backups_load (error);
   JsonArray *entries;
   JsonObject *entry;
   JsonArray *saved;
@@ -225,7 +223,7 @@ cm_evo_registry_fix_sync (CmEvoRegistry *reg, GPtrArray *identities, GCancellabl
     }
   json_array_add_object_element (entries, entry);
   /* The backup is on disk before anything changes. */
-  if (!save_backups (root, error))
+  if (!cm_evo_backups_save (root, error))
     return -1;
   for (guint i = 0; i < identities->len; i++)
     {
@@ -266,10 +264,8 @@ saved_value (JsonObject *o, const char *name, const char **value)
   return TRUE;
 }
 
-/* The identities of the last backup entry, each checked whole (uid, and the three settings as
- * string or null) and still in the registry, before anything is written. */
-static JsonArray *
-last_entry (CmEvoRegistry *reg, JsonArray *entries, GError **error)
+JsonArray *
+cm_evo_backups_last_entry (CmEvoRegistry *reg, JsonArray *entries, GError **error)
 {
   g_autofree char *path = backup_path ();
   guint n = json_array_get_length (entries);
@@ -291,7 +287,7 @@ last_entry (CmEvoRegistry *reg, JsonArray *entries, GError **error)
           || !saved_value (id, "signing", &v) || !saved_value (id, "encryption", &v)
           || !saved_value (id, "signing_algorithm", &v))
         return backups_damaged (path, "an identity of the last entry is malformed", error), NULL;
-      if ((src = e_source_registry_ref_source (reg->registry, uid)) == NULL)
+      if (reg && (src = e_source_registry_ref_source (reg->registry, uid)) == NULL)
         return g_set_error (error, CM_EVO_ERROR, CM_EVO_ERROR_NOT_FOUND,
                             "mail identity %s of the last fix no longer exists, so the fix "
                             "cannot be undone whole; nothing was changed",
@@ -304,7 +300,7 @@ last_entry (CmEvoRegistry *reg, JsonArray *entries, GError **error)
 gint
 cm_evo_registry_undo_sync (CmEvoRegistry *reg, GCancellable *cancellable, GError **error)
 {
-  g_autoptr (JsonNode) root = load_backups (error);
+  g_autoptr (JsonNode) root = cm_evo_backups_load (error);
   JsonArray *entries, *saved;
   gint restored = 0;
 
@@ -317,7 +313,7 @@ cm_evo_registry_undo_sync (CmEvoRegistry *reg, GCancellable *cancellable, GError
                    "there is no earlier fix to undo (no backup in %s)", g_get_user_data_dir ());
       return -1;
     }
-  if ((saved = last_entry (reg, entries, error)) == NULL)
+  if ((saved = cm_evo_backups_last_entry (reg, entries, error)) == NULL)
     return -1;
   for (guint i = 0; i < json_array_get_length (saved); i++)
     {
@@ -333,7 +329,7 @@ cm_evo_registry_undo_sync (CmEvoRegistry *reg, GCancellable *cancellable, GError
       restored++;
     }
   json_array_remove_element (entries, json_array_get_length (entries) - 1);
-  if (!save_backups (root, error))
+  if (!cm_evo_backups_save (root, error))
     return -1;
   return restored;
 }

@@ -91,6 +91,20 @@ gint cm_evo_registry_fix_sync (CmEvoRegistry *reg, GPtrArray *identities, GCance
  * the number of identities restored, or -1 with @error (CM_EVO_ERROR_NO_BACKUP). */
 gint cm_evo_registry_undo_sync (CmEvoRegistry *reg, GCancellable *cancellable, GError **error);
 
+/* ---- the backups file, $XDG_DATA_HOME/cacmail/evolution-backups.json (fix and undo; the
+ * fuzz target) ---- */
+
+/* The file as { "entries": [...] } (none yet: no entries); NULL with @error when it cannot be
+ * read safely or is damaged. Caller unrefs. */
+G_GNUC_INTERNAL JsonNode *cm_evo_backups_load (GError **error);
+/* Write @root (as loaded) whole, durably. */
+G_GNUC_INTERNAL gboolean cm_evo_backups_save (JsonNode *root, GError **error);
+/* The identities of the last entry of @entries, each checked whole (uid, and the three settings
+ * as string or null) and, when @reg is set, still in the registry, before anything is written.
+ * Borrowed from @entries; NULL with @error. */
+G_GNUC_INTERNAL JsonArray *cm_evo_backups_last_entry (CmEvoRegistry *reg, JsonArray *entries,
+                                                      GError **error);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CmEvoIdentity, cm_evo_identity_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CmEvoRegistry, cm_evo_registry_free)
 
