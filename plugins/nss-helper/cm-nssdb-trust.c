@@ -276,22 +276,17 @@ import_one (CmNssDb *db, Held *held, GBytes *der, CERTCertTrust *ca_trust, GPtrA
   g_ptr_array_add (out, item);
   if (cm_inventory_lookup (held->inv, item->sha256) == NULL)
     {
-      CERTCertificate *tmp
-        = CERT_NewTempCertificate (CERT_GetDefaultCertDB (), &it, NULL, PR_FALSE, PR_TRUE);
       const char *cn = cm_cert_get_subject_cn (c);
       g_autofree char *nick = unique_nickname (held, c, cn ? cn : item->subject);
 
-      if (tmp == NULL
-          || PK11_ImportCert (slot, tmp, CK_INVALID_HANDLE, nick, PR_FALSE) != SECSuccess)
+      /* from the DER: a temporary NSS cert would first be looked up in every token */
+      if (PK11_ImportDERCert (slot, &it, CK_INVALID_HANDLE, nick, PR_FALSE) != SECSuccess)
         {
           g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
                        "NSS could not store %s in %s (%s): check that cert9.db is writable",
                        item->subject, cm_nss_db_get_dir (db), cm_nss_error_text ());
-          if (tmp)
-            CERT_DestroyCertificate (tmp);
           return FALSE;
         }
-      CERT_DestroyCertificate (tmp);
       held_note (held, nick, item->subject);
       item->added = TRUE;
     }
