@@ -298,6 +298,14 @@ test_time_parse (void)
   g_assert_error (error, CM_ERROR, CM_ERROR_BAD_INPUT);
 }
 
+/* A source tree without ../shared (a package build from a release tarball): the tests on
+ * GSA's cards are skipped, never under CI. */
+static void
+skip_without_gsa (void)
+{
+  g_test_skip ("GSA's test cards are not there (CACMAIL_GSA_DIR, ../shared/testdata)");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -307,23 +315,29 @@ main (int argc, char **argv)
   gsa_dir = g_getenv ("CACMAIL_GSA_DIR");
   if (gsa_dir == NULL || !g_file_test (gsa_dir, G_FILE_TEST_IS_DIR))
     {
-      g_printerr ("CACMAIL_GSA_DIR is not set to ../shared/testdata/gsa-piv-cards\n");
-      return 1;
+      if (g_strcmp0 (g_getenv ("CI"), "true") == 0)
+        {
+          g_printerr ("CACMAIL_GSA_DIR is not set to ../shared/testdata/gsa-piv-cards\n");
+          return 1;
+        }
+      gsa_dir = NULL;
     }
   g_assert_true (cm_init (NULL));
+#define GSA(fn) (gsa_dir ? (fn) : skip_without_gsa)
   g_test_add_func ("/fascn/known-value", test_fascn_known_value);
   g_test_add_func ("/fascn/roundtrip", test_fascn_roundtrip);
   g_test_add_func ("/fascn/every-bit-flip-detected", test_fascn_every_bit_flip_detected);
-  g_test_add_func ("/chuid/gsa-card-46", test_chuid_gsa);
-  g_test_add_func ("/chuid/every-truncation", test_chuid_every_truncation);
+  g_test_add_func ("/chuid/gsa-card-46", GSA (test_chuid_gsa));
+  g_test_add_func ("/chuid/every-truncation", GSA (test_chuid_every_truncation));
   g_test_add_func ("/der/oids", test_der_oids);
   g_test_add_func ("/der/lengths", test_der_lengths);
-  g_test_add_func ("/pem/bag-attributes", test_pem_with_bag_attributes);
-  g_test_add_func ("/cert/fields", test_cert_fields);
-  g_test_add_func ("/cert/every-truncation", test_cert_every_truncation);
+  g_test_add_func ("/pem/bag-attributes", GSA (test_pem_with_bag_attributes));
+  g_test_add_func ("/cert/fields", GSA (test_cert_fields));
+  g_test_add_func ("/cert/every-truncation", GSA (test_cert_every_truncation));
   g_test_add_func ("/time/parse", test_time_parse);
   g_test_add_func ("/card/status-words", test_status_words);
-  g_test_add_func ("/select/skips-decrypt-only", test_select_skips_decrypt_only);
+  g_test_add_func ("/select/skips-decrypt-only", GSA (test_select_skips_decrypt_only));
+#undef GSA
   rc = g_test_run ();
   cm_shutdown ();
   return rc;
