@@ -367,6 +367,32 @@ t.ok(p.returncode == 3 and f"prefs.js line {lineno}:" in p.stderr,
 with open(prefs_js, "wb") as f:
     f.write(now)
 
+# ---- running: a live process holding .parentlock (a Flatpak's lock names a PID of its own
+# namespace), or a lock symlink naming a live PID; a dead PID is a stale lock ----
+import fcntl  # noqa: E402
+holder = subprocess.Popen([sys.executable, "-c", f"""
+import fcntl, sys, time
+f = open({os.path.join(prof, ".parentlock")!r}, "a")
+fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+print("locked", flush=True)
+time.sleep(60)
+"""], stdout=subprocess.PIPE, text=True)
+holder.stdout.readline()
+p = cm("thunderbird", "check", "--json", "--no-card")
+t.ok(p.returncode == 0 and json.loads(p.stdout)["running"] is True,
+     "a process holding the fcntl lock on .parentlock counts as a running Thunderbird", p.stderr)
+p = cm("thunderbird", "fix", "--no-card")
+t.eq(p.returncode, 5, "... so fix refuses")
+holder.kill()
+holder.wait()
+if os.path.lexists(os.path.join(prof, "lock")):
+    os.unlink(os.path.join(prof, "lock"))
+os.symlink("127.0.0.1:+999999", os.path.join(prof, "lock"))
+p = cm("thunderbird", "check", "--json", "--no-card")
+t.ok(p.returncode == 0 and json.loads(p.stdout)["running"] is False,
+     "a lock symlink naming a dead PID is a stale lock: not running", p.stderr)
+os.unlink(os.path.join(prof, "lock"))
+
 # ---- where profiles are: Snap and Flatpak, with the note; nss --client ----
 home2 = os.path.join(tmp, "home2")
 for rel, kind in (("snap/thunderbird/common/.thunderbird", "Snap"),
