@@ -302,6 +302,16 @@ parse_extensions (CmCert *c, GError **error)
       g_autofree char *id = cm_der_oid_to_string (oid);
       gboolean ok = TRUE;
 
+      /* RFC 5280 4.2: each extension at most once (a second one would replace the first) */
+      for (gsize j = 0; j < i; j++)
+        if (SECITEM_ItemsAreEqual (&exts[j]->id, &exts[i]->id))
+          {
+            g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
+                         "certificate extension %s appears twice, which RFC 5280 forbids: the "
+                         "issuer must reissue the certificate",
+                         id ? id : "(bad OID)");
+            return FALSE;
+          }
       if (id == NULL)
         ok = FALSE;
       else if (strcmp (id, CM_OID_EXT_KEY_USAGE) == 0)
