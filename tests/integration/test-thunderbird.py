@@ -369,7 +369,6 @@ with open(prefs_js, "wb") as f:
 
 # ---- running: a live process holding .parentlock (a Flatpak's lock names a PID of its own
 # namespace), or a lock symlink naming a live PID; a dead PID is a stale lock ----
-import fcntl  # noqa: E402
 holder = subprocess.Popen([sys.executable, "-c", f"""
 import fcntl, sys, time
 f = open({os.path.join(prof, ".parentlock")!r}, "a")
