@@ -396,7 +396,7 @@ cmd_demo (int argc, char **argv)
     {
       if ((sandbox = g_dir_make_tmp ("cacmail-demo-XXXXXX", &error)) == NULL)
         return cli_fail (error);
-      printf ("[1/8] Generating a test PKI in %s\n"
+      printf ("[1/9] Generating a test PKI in %s\n"
               "      (a DoD-like root, ID and EMAIL CAs; one person, EDIPI 1234567890, with a\n"
               "      contractor card and a reservist card; last generation's expired certs)...\n",
               sandbox);
@@ -409,7 +409,7 @@ cmd_demo (int argc, char **argv)
       pki = sandbox;
     }
 
-  printf ("[2/8] Reading both persona cards and the previous certificates\n");
+  printf ("[2/9] Reading both persona cards and the previous certificates\n");
   if (!load (inv, pki, dual, &error))
     {
       rc = cli_fail (error);
@@ -431,10 +431,10 @@ cmd_demo (int argc, char **argv)
       }
   }
 
-  printf ("\n[3/8] What to use for each mail identity, and why\n");
+  printf ("\n[3/9] What to use for each mail identity, and why\n");
   show_identities (inv, at);
 
-  printf ("\n[4/8] A mistake cacmail catches: the reservist card issued with the contractor's "
+  printf ("\n[4/9] A mistake cacmail catches: the reservist card issued with the contractor's "
           "address\n");
   if (!load (inv2, pki, shared, &error))
     {
@@ -453,22 +453,22 @@ cmd_demo (int argc, char **argv)
         cli_print_picks (inv2, pk);
       }
   }
-  printf ("\n[5/8] The two persona cards in two card readers (virtual cards, real pcscd)\n");
+  printf ("\n[5/9] The two persona cards in two card readers (virtual cards, real pcscd)\n");
   {
     g_autofree char *at_iso = cm_time_format (at);
     if (!show_cards_in_readers (pki, at_iso))
       rc = CLI_EXIT_FAILED;
   }
-  printf ("\n[6/8] Evolution's and Thunderbird's NSS database: card module, trust, a "
+  printf ("\n[6/9] Evolution's and Thunderbird's NSS database: card module, trust, a "
           "recovered key\n");
   fflush (stdout);
   if (cli_demo_nss_step (pki) != CLI_EXIT_OK)
     rc = CLI_EXIT_FAILED;
-  printf ("\n[7/8] Republish to the address list (GAL): a sandbox LDAP server\n");
+  printf ("\n[7/9] Republish to the address list (GAL): a sandbox LDAP server\n");
   fflush (stdout);
   if (cli_demo_ldap_step (pki) != CLI_EXIT_OK)
     rc = CLI_EXIT_FAILED;
-  printf ("\n[8/8] Evolution: stale S/MIME settings found and fixed through its registry\n");
+  printf ("\n[8/9] Evolution: stale S/MIME settings found and fixed through its registry\n");
 #ifdef CM_HAVE_EVOLUTION
   {
     g_autofree char *at_iso = cm_time_format (at);
