@@ -304,7 +304,7 @@ int
 cmd_republish (int argc, char **argv)
 {
   Ctx ctx = { NULL, FALSE, FALSE, NULL };
-  Signals sigs = { NULL };
+  Signals sigs = { 0 };
   g_autofree char *config = NULL, *at_text = NULL;
   gboolean dry_run = FALSE, unpublish = FALSE, insecure = FALSE, plain = FALSE;
   const char *keys[] = { "uri",           "base",       "entry-dn", "bind",  "bind-dn",

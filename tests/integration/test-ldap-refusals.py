@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import termios
 import time
 
 spec = importlib.util.spec_from_file_location(
@@ -243,6 +244,16 @@ t.ok(proc.returncode == 130 and err.strip() == "cacmail: cancelled: nothing was 
      and time.monotonic() - t0 < 2,
      f"Ctrl-C during the TLS handshake: ends at once ({time.monotonic() - t0:.1f} s), exit 130, "
      "one line", (proc.returncode, err))
+
+# Ctrl-C at the password prompt: the prompt ends, the terminal echoes again
+args = [a for a in c.args() if a not in ("--password-file", u["password_file"])]
+proc, tty = L.start_on_tty(args, env=dict(E, HOME=tmp, XDG_CONFIG_HOME=tmp, LSAN_OPTIONS=L.LSAN))
+L.answer_prompt(proc, tty, "LDAP password for", "", before=lambda: proc.send_signal(signal.SIGINT))
+out, err = proc.communicate(timeout=30)
+echo = termios.tcgetattr(tty)[3] & termios.ECHO
+os.close(tty)
+t.ok(proc.returncode == 130 and "cancelled" in err and echo,
+     "Ctrl-C at the password prompt: exit 130, the terminal echoes again", (proc.returncode, err))
 
 # ---- secrets never in argv, no terminal ------------------------------------------------------
 p = c.run("--password", "x")
