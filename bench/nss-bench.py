@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Benchmark of the NSS helper against NSS's own tools, on the same input (temp dirs only).
 
 1. import: 100 PKCS#12 files (EC P-256 key + cert, PBES2/AES), one process per file, into a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cacmail.c: the `cacmail` command: dispatch to subcommands. */
 #include "cli.h"
 #include "cm-config.h"

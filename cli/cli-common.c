@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cli-common.c: option handling, errors and human output shared by the subcommands. */
 #include "cli.h"
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cli-helper.c: `cacmail republish` and `cacmail evolution` run helper programs, as git runs
  * git-* from its exec path: they link libldap, GnuTLS, SASL, Kerberos and
  * evolution-data-server, which would cost every other command (import-p12 runs once per

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cli.h: shared pieces of the cacmail command's subcommands. */
 #pragma once
 

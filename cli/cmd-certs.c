@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cmd-certs.c: `cacmail certs`, classify certificates and cards offline. */
 #include "cli.h"
 #include <stdio.h>

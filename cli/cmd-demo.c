@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cmd-demo.c: `cacmail demo`, the whole flow on a generated test PKI in a sandbox. Later
  * capabilities (card reader, NSS, LDAP, Evolution) add their steps here. An installed cacmail
  * runs the offline steps on a PKI made by the make-pki it ships in CM_DEMODIR; the steps with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cmd-evolution.c: `cacmail evolution check|fix|undo`: Evolution's S/MIME settings against
  * the picks, fixed through evolution-data-server's registry. */
 #include "cli.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cmd-import-p12.c: `cacmail import-p12`, recovered (escrowed) encryption keys into the mail
  * clients' NSS databases, so old encrypted mail stays readable. The password comes from a
  * prompt without echo, the first line of a file (mode 600), or a pipe; never from the command

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cmd-nss.c: `cacmail nss list|register|unregister|trust`, the NSS databases of Evolution and
  * Thunderbird (plugins/nss-helper), and the NSS step of `cacmail demo`. */
 #include "cli.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cmd-pick.c: `cacmail pick`, the login, signing and encryption certs for one address. */
 #include "cli.h"
 

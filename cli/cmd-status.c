@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cmd-status.c: `cacmail status`, readers, cards, personas, certs, picks and problems. No
  * reader, no card and pcscd down are states to report, not failures. */
 #include "cli.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cmd-thunderbird.c: `cacmail thunderbird check|fix|undo|login`: a Thunderbird profile's S/MIME
  * identity settings against the picks, fixed in prefs.js while Thunderbird is closed, and card
  * login without a certificate chooser (plugins/thunderbird, docs/thunderbird.md). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* demo-ldap.c: the LDAP step of `cacmail demo`: republish the contractor of the test PKI to a
  * sandbox slapd (tests/harness/with-slapd) and show the entry before and after. */
 #include "cli.h"

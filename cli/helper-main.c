@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* helper-main.c: main() of a helper program (cacmail-republish, cacmail-evolution), run by
  * `cacmail COMMAND` with argv[0] = COMMAND (cli-helper.c). CM_HELPER_COMMAND names the cmd_*
  * function, set by cli/meson.build. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cacmail.h: libcacmail, the core of cacmail. Include only this header. */
 #pragma once
 

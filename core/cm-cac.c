@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-cac.c: the DoD CAC's GSC-IS PKI applets (AIDs A0 00 00 00 79 01 00..02), read in the same
  * session as the PIV applet: OpenSC shows one applet family at a time, cacmail both.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-card-cache.c: public data of cards seen before, so a warm read confirms each certificate
  * from the first chunk of its container instead of reading it whole. One key file per card in
  * $XDG_CACHE_HOME/cacmail/cards/, named by a hash of the card identity; only certificates and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-card.h: reading PIV / CAC cards over PC/SC (pcsc-lite). Blocking calls end in _sync and
  * take a GCancellable. */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-cardfolder.c: read a card folder (docs/card-folder.md) all-or-nothing. */
 #include "cm-private.h"
 #include "cm-cardfolder.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-cardfolder.h: private; a card folder read into memory. */
 #pragma once
 

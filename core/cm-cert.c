@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-cert.c: decode a certificate once (NSS for the structure, cm-der for the extension values
  * the classifier reads) and keep everything as plain strings. */
 #include "cm-private.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-cert.h: one certificate, parsed once and classified; immutable after construction. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-chuid.c: CHUID (SP 800-73-4 part 1, table 9), a flat BER-TLV list. */
 #include "cm-private.h"
 

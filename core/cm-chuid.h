@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-chuid.h: the Card Holder Unique Identifier object (PIV 5FC102). */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-classify.c: what a certificate IS, from several signals, never one alone and never the
  * file name. Each signal adds weight to the roles it supports; the heaviest role wins and the
  * signals that supported it become the reasons (stable codes, docs/roles.md).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-der.c: a small, strict TLV reader. Certificates themselves are decoded by NSS; this reads
  * the extension values and card objects NSS leaves to us. */
 #include "cm-private.h"

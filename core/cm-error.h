@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-error.h: the one GError domain of libcacmail. */
 #pragma once
 

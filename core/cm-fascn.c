@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-fascn.c: FASC-N, 40 characters of 4 data bits (LSB first) + odd parity, packed MSB first;
  * the 40th is the LRC, the XOR of the data bits of the 39 before it (TIG SCEPACS 2.3). */
 #include "cm-private.h"

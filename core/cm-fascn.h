@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-fascn.h: the FASC-N (SP 800-73-4 / TIG SCEPACS), 25 bytes of 5-bit BCD with parity and LRC. */
 #pragma once
 

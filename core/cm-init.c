@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-init.c: NSS set-up for decoding, coexisting with applications (Evolution) that already
  * initialised NSS with their own database: we then use theirs. */
 #include "cm-private.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-inventory-private.h: the inventory's insides, shared by cm-inventory.c (intake, cards)
  * and cm-persona.c (personas). Not installed. */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-inventory.c: the one intake of certificates (with their card, or explicitly without
  * one), deduplicated by DER, and the cards they sit on. Personas: cm-persona.c. */
 #include "cm-inventory-private.h"

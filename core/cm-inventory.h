@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-inventory.h: every certificate and card the user gave us, deduplicated, with personas. */
 #pragma once
 

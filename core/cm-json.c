@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-json.c: the stable JSON shapes, documented in docs/cacmail.schema.json. Field names are
  * snake_case and never change meaning; new fields may be added. */
 #include "cm-private.h"

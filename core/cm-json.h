@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-json.h: the stable JSON shapes (docs/cacmail.schema.json). */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-load.c: reading certificate files (PEM or DER) with errors a user can act on. */
 #define _GNU_SOURCE /* memmem */
 #include "cm-private.h"

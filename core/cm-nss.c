@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-nss.c: an NSS database bound into the process next to cm_init()'s context (or the
  * application's own NSS): its cert/key token through SECMOD_OpenUserDB, its module list
  * (pkcs11.txt) through a module-DB-only softoken module, and the modules it registers. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-nss.h: an NSS database and the tokens it registers, as a source of certificates.
  *
  * A CmNssDb binds one NSS database folder (cert9.db, key4.db, pkcs11.txt) into the process

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-oids.h: the object identifiers the classifier reads (facts.md section 2). Private. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-pcsc-private.h: the APDU session shared by the PIV reader (cm-pcsc.c), the CAC reader
  * (cm-cac.c) and the cache (cm-card-cache.c). Private. */
 #pragma once

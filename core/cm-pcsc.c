@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-pcsc.c: read PIV cards over pcsc-lite in as few APDUs as the card allows: SELECT, the
  * CHUID's first chunk (FASC-N and GUID come first), then only the certificate containers the
  * task needs. Extended-length APDUs where the reader takes them, else short APDUs with the

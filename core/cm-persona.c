@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-persona.c: which certificates belong to one persona (one card of a person: contractor,
  * reservist, ...), by union-find over the person certificates.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-private.h: internals shared by the core's files; not installed. */
 #pragma once
 

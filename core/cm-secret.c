@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-secret.c: the one way cacmail reads a secret (PIN, LDAP password, PKCS#12 password), from
  * a file or typed: checked like an SSH key file, read with read(2) into our own buffer (no stdio
  * buffer keeps a copy), only the first line, wiped when freed. */

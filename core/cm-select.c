@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-select.c: for one email identity at one time, pick the login, signing and encryption
  * certs, and say what is wrong with a hint for each problem (codes: docs/problems.md). */
 #include "cm-private.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-select.h: what to use for one email identity at one time, and what is wrong. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-time.c: parsing and printing the times users give (--at) and JSON shows. */
 #include "cm-private.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-time.h: times are gint64 seconds since the Unix epoch, UTC. */
 #pragma once
 

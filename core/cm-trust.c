@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-trust.c: build a path from a certificate to a trust anchor. Issuers are matched by name
  * and authority/subject key ID, then their signature is checked with NSS; several candidates
  * (cross-certificates, re-keyed CAs) are tried depth-first. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-trust.h: trust anchors and chain building by authority key ID (cross-certificates too). */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-ldap-card.c: the card through NSS and its PKCS#11 module (OpenSC): list the certs that
  * have a key, pick and check the ones to publish, prove both keys, sign the
  * userSMIMECertificate blob. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-ldap-config.c: settings from $XDG_CONFIG_HOME/cacmail/cacmail.conf and options; secrets. */
 #include "cm-ldap-private.h"
 #include "cm-private.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-ldap-conn.c: one LDAP connection over libldap: our own TCP connect handed to libldap, TLS
  * (StartTLS or LDAPS, server cert verified unless "insecure"), simple / SASL EXTERNAL / SASL
  * GSSAPI bind. Every network step runs under the connection's watchdog (cm-ldap-watch.c): it ends

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-ldap-ops.c: the LDAP operations of a connection (Who am I?, root DSE, reading entries, the
  * one modify), each one network step under the connection's deadline (cm-ldap-conn.c). */
 #include "cm-ldap-private.h"

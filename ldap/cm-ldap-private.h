@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-ldap-private.h: pieces shared by the files of libcacmail-ldap; not installed. */
 #pragma once
 

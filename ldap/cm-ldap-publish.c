@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-ldap-publish.c: republish / unpublish: find the entry, plan, one guarded modify, read
  * back and compare. */
 #include "cm-ldap-private.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-ldap-smime.c: check a userSMIMECertificate blob before it is written (slapd stores any
  * bytes) and after it is read back. */
 #include "cm-ldap-private.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-ldap-watch.c: the deadline of each network step of one LDAP connection, and its
  * cancellation. libldap does not bound every step (an LDAPS handshake against a server that
  * never answers waits forever) and knows nothing of GCancellable: a watchdog thread shuts the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-ldap.h: libcacmail-ldap, "Republish to GAL": publish the card's email signing and
  * encryption certificates to the user's entry in the organisation's LDAP address list, the way
  * Outlook's Publish to GAL does, and remove the stale ones. Include only this header.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-evo-check.c: is an identity's S/MIME setting stale? Evolution (Camel) finds a certificate
  * by NSS nickname and usage (CERT_FindUserCertByUsage), so we resolve each nickname the same
  * way among the NSS certificates, then judge what it resolves to against the picks. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-evo-registry.c: read and write mail identities' S/MIME settings through
  * evolution-source-registry, never behind its back, with a backup for undo. */
 #include "cm-evo.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-evo.h: libcacmail-evolution, Evolution's S/MIME settings compared with cacmail's picks and
  * fixed through evolution-data-server's source registry (no GTK here; the Evolution module
  * and `cacmail evolution` both call this). Prefix cm_evo_. */

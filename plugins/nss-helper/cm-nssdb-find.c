@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-nssdb-find.c: which NSS databases the mail clients use, and whether the client runs.
  * Evolution: sql:$HOME/.pki/nssdb. Thunderbird: profiles.ini's profiles (facts.md section 6),
  * of Debian's package and of the Snap and Flatpak packages. */

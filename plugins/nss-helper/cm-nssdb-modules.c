@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-nssdb-modules.c: the card's PKCS#11 module in a database's pkcs11.txt (what ActivClient
  * does on Windows). The p11-kit proxy is preferred when p11-kit has OpenSC configured; a card
  * must never be reachable through two entries (the client would show it twice). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-nssdb-p12.c: import recovered (escrowed) encryption keys from PKCS#12 files.
  *
  * A decrypted key never touches the disk outside the target database. NSS's decoder checks

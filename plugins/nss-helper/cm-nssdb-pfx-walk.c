@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-nssdb-pfx-walk.c: a PKCS#12 file (RFC 7292) read with bounds and walked to its bags, for
  * cm-nssdb-p12.c. PFX ::= SEQUENCE { version, authSafe ContentInfo (data), macData }; the data
  * is an AuthenticatedSafe, a SEQUENCE OF ContentInfo; one of type data holds SafeContents, a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-nssdb-pfx.c: the keys of a PKCS#12 file (as cm-nssdb-pfx-walk.c found them) into an NSS
  * database, for cm-nssdb-p12.c: each key paired with its certificates as NSS's decoder pairs
  * them, unwrapped into a session key of the target token and proved to be its certificate's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-nssdb-pfx.h: what cm-nssdb-p12.c needs of a PKCS#12 beyond NSS's decoder: the file read
  * with bounds, a first look at the bytes, the password's encoding, a walk of the file to its
  * bags (its password-encrypted parts opened in memory) with every key-derivation cost checked

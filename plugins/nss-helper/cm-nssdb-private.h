@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-nssdb-private.h: helpers shared by libcacmail-nss's files; not installed. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-nssdb-state.c: cacmail's own state files (here the record of recovered, decrypt-only
  * keys, $XDG_DATA_HOME/cacmail/recovered-keys.json, so that selection never picks them for
  * signing or encryption; Evolution's settings backups use the same reads and writes). They are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-nssdb-trust.c: CA certificates into a database (roots trusted C,C, for TLS and email,
  * intermediates without trust) and the PEM bundle the LDAP part uses (libldap verifies with
  * GnuTLS, not NSS). */

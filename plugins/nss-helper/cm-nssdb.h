@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-nssdb.h: libcacmail-nss, everything cacmail changes in the NSS databases of Evolution and
  * Thunderbird: finding them (and whether their client runs), registering the card's PKCS#11
  * module, trust anchors and recovered-key (PKCS#12) import. Reading certs and tokens is the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-tb-backup.c: backups of what fix and login change in a Thunderbird profile, for undo.
  *
  * One folder, 0700: index.json (0600) lists every entry ever made, newest last; each entry

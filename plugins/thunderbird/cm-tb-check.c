@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-tb-check.c: is an identity's S/MIME setting stale, and what does a fix set? Each dbKey is
  * resolved as Thunderbird resolves it (cm-tb-identities.c), then judged against the picks of the
  * core (cm_select_for_email) for the identity's address; a fix writes the picks' name and dbKey,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-tb-identities.c: the mail identities of prefs.js, and what their dbKeys name. Thunderbird
  * finds a certificate by its dbKey (issuer and serial number, nsNSSCertificateDB::
  * FindCertByDBKey) among the certificates of its NSS database and the tokens it loaded; we

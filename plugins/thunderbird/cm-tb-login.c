@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-tb-login.c: log in to mail servers with the card's PIV Authentication certificate and no
  * certificate chooser. Thunderbird uses a remembered decision of ClientAuthRememberList.bin
  * (facts.md section 6: slots of 1286 bytes, a u16 checksum making the XOR of the slot's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-tb-prefs.c: prefs.js read and written as Thunderbird's libpref does, without losing a byte
  * of what we do not change. The parser records where each statement and its value sit in the
  * text; a change splices the text and parses it again, so the text is always the truth. */

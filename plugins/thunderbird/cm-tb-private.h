@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-tb-private.h: what the files of libcacmail-thunderbird share and nobody else uses. */
 #pragma once
 

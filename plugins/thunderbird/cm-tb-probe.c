@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-tb-probe.c: does a mail server ask for a client certificate, and does it offer to log in
  * with one? A TLS handshake (STARTTLS or TLS, as the account is set up) that offers no
  * certificate answers the first; the server's capabilities after TLS (IMAP AUTH=EXTERNAL,

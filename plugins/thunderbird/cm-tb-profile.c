@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-tb-profile.c: one Thunderbird profile: where it is, whether Thunderbird runs on it, the
  * certificates it sees, and fix and undo of its prefs.js while Thunderbird is closed. */
 #include "cm-tb-private.h"

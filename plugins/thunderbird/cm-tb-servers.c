@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-tb-servers.c: the mail servers of a profile's accounts, what `login` changes for each, and
  * writing it (prefs.js + ClientAuthRememberList.bin, one backup entry). */
 #include "cm-tb-private.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-tb-undo.c: undo of the last fix or login of a profile. A file nobody touched since gets
  * its bytes back; a file Thunderbird (or anyone) rewrote since gets back only what cacmail
  * changed, where it still holds cacmail's value. */

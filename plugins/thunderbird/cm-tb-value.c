@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-tb-value.c: pref values and changes, and writing a profile file safely. */
 #include "cm-tb-private.h"
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-tb.h: libcacmail-thunderbird, Thunderbird's S/MIME identity settings and card login
  * compared with cacmail's picks and fixed in the profile (prefs.js, ClientAuthRememberList.bin)
  * while Thunderbird is closed, with backups for undo. No GTK: `cacmail thunderbird` and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test-tb-prefs.c: the prefs.js reader and writer on the files Thunderbird writes and on tricky
  * ones: every escape, comments, raw UTF-8, CRLF, duplicates, files without a final line break,
  * and malformed statements refused with their line number. */

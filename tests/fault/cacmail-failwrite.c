@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cacmail-failwrite.so: an LD_PRELOAD fault injector for tests. Not a mock: the real NSS and
  * SQLite run; only the kernel's answer to some writes changes, as a full disk would.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* fuzz-ber-der.c: the BER to DER rewrite of the userSMIMECertificate blob (cm-ldap-card.c:
  * NSS's CMS encoder writes indefinite lengths, the directory wants DER). What it accepts whole
  * must come out as DER that the rewrite gives back unchanged. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* fuzz-cac.c: the two files of a CAC (GSC-IS) PKI applet as cm-cac.c cuts them: the input is
  * the TL file's length (2 bytes, little-endian, as the card stores it), the TL file (SimpleTLV
  * tags and lengths, 1 byte or FF + 2 bytes little-endian), and the V file (the rest). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* fuzz-card-cache.c: the card cache file ($XDG_CACHE_HOME/cacmail/cards/HASH.cache, a key
  * file of base64 certificates and container first chunks) as cm-card-cache.c loads it, then
  * each cached container confirmed from a first chunk equal to the stored one (the only way

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* fuzz-cert.c: certificate files (PEM or DER) through loading, decoding, classification,
  * personas, selection and JSON: everything a hostile file reaches. */
 #include "cm-private.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* fuzz-chuid.c: the CHUID TLV parser and the FASC-N decoder. */
 #include "cm-private.h"
 #include "fuzz.h"

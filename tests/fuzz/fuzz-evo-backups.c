@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* fuzz-evo-backups.c: Evolution's settings backups ($XDG_DATA_HOME/cacmail/
  * evolution-backups.json, cm-evo-registry.c) as fix and undo read them: loaded, the last
  * entry checked whole (without the registry), then written back the way undo leaves it (the

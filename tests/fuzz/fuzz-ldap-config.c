@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* fuzz-ldap-config.c: the LDAP settings file (cacmail.conf, a key file whose [ldap] keys
  * cm-ldap-config.c checks one by one) and the secret files it names (password-file, PIN
  * files: core's cm_secret_read_file, the first line only), both from the same bytes; the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* fuzz-pfx.c: the PKCS#12 front end of import-p12 (cm-nssdb-pfx.c, cm-nssdb-pfx-walk.c): the
  * first look at the bytes, the walk to the bags with every key-derivation cost checked, the
  * password-encrypted parts opened in memory (with the seeds' password, when the file asks for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* fuzz-piv-container.c: what a PIV card answers to GET DATA, as cm-pcsc.c reads it: a
  * certificate container 53 { 70 cert | 71 CertInfo | FE } (gzip-inflated when CertInfo says so,
  * then decoded as a certificate) and the CHUID taken from the first chunk of its container. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* fuzz-recovered-keys.c: the record of recovered, decrypt-only keys
  * ($CACMAIL_STATE_DIR/recovered-keys.json, cm-nssdb-state.c) as an import and selection read
  * it: loaded under its lock; what loads is saved and must load again to the same record, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* fuzz-replay.c: runs a fuzz target over files and folders (the seed corpus: the GSA cards)
  * in ordinary builds, so the fuzz entry points are tested even without clang's libFuzzer. */
 #include <glib.h>

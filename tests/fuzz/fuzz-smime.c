@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* fuzz-smime.c: the userSMIMECertificate blob check (cm-ldap-smime.c: a CMS SignedData with no
  * content, one signer, the encryption cert, the S/MIME and Microsoft encryption key
  * preferences), as run on a blob read back from the directory. The signing and encryption

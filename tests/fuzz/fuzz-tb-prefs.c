@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* fuzz-tb-prefs.c: Thunderbird's prefs.js as cm-tb-prefs.c reads it, then what cacmail does
  * with it: every pref read back and written again (the file must still parse, to the value
  * written), an S/MIME pref added and removed, the identities listed and their dbKeys decoded. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* fuzz-util.c: a private temporary folder and file writes for targets whose parser reads a
  * file (the card cache, secret files, the LDAP configuration, the JSON state files). */
 #include <errno.h>

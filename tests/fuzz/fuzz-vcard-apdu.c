@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* fuzz-vcard-apdu.c: the virtual card's command side (tests/virtual-card): APDU parsing,
  * chaining, GET RESPONSE, the PIV and CAC applets and the hostile modes, fed as vpcd feeds
  * them. Input: one byte of options (bit 0 short-only, 1 gzip, 2 no PIV, bits 3-5 hostile

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* fuzz.h: the libFuzzer entry point, shared by the fuzzers and the replay driver, and the
  * helpers of targets whose parser reads a file (fuzz-util.c). */
 #pragma once

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Evolution under Xvfb for GUI tests, driven through the accessibility tree (AT-SPI).
 
     with Evolution(tmp, env) as evo:

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The INSTALLED module-cacmail.so inside the real Evolution under Xvfb (scripts/check-package
 runs this after installing the .deb; no build tree, no EDS_EXTRA_PREFIXES): Evolution maps the
 module from its own module folder, the mail window has the module's "Republish Certificates to

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Shared helpers for cacmail's integration tests (TAP output, real CLI, temp dirs only)."""
 import json
 import os

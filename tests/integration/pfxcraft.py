@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Hand-made PKCS#12 files for tests: what openssl and python-cryptography refuse to write,
 such as a key filed with a certificate that is not its own under one localKeyID. RFC 7292:
 PFX { version 3, authSafe ContentInfo(data), MacData (HMAC-SHA1, key from the PKCS#12 KDF) },

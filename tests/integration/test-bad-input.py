@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Bad input gets one line naming the file and the fix, a non-zero exit code (3), and no
 crash (this test also runs in the ASan+UBSan build)."""
 import os

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Cards that break the rules and cache files that lie (real pcscd + vpcd + virtual card).
 
 1. tests/virtual-card --hostile modes: a card that answers 61 00 forever, 6C xx forever,

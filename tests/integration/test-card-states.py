@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The card layer's harder cases against the real pcscd + vpcd + virtual card: OpenSC's
 pkcs11-tool reads the same bytes we do (an independent reader, so our reader and our card
 cannot share a bug unseen); the cache (warm read confirms certs from first chunks, a changed

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """`cacmail status` against the real pcscd + vpcd with our virtual card (tests/harness/
 with-pcscd): GSA cards read and classified with every cert byte-identical to the card folder,
 two readers with the two generated personas, short-only, extended and gzip modes, and the

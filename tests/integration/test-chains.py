@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Chain building (`certs --ca`): signatures are checked for real whichever library checks them
 (OpenSSL for RSA PKCS#1 and ECDSA, NSS for the rest, such as RSA-PSS), a tampered signature is
 'bad-signature' even when a good chain of the same issuer was verified just before (the per-issuer

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The command itself: help, version, the demo end to end in its sandbox."""
 import os
 import re

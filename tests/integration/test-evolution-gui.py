@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """module-cacmail inside the real Evolution (Debian 12), under Xvfb, driven through the
 accessibility tree (AT-SPI), with our virtual cards behind a private pcscd
 (tests/harness/with-pcscd) and a throwaway slapd (tests/harness/with-slapd):

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """`cacmail evolution check|fix|undo` against a real evolution-source-registry on a private
 D-Bus (tests/harness/with-eds) and a real NSS database made with certutil/pk12util: empty,
 stale (missing nickname, wrong address, signing-only encryption cert, PIV Auth as signing

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """GSA's real PIV test cards are third-party ground truth: every slot's cert gets the role of
 its slot (from the folder and from renamed copies, where only the content speaks), every CHUID
 decodes to the values GSA published, and the special cards report what is wrong with them."""

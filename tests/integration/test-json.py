@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The JSON contract: every document the CLI prints validates against docs/cacmail.schema.json,
 and the documents for two GSA cards equal the golden files in tests/golden/ (set
 CACMAIL_UPDATE_GOLDEN=1 to rewrite them after an intended change, and review the diff)."""

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """cacmail republish --bind gssapi against a real MIT KDC and slapd (tests/harness/with-slapd
 --kerberos) with the virtual card: the user's Kerberos ticket (kinit with a password) binds as
 the user's entry over StartTLS and LDAPS (no SASL layer inside TLS) and over plain LDAP without

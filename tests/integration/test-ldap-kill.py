@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """slapd killed (SIGKILL) while cacmail republishes, 50 times: afterwards the entry is either
 fully old or fully new, and cacmail exits 0 or 4 with one line, never by a signal."""
 import importlib.util

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Helpers of the test-ldap-*.py tests (imported with importlib; run alone it checks itself).
 
 Each test re-executes itself inside tests/harness/with-pcscd (virtual cards of a generated PKI)

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """cacmail republish with the virtual card (OpenSC through NSS) and a real slapd: publish,
 republish after renewal, unpublish, the concurrent-change guard, the blob checked by openssl,
 cmsutil and gpgsm/dirmngr, one MOD per republish."""

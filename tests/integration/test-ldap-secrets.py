@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Secrets are handled like keys, by the one reader in core (cm-secret.c) that republish and
 import-p12 share: a secret file other users may read is refused (say chmod 600), so is anything
 but a regular file (/dev/zero, a FIFO: no endless read, no hang) and an oversized file; only the

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The card through NSS, as the mail clients see it: our virtual card (tests/harness/with-pcscd)
 read by OpenSC registered in a database by `cacmail nss register`; each cert listed with its
 client nickname "token:label" and dbKey; two persona cards give the same nicknames (warned);

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """`cacmail nss` on real NSS databases made by certutil in temp dirs: card module registration
 (p11-kit proxy or OpenSC, never twice, persisted in pkcs11.txt as modutil sees it), the client
 databases found from a temp $HOME (Evolution, Thunderbird profiles.ini rules), refusal while a

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """`cacmail import-p12`: recovered keys from the generated escrow files (3DES, RC2-40, AES) and
 GSA's card files (empty password, 3DES) into NSS databases made by certutil. All-or-nothing:
 wrong password, truncated file, not a PKCS#12, no key, and a read-only database leave the

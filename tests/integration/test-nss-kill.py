@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """`cacmail import-p12` killed (SIGKILL) at each step of an import, and what older versions
 left: a decrypted escrow key is never anywhere but in the target database (not in
 $XDG_RUNTIME_DIR, /dev/shm, $TMPDIR, the home or the state folder), and the import is

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """One table, every input path: each scenario of the generated PKI (tests/pki/make-pki,
 manifest.json) gives the same picks and problems whether its certificates arrive as card
 folders, as loose .crt files, from the cards in readers (`status` over pcscd), from the cards as

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Persona rules on certificates shaped like the field's odd ones, made here with
 python3-cryptography (facts section 2):
 - a 2023-style CAC whose PIV Authentication cert names only the FASC-N (no UPN, no card UUID)

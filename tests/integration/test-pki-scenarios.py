@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The generated test PKI (tests/pki/make-pki): every cert's role, UPN, GUID and persona as the
 manifest says, from single files and from the card folders; every scenario's picks, decrypt-only
 list and problems, from the card folders and again from the same certificates as loose files

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Helpers of the Thunderbird tests (not a test itself: test-thunderbird.py and
 test-thunderbird-login.py load it). The real Thunderbird, started headless on a throwaway
 profile that Thunderbird made itself, driven through Marionette (its remote protocol, built into

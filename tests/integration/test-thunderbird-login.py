@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """`cacmail thunderbird login`: mail servers on loopback that ask for a client certificate
 (optionally, or requiring it), offer EXTERNAL or not, over TLS or STARTTLS (IMAP, SMTP), one
 that asks for nothing and one without TLS; the contractor's card in a reader. login remembers

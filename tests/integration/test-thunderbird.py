@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """`cacmail thunderbird check|fix|undo` on a profile made by the real Thunderbird (Debian 12's
 153 ESR), with the contractor's and the reservist's cards in two readers (the virtual cards
 behind a private pcscd: tests/harness/with-pcscd; the card module registered with `cacmail nss

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # vcard-opensc.sh: OpenSC (0.23, Debian 12) reads and uses the virtual card (cacmail-vcard)
 # through the real pcscd + vpcd, in tests/harness/with-pcscd.
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test-core.c: unit tests of the core's parsers on real GSA data and on every corruption of it
  * (each single-bit flip of a FASC-N, each truncation of a CHUID and a certificate). */
 #include "cm-private.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cacmail-vcard: a virtual PIV / CAC smart card for the tests.
  *
  * It serves a card folder (docs/card-folder.md) to pcscd through vsmartcard's vpcd driver:

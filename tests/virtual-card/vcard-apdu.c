@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* vcard-apdu.c: APDU parsing, response and command chaining, SELECT dispatch and the PIN. */
 #include "vcard.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* vcard-cac.c: the CAC (GSC-IS 2.1) applets: the Card Capability Container applet
  * (AID A0 00 00 01 16 DB 00) and up to three PKI applets (AID A0 00 00 00 79 01 0n).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* vcard-crypto.c: private-key operations of the virtual card (OpenSSL 3) and gzip (zlib). */
 #include "vcard.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* vcard-folder.c: load a card folder (docs/card-folder.md) into a VcFolder. */
 #include "vcard.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* vcard-hostile.c: cards that break the rules, so the tests can prove the host's read loops
  * end. SELECT and everything outside the data reads still work (the card is found and taken
  * for a PIV card); GET DATA, GET RESPONSE and READ BUFFER misbehave. */

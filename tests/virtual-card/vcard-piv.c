@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* vcard-piv.c: the PIV Card Application (NIST SP 800-73-4 part 2). */
 #include "vcard.h"
 

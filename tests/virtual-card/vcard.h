@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* vcard.h: shared declarations of cacmail-vcard, the virtual PIV / CAC card used by the tests.
  *
  * The card is single-threaded: cacmail-vcard.c owns the connection to vpcd and the control

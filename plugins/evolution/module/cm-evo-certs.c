@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-evo-certs.c: the Smart Card page's tree of personas and certificates: per persona each
  * certificate with its role, validity and the name Evolution knows it by (its NSS nickname),
  * then the personal certificates of no persona. CAs and roots are left out. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-evo-jobs.c: the work behind the Smart Card page's buttons, run in worker threads: fix
  * and undo the S/MIME settings (libcacmail-evolution), load the card's PKCS#11 module into the
  * running Evolution (NSS SECMOD_AddNewModuleEx: no restart, saved for the next start), import

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-evo-module.c: the entry points Evolution's module loader (EModule) calls. Loading only
  * registers types: no card, NSS, registry or LDAP access happens here. */
 #include "cm-evo-module.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-evo-module.h: module-cacmail, cacmail inside Evolution (private to the module).
  *
  * - cm-evo-module.c: e_module_load / e_module_unload, type registration.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-evo-page.c: CmEvoPage, the "Smart Card" page of Evolution's Preferences window. It reads
  * nothing until it is shown; then a worker gathers the cards, personas, certificates and the
  * S/MIME settings' state (cm-evo-state.c) and the page shows them, with the buttons "Fix

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-evo-republish.c: "Republish Certificates to GAL" from the mail window. The settings come
  * from cacmail's config file ([ldap] in $XDG_CONFIG_HOME/cacmail/cacmail.conf, as for
  * `cacmail republish`); the address defaults to Evolution's default mail identity and the NSS

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-evo-secret.c: the PIN and password dialogs. The secret goes from the entry to the caller
  * once; the entry is cleared (GTK wipes the buffer's freed bytes) and we never log it. Worker
  * threads ask through cm_evo_secret_ask_from_thread, which shows the dialog in the main thread

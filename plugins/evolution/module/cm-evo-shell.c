@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-evo-shell.c: CmEvoShellExtension, the extension of EShell (one per process). It adds the
  * "Smart Card" page to the Preferences window (the page is built, and reads anything, only
  * when the user opens it) and owns the card watcher, started a few seconds after start-up so

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-evo-state.c: what the Smart Card page shows and the card watcher checks, gathered in a
  * worker thread: the cards in the readers, Evolution's NSS database (its certs, registered
  * modules and recovered keys) and the mail identities' S/MIME settings judged against them.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-evo-ui.c: CmEvoUiExtension, an extension of every EShellView that adds, to the mail
  * view only, the action "Republish Certificates to GAL" to the File menu and the toolbar. The
  * action's UI is merged while the mail view is the window's active view, and removed when

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-evo-watch.c: CmEvoWatch, the card watcher. A thread of its own waits on pcscd for a card
  * to be inserted or removed (cm_pcsc_wait_change_sync: no card access while waiting). After a
  * change has settled, a worker re-reads the cards and re-checks every identity's S/MIME
