@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cmd-republish.c: `cacmail republish`, the card's certificates to the address list (GAL) over
  * LDAP in one command (docs/ldap.md), and the LDAP step of `cacmail demo`. */
 #include "cli.h"

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """cacmail republish refuses, with one line and nothing written, whatever is unsafe: another
 address, someone else's entry, expired / not yet valid / untrusted certs, certs that are not
 the card's own, an ambiguous entry, unverifiable TLS, refused StartTLS, a server that is down.
