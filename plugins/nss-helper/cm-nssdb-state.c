@@ -189,6 +189,35 @@ cm_nssdb_state_file_write (const char *path, const char *text, gboolean durable,
 /* The JSON object in the state file @path; NULL with @error when the file cannot be read
  * safely, or with *@damaged (caller frees) saying why it is not one JSON object, or with
  * neither when there is no file. */
+/* Every member name and string value below @node is valid UTF-8 (nesting bounded). */
+static gboolean
+utf8_everywhere (JsonNode *node, int depth)
+{
+  if (depth > 64)
+    return FALSE;
+  if (JSON_NODE_HOLDS_VALUE (node))
+    return json_node_get_value_type (node) != G_TYPE_STRING
+           || g_utf8_validate (json_node_get_string (node), -1, NULL);
+  if (JSON_NODE_HOLDS_ARRAY (node))
+    {
+      JsonArray *a = json_node_get_array (node);
+      for (guint i = 0; i < json_array_get_length (a); i++)
+        if (!utf8_everywhere (json_array_get_element (a, i), depth + 1))
+          return FALSE;
+    }
+  if (JSON_NODE_HOLDS_OBJECT (node))
+    {
+      JsonObjectIter it;
+      const char *name;
+      JsonNode *member;
+      json_object_iter_init (&it, json_node_get_object (node));
+      while (json_object_iter_next (&it, &name, &member))
+        if (!g_utf8_validate (name, -1, NULL) || !utf8_everywhere (member, depth + 1))
+          return FALSE;
+    }
+  return TRUE;
+}
+
 JsonObject *
 cm_nssdb_state_file_load (const char *path, char **damaged, GError **error)
 {
@@ -205,6 +234,13 @@ cm_nssdb_state_file_load (const char *path, char **damaged, GError **error)
       || (root = json_parser_get_root (parser)) == NULL || !JSON_NODE_HOLDS_OBJECT (root))
     {
       *damaged = g_strdup (local ? local->message : "it is not one JSON object");
+      return NULL;
+    }
+  /* json-glib lets some bad escapes through as bytes that are not UTF-8: such a file would be
+   * written back as one nobody can read, so it is damaged now */
+  if (!utf8_everywhere (root, 0))
+    {
+      *damaged = g_strdup ("a name or value in it is not valid UTF-8");
       return NULL;
     }
   return json_object_ref (json_node_get_object (root));
