@@ -563,28 +563,41 @@ remove_all (CmTbPrefs *prefs, const char *name)
 
 /* Where a new user_pref of @name goes: the start of the line of the first user_pref statement
  * that sorts after it (Thunderbird writes them sorted), else after the last statement's line,
- * else at the end. *@at_unterminated_end: the file ends without a line break there. */
+ * else at the end. When the last statement's line goes on with something other than blanks (a
+ * comment may open there and run over later lines), the new line goes right after the
+ * statement instead. *@eol_before: a line break must come first (no line starts there);
+ * *@eol_after: one must follow (the file ends without a line break there: it keeps ending so). */
 static gsize
-insert_point (CmTbPrefs *prefs, const char *name, gboolean *at_unterminated_end)
+insert_point (CmTbPrefs *prefs, const char *name, gboolean *eol_before, gboolean *eol_after)
 {
   GString *t = prefs->text;
   Stmt *last = NULL;
   gsize at = t->len;
 
+  *eol_before = FALSE;
+  *eol_after = TRUE;
   for (guint i = 0; i < prefs->stmts->len; i++)
     {
       Stmt *s = g_ptr_array_index (prefs->stmts, i);
       gsize ls = line_start (t, s->start);
       if (s->user && strcmp (s->name, name) > 0 && blank (t, ls, s->start))
-        {
-          *at_unterminated_end = FALSE;
-          return ls;
-        }
+        return ls;
       last = s;
     }
   if (last)
-    at = line_end (t, last->end);
-  *at_unterminated_end = at > 0 && at == t->len && t->str[at - 1] != '\n' && t->str[at - 1] != '\r';
+    {
+      at = line_end (t, last->end);
+      if (!blank (t, last->end, at))
+        {
+          *eol_before = TRUE;
+          return last->end;
+        }
+    }
+  if (at > 0 && at == t->len && t->str[at - 1] != '\n' && t->str[at - 1] != '\r')
+    {
+      *eol_before = TRUE;
+      *eol_after = FALSE;
+    }
   return at;
 }
 
@@ -606,11 +619,10 @@ cm_tb_prefs_set (CmTbPrefs *prefs, const char *name, const CmTbPrefValue *value)
       CmTbPrefValue n = { .type = CM_TB_PREF_STRING, .string = (char *)name };
       g_autofree char *jsname = cm_tb_pref_value_to_js (&n);
       const char *eol = eol_of (prefs->text);
-      gboolean unterminated = FALSE;
-      gsize at = insert_point (prefs, name, &unterminated);
-      /* a file that ends without a line break keeps ending so */
-      g_autofree char *line = g_strdup_printf ("%suser_pref(%s, %s);%s", unterminated ? eol : "",
-                                               jsname, js, unterminated ? "" : eol);
+      gboolean eol_before, eol_after;
+      gsize at = insert_point (prefs, name, &eol_before, &eol_after);
+      g_autofree char *line = g_strdup_printf ("%suser_pref(%s, %s);%s", eol_before ? eol : "",
+                                               jsname, js, eol_after ? eol : "");
       splice (prefs, at, 0, line);
     }
 }
