@@ -20,6 +20,8 @@ static const Command commands[] = {
   { "status", cmd_status, "readers, cards, personas, certs and picks (PC/SC)", NULL, NULL },
   { "republish", NULL, "publish the card's certificates to the address list (LDAP)",
     "cacmail-republish", "LDAP support" },
+  { "login", NULL, "Kerberos login with the card (PKINIT), and its ticket", "cacmail-login",
+    "Kerberos support (libkrb5)" },
   { "nss", cmd_nss, "NSS databases of Evolution and Thunderbird: card module, trust", NULL, NULL },
   { "import-p12", cmd_import_p12, "import recovered encryption keys (PKCS#12)", NULL, NULL },
 #ifdef CM_HAVE_EVOLUTION
