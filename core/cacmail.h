@@ -9,6 +9,7 @@
 #include "cm-cert.h"
 #include "cm-inventory.h"
 #include "cm-trust.h"
+#include "cm-bundle.h"
 #include "cm-select.h"
 #include "cm-json.h"
 #include "cm-card.h"

@@ -173,6 +173,37 @@ void cm_ldap_result_free (CmLdapResult *result);
 gboolean cm_ldap_smime_check (GBytes *blob, CmCert *signing, CmCert *encryption, gint64 at,
                               GError **error);
 
+/* ---- directory settings: test, then save (cm-ldap-setup.c) ------------------------------- */
+
+/* The keys `cacmail setup` writes: uri, base, bind (and ca-file when set). Static. */
+const char *const *cm_ldap_config_setup_keys (void);
+
+/* Test the directory settings of @cfg before they are saved: connect to "uri" with TLS and the
+ * server certificate VERIFIED ("insecure" and "allow-plain-ldap" are refused: a setting saved
+ * for good must not skip them), bind as "bind" says when that needs no secret (gssapi, external;
+ * simple: no bind, anonymous read), and read the "base" entry (a server that refuses anonymous
+ * reads passes: it answered over verified TLS). *@report (nullable; caller frees) gets one line
+ * saying what was checked. FALSE with CM_LDAP_ERROR (CONFIG, CONNECT, TLS, AUTH, SERVER) naming
+ * the problem and the fix, or G_IO_ERROR_CANCELLED. */
+gboolean cm_ldap_config_test_sync (CmLdapConfig *cfg, char **report, GCancellable *cancellable,
+                                   GError **error);
+
+/* What saving @keys (NULL: cm_ldap_config_setup_keys) of @cfg into the config file @path (NULL:
+ * the default) would change: a new array (caller unrefs) of lines "KEY: OLD -> NEW" (or "KEY:
+ * NEW" when unset); empty when the file holds these values already. NULL with @error when the
+ * file exists and cannot be read (CM_LDAP_ERROR_CONFIG, naming it). */
+GPtrArray *cm_ldap_config_plan_save (CmLdapConfig *cfg, const char *path, const char *const *keys,
+                                     GError **error);
+
+/* Save @keys (as above) of @cfg into @path (NULL: the default): every other key, group and
+ * comment is kept; the file is replaced atomically (a temporary file, mode 0600, renamed over
+ * it; the folder made 0700 when missing), the previous one kept as "@path.bak". *@backup
+ * (nullable; caller frees) gets the backup's path, or NULL when there was no file. Nothing is
+ * written when nothing would change. FALSE with CM_LDAP_ERROR_CONFIG naming the file and the
+ * fix. */
+gboolean cm_ldap_config_save (CmLdapConfig *cfg, const char *path, const char *const *keys,
+                              char **backup, GError **error);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CmLdapConfig, cm_ldap_config_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CmLdapResult, cm_ldap_result_free)
 

@@ -128,6 +128,25 @@ char *cm_nssdb_default_bundle_path (void);
  * bundle at @bundle_path (nullable; its self-signed certs are anchors). Caller frees. */
 CmTrust *cm_nssdb_trust_from_db (CmNssDb *db, const char *bundle_path);
 
+/* ---- the DoD chain of an analysed bundle (cm-nssdb-chain.c; `cacmail setup`) ---- */
+
+/* What installing @analysis (core/cm-bundle.h) into @db (nullable: the bundle file only) and into
+ * the PEM bundle @bundle_path (nullable) would change: a new array (caller unrefs) of lines such
+ * as "add CN (root, trusted C,C,)", "trust CN C,C,", "add CN", "add 5 CAs to the CA bundle
+ * PATH"; empty when everything is there already. Only the root gets trust; an intermediate
+ * that holds trust is left as it is (the user may have set it). */
+GPtrArray *cm_nssdb_chain_plan (CmNssDb *db, CmBundleAnalysis *analysis, const char *bundle_path,
+                                GError **error);
+
+/* Install @analysis into @db: every cert on the path stored (nickname: its CN), the root
+ * trusted C,C, (TLS and email CA), the intermediates without trust; skipped certs are never
+ * stored. Then the PEM bundle @bundle_path (nullable) gets the same certs (libldap verifies
+ * servers with it). Safe while the client runs (certs and trust only). Rerunning changes
+ * nothing. Errors as cm_nssdb_trust_import_sync. */
+gboolean cm_nssdb_chain_install_sync (CmNssDb *db, CmBundleAnalysis *analysis,
+                                      const char *bundle_path, GCancellable *cancellable,
+                                      GError **error);
+
 /* ---- recovered keys (cm-nssdb-p12.c, cm-nssdb-state.c) ---- */
 
 typedef struct
