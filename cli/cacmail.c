@@ -22,6 +22,8 @@ static const Command commands[] = {
     "cacmail-republish", "LDAP support" },
   { "login", NULL, "Kerberos login with the card (PKINIT), and its ticket", "cacmail-login",
     "Kerberos support (libkrb5)" },
+  { "lookup", NULL, "find recipients' certificates in the directory, import them",
+    "cacmail-lookup", "LDAP support" },
   { "nss", cmd_nss, "NSS databases of Evolution and Thunderbird: card module, trust", NULL, NULL },
   { "import-p12", cmd_import_p12, "import recovered encryption keys (PKCS#12)", NULL, NULL },
 #ifdef CM_HAVE_EVOLUTION
