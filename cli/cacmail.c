@@ -20,6 +20,8 @@ static const Command commands[] = {
   { "status", cmd_status, "readers, cards, personas, certs and picks (PC/SC)", NULL, NULL },
   { "republish", NULL, "publish the card's certificates to the address list (LDAP)",
     "cacmail-republish", "LDAP support" },
+  { "setup", NULL, "set up the mail clients for the card, step by step", "cacmail-setup",
+    "LDAP support" },
   { "login", NULL, "Kerberos login with the card (PKINIT), and its ticket", "cacmail-login",
     "Kerberos support (libkrb5)" },
   { "lookup", NULL, "find recipients' certificates in the directory, import them",

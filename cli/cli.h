@@ -57,6 +57,8 @@ char *cli_demo_tree_file (gboolean in_build, const char *rel);
 /* demo-ldap.c: the LDAP step of `cacmail demo` (a sandbox slapd). */
 int cli_demo_ldap_step (const char *pki_dir);
 int cmd_republish (int argc, char **argv);
+/* cmd-setup.c: `cacmail setup` (the cacmail-setup helper program). */
+int cmd_setup (int argc, char **argv);
 int cmd_lookup (int argc, char **argv); /* cmd-lookup.c, helper cacmail-lookup */
 int cmd_login (int argc, char **argv); /* cacmail-login (cmd-login.c) */
 int cmd_nss (int argc, char **argv);
