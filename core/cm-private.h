@@ -6,25 +6,12 @@
 #include <gio/gio.h>
 #include <cert.h>
 #include "cacmail.h"
+#include "cm-der.h"
 
 G_BEGIN_DECLS
 
-/* A read cursor over DER / BER-TLV bytes. Never reads past p + len. */
-typedef struct
-{
-  const guint8 *p;
-  gsize len;
-} CmDer;
-
-static inline CmDer
-cm_der_init (const guint8 *p, gsize len)
-{
-  CmDer d = { p, len };
-  return d;
-}
-
-/* Read one TLV with a single-byte tag and a definite length (short or long form, at most
- * 4 length bytes). On success advances @cur and returns the tag and value. */
+/* Read one TLV with a single-byte tag and a definite length (cm_ber_read of cm-der.h with
+ * CM_BER_DEFINITE). On success advances @cur and returns the tag and value. */
 G_GNUC_INTERNAL gboolean cm_der_next (CmDer *cur, guint8 *tag, CmDer *value);
 
 /* Read one TLV and require @tag. */

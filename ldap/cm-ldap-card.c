@@ -3,6 +3,7 @@
  * have a key, pick and check the ones to publish, prove both keys, sign the
  * userSMIMECertificate blob. */
 #include "cm-ldap-private.h"
+#include "cm-der.h"
 #include <cert.h>
 #include <certdb.h>
 #include <cms.h>
@@ -482,71 +483,52 @@ add_encryption_chain (NSSCMSSignedData *sigd, CERTCertificate *sign, CERTCertifi
   return ok;
 }
 
+/* The DER of @t (read by cm_ber_read) appended to @out: definite minimal lengths, the
+ * constructed contents rewritten element by element. */
+static gboolean
+write_der (const CmBerTlv *t, GByteArray *out, int depth)
+{
+  g_autoptr (GByteArray) body = g_byte_array_new ();
+  guint8 l[1 + sizeof (guint)];
+  guint n = 0;
+
+  if (!(t->h.id & 0x20))
+    g_byte_array_append (body, t->body.p, (guint)t->body.len);
+  else
+    for (CmDer rest = t->body; rest.len;)
+      {
+        CmBerTlv child;
+        if (!cm_ber_read (&rest, CM_BER_INDEFINITE | CM_BER_HIGH_TAG_NUMBERS, depth + 1, &child)
+            || !write_der (&child, body, depth + 1))
+          return FALSE;
+      }
+  g_byte_array_append (out, t->all.p, (guint)t->h.id_len);
+  if (body->len < 0x80)
+    l[n++] = (guint8)body->len;
+  else
+    {
+      guint k = 0;
+      for (guint v = body->len; v; v >>= 8)
+        k++;
+      l[n++] = (guint8)(0x80 | k);
+      for (guint i = 0; i < k; i++)
+        l[n++] = (guint8)(body->len >> (8 * (k - 1 - i)));
+    }
+  g_byte_array_append (out, l, n);
+  g_byte_array_append (out, body->data, body->len);
+  return TRUE;
+}
+
 gsize
 cm_ldap_ber_to_der (const guint8 *in, gsize len, GByteArray *out, int depth)
 {
-  gsize hdr = 2, clen = 0, used;
-  guint8 tag;
-  gboolean indefinite = FALSE;
-  g_autoptr (GByteArray) body = NULL;
+  CmDer cur = cm_der_init (in, len);
+  CmBerTlv t;
 
-  if (len < 2 || depth > 32 || (in[0] & 0x1f) == 0x1f)
+  if (!cm_ber_read (&cur, CM_BER_INDEFINITE | CM_BER_HIGH_TAG_NUMBERS, depth, &t)
+      || t.all.len > G_MAXUINT / 2 || !write_der (&t, out, depth))
     return 0;
-  tag = in[0];
-  if (in[1] == 0x80)
-    indefinite = TRUE;
-  else if (in[1] & 0x80)
-    {
-      guint n = in[1] & 0x7f;
-      if (n > 4 || len < 2 + n)
-        return 0;
-      for (guint i = 0; i < n; i++)
-        clen = (clen << 8) | in[2 + i];
-      hdr += n;
-    }
-  else
-    clen = in[1];
-  if (indefinite && !(tag & 0x20))
-    return 0;
-  if (!indefinite && (clen > len - hdr))
-    return 0;
-  body = g_byte_array_new ();
-  if (!(tag & 0x20))
-    g_byte_array_append (body, in + hdr, (guint)clen);
-  else
-    {
-      gsize pos = hdr;
-      while (indefinite ? !(pos + 1 < len && in[pos] == 0 && in[pos + 1] == 0) : pos < hdr + clen)
-        {
-          gsize n = cm_ldap_ber_to_der (in + pos, indefinite ? len - pos : hdr + clen - pos, body,
-                                        depth + 1);
-          if (n == 0)
-            return 0;
-          pos += n;
-        }
-      if (indefinite)
-        clen = pos + 2 - hdr; /* children and the end-of-contents octets */
-    }
-  used = hdr + clen;
-  g_byte_array_append (out, &tag, 1);
-  if (body->len < 0x80)
-    {
-      guint8 l = (guint8)body->len;
-      g_byte_array_append (out, &l, 1);
-    }
-  else
-    {
-      guint8 l[5];
-      guint n = 0;
-      for (guint v = body->len; v; v >>= 8)
-        n++;
-      l[0] = (guint8)(0x80 | n);
-      for (guint i = 0; i < n; i++)
-        l[1 + i] = (guint8)(body->len >> (8 * (n - 1 - i)));
-      g_byte_array_append (out, l, n + 1);
-    }
-  g_byte_array_append (out, body->data, body->len);
-  return used;
+  return t.all.len;
 }
 
 static GBytes *

@@ -9,6 +9,7 @@
  * count (2^31-1) would otherwise hold the process for hours. BER is accepted (indefinite
  * lengths, constructed OCTET STRINGs), as some exporters write it. */
 #include "cm-nssdb-pfx.h"
+#include "cm-der.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <nss.h>
@@ -22,11 +23,7 @@
 
 #define MAX_DEPTH 24
 
-typedef struct
-{
-  const guint8 *p;
-  gsize len;
-} Span;
+typedef CmDer Span;
 
 GBytes *
 cm_nssdb_pfx_read (const char *path, GError **error)
@@ -78,7 +75,8 @@ cm_nssdb_pfx_read (const char *path, GError **error)
 gboolean
 cm_nssdb_pfx_check_shape (const guint8 *p, gsize len, const char *path, GError **error)
 {
-  gsize hdr = 2, body = 0;
+  CmBerHeader h;
+  gsize body;
 
   if (len == 0)
     return g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
@@ -92,31 +90,17 @@ cm_nssdb_pfx_check_shape (const guint8 *p, gsize len, const char *path, GError *
                         "with openssl pkcs12 -export)",
                         path),
            FALSE;
-  if (len < 5 || p[0] != 0x30)
+  if (len < 5 || p[0] != 0x30 || !cm_ber_header (p, len, CM_BER_INDEFINITE, &h))
     goto not_p12;
-  if (p[1] & 0x80)
-    {
-      gsize n = p[1] & 0x7f;
-      if (n == 0)
-        hdr = 2, body = len - 2; /* BER indefinite length */
-      else if (n > 4 || len < 2 + n)
-        goto not_p12;
-      else
-        {
-          for (gsize i = 0; i < n; i++)
-            body = (body << 8) | p[2 + i];
-          hdr = 2 + n;
-        }
-    }
-  else
-    body = p[1];
-  if (len < hdr + 3 || p[hdr] != 0x02 || p[hdr + 1] != 0x01 || p[hdr + 2] != 0x03)
+  body = h.indefinite ? len - h.hdr_len : h.len; /* an indefinite length ends where the file does */
+  if (len < h.hdr_len + 3 || p[h.hdr_len] != 0x02 || p[h.hdr_len + 1] != 0x01
+      || p[h.hdr_len + 2] != 0x03)
     goto not_p12;
-  if (hdr + body > len)
+  if (body > len - h.hdr_len)
     return g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
                         "%s is truncated (%" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT " bytes): "
                         "copy the file again from the key recovery message",
-                        path, len, hdr + body),
+                        path, len, body > G_MAXSIZE - h.hdr_len ? G_MAXSIZE : h.hdr_len + body),
            FALSE;
   return TRUE;
 not_p12:
@@ -197,53 +181,19 @@ cm_nssdb_pfx_pbe_password (SECOidTag alg, const SECItem *ucs2, const char *utf8,
 
 /* ---- the walk ---- */
 
-/* The element at the start of @in: its @tag, its contents @body (for an indefinite length, up
- * to its end-of-contents octets) and its whole encoding @all; @in moves past it. */
+/* The element at the start of @in (core's reader: BER indefinite lengths, one-octet tags, as
+ * PKCS#12 uses): its @tag, its contents @body (for an indefinite length, up to its
+ * end-of-contents octets) and its whole encoding @all; @in moves past it. */
 static gboolean
 tlv (Span *in, guint8 *tag, Span *body, Span *all, int depth)
 {
-  const guint8 *p = in->p;
-  gsize hdr = 2, n = 0;
+  CmBerTlv t;
 
-  if (depth > MAX_DEPTH || in->len < 2 || (p[0] & 0x1f) == 0x1f)
-    return FALSE; /* high tag numbers are not used by PKCS#12 */
-  if (p[1] == 0x80)
-    {
-      Span rest = { p + 2, in->len - 2 }, b, a;
-      guint8 t;
-
-      if (!(p[0] & 0x20))
-        return FALSE; /* only constructed encodings have indefinite lengths */
-      while (rest.len >= 2 && (rest.p[0] || rest.p[1]))
-        if (!tlv (&rest, &t, &b, &a, depth + 1))
-          return FALSE;
-      if (rest.len < 2)
-        return FALSE;
-      n = rest.p - (p + 2);
-      *body = (Span){ p + 2, n };
-      *all = (Span){ p, n + 4 };
-    }
-  else
-    {
-      if (p[1] & 0x80)
-        {
-          gsize k = p[1] & 0x7f;
-          if (k == 0 || k > 4 || in->len < 2 + k)
-            return FALSE;
-          for (gsize i = 0; i < k; i++)
-            n = (n << 8) | p[2 + i];
-          hdr = 2 + k;
-        }
-      else
-        n = p[1];
-      if (n > in->len - hdr)
-        return FALSE;
-      *body = (Span){ p + hdr, n };
-      *all = (Span){ p, hdr + n };
-    }
-  *tag = p[0];
-  in->p += all->len;
-  in->len -= all->len;
+  if (depth > MAX_DEPTH || !cm_ber_read (in, CM_BER_INDEFINITE, depth, &t))
+    return FALSE;
+  *tag = t.h.id;
+  *body = t.body;
+  *all = t.all;
   return TRUE;
 }
 
