@@ -11,7 +11,9 @@
 typedef struct
 {
   CmNssdbLocation *loc;
-  CmTrust *trust; /* the database's CAs, cacmail's bundle, --ca */
+  CmTrust *trust;    /* the database's CAs, cacmail's bundle, --ca */
+  CmTrust *ca_trust; /* --ca first (its roots are anchors even where the database holds them
+                        untrusted), then the database's CAs as intermediates; or NULL */
 } Target;
 
 struct _LookupTargets
@@ -25,6 +27,8 @@ target_free (Target *t)
 {
   cm_nssdb_location_free (t->loc);
   cm_trust_free (t->trust);
+  if (t->ca_trust)
+    cm_trust_free (t->ca_trust);
   g_free (t);
 }
 
@@ -92,6 +96,24 @@ find_locations (const char *nssdb, const char *client, GError **error)
   return out;
 }
 
+/* --ca, then every CA of @db as an intermediate (the files were read once already). */
+static CmTrust *
+ca_trust_new (CmNssDb *db, char **ca_files)
+{
+  CmTrust *trust = cm_trust_new ();
+  g_autoptr (CmInventory) inv = cm_inventory_new ();
+  GPtrArray *certs;
+
+  for (char **f = ca_files; *f; f++)
+    cm_trust_add_file (trust, *f, NULL);
+  cm_nss_add_token_certs_sync (inv, cm_nss_db_get_slot (db), cm_nss_db_get_dir (db), NULL, NULL);
+  certs = cm_inventory_get_certs (inv);
+  for (guint i = 0; i < certs->len; i++)
+    if (cm_cert_is_ca (g_ptr_array_index (certs, i)))
+      cm_trust_add_intermediate (trust, g_ptr_array_index (certs, i));
+  return trust;
+}
+
 LookupTargets *
 lookup_targets_open (const char *nssdb, const char *client, char **ca_files, GError **error)
 {
@@ -124,6 +146,8 @@ lookup_targets_open (const char *nssdb, const char *client, char **ca_files, GEr
       for (char **f = ca_files; f && *f; f++)
         if (!cm_trust_add_file (tg->trust, *f, error))
           return NULL;
+      if (ca_files && ca_files[0])
+        tg->ca_trust = ca_trust_new (db, ca_files);
       tg->loc = g_steal_pointer (&g_ptr_array_index (locs, i));
       g_ptr_array_add (t->dirs, g_strdup_printf ("sql:%s", tg->loc->dir));
     }
@@ -184,14 +208,28 @@ chain_reason (CmChainStatus st)
     }
 }
 
+/* The path from @c to an anchor of @tg (or of --ca), leaf first (*@chain, nullable). */
+static CmChainStatus
+target_chain (Target *tg, CmCert *c, gint64 at, GPtrArray **chain)
+{
+  CmChainStatus st = cm_trust_build_chain (tg->trust, c, at, chain);
+
+  if (st != CM_CHAIN_OK && tg->ca_trust)
+    {
+      CmChainStatus ca = cm_trust_build_chain (tg->ca_trust, c, at, chain);
+      if (ca == CM_CHAIN_OK)
+        return ca;
+    }
+  return st;
+}
+
 /* The chain status against every target (the first that fails). */
 static CmChainStatus
 check_chain (LookupTargets *t, CmCert *c, gint64 at)
 {
   for (guint i = 0; i < t->targets->len; i++)
     {
-      Target *tg = g_ptr_array_index (t->targets, i);
-      CmChainStatus st = cm_trust_build_chain (tg->trust, c, at, NULL);
+      CmChainStatus st = target_chain (g_ptr_array_index (t->targets, i), c, at, NULL);
       if (st != CM_CHAIN_OK)
         return st;
     }
@@ -241,14 +279,17 @@ lookup_check (LookupTargets *t, CmLdapFound *found, gint64 at)
 {
   GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify)lookup_cert_free);
 
-  for (guint i = 0; i < t->targets->len; i++)
-    for (guint j = 0; j < found->cas->len; j++)
-      {
-        g_autoptr (CmCert) ca
-          = cm_cert_new_from_der (g_ptr_array_index (found->cas, j), NULL, NULL);
-        if (ca)
-          cm_trust_add_intermediate (((Target *)g_ptr_array_index (t->targets, i))->trust, ca);
-      }
+  for (guint j = 0; j < found->cas->len; j++)
+    {
+      g_autoptr (CmCert) ca = cm_cert_new_from_der (g_ptr_array_index (found->cas, j), NULL, NULL);
+      for (guint i = 0; ca && i < t->targets->len; i++)
+        {
+          Target *tg = g_ptr_array_index (t->targets, i);
+          cm_trust_add_intermediate (tg->trust, ca);
+          if (tg->ca_trust)
+            cm_trust_add_intermediate (tg->ca_trust, ca);
+        }
+    }
   for (guint i = 0; i < found->certs->len; i++)
     {
       GBytes *der = g_ptr_array_index (found->certs, i);
@@ -340,14 +381,15 @@ unstore (PK11SlotInfo *slot, CmCert *c)
 
 /* @lc's cert and the intermediates of its chain that @db lacks: all stored, or none. */
 static gboolean
-import_into (Target *tg, CmNssDb *db, CmInventory *have, LookupCert *lc, gint64 at, GError **error)
+import_into (LookupTargets *t, Target *tg, CmNssDb *db, CmInventory *have, LookupCert *lc,
+             gint64 at, GError **error)
 {
   PK11SlotInfo *slot = cm_nss_db_get_slot (db);
   g_autoptr (GPtrArray) chain = NULL;
   g_autoptr (GPtrArray) added = g_ptr_array_new ();
   gboolean ok = TRUE;
 
-  if (cm_trust_build_chain (tg->trust, lc->cert, at, &chain) != CM_CHAIN_OK)
+  if (target_chain (tg, lc->cert, at, &chain) != CM_CHAIN_OK)
     chain = g_ptr_array_new ();
   /* leaf and intermediates; the anchor is trusted there already (or came with --ca) */
   for (guint i = 0; ok && i + 1 < MAX (chain->len, 2u); i++)
@@ -396,7 +438,7 @@ lookup_import (LookupTargets *t, const char *address, GPtrArray *certs, gint64 a
               lc->imported = FALSE;
               continue;
             }
-          if (db == NULL || !import_into (tg, db, have, lc, at, &local))
+          if (db == NULL || !import_into (t, tg, db, have, lc, at, &local))
             {
               lc->imported = FALSE;
               add_problem (lc, "recipient-import-failed", CM_SEVERITY_ERROR,

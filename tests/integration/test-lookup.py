@@ -1,0 +1,333 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""cacmail lookup against a real slapd (tests/harness/with-slapd): a colleague's published
+certificates found, checked and imported into a real NSS database (certutil -L shows it and
+certutil -V accepts it for email recipients, as Evolution and Thunderbird would); the refusals
+(expired, signing-only, another address, untrusted chain: reported, not imported); not found
+-> exit 3; the JSON shape; --client evolution / thunderbird; the Thunderbird directory prefs
+(ldaps only, refused while Thunderbird runs, undone by thunderbird undo) and the Evolution
+address book made through a private evolution-source-registry (tests/harness/with-eds) and
+read back through it."""
+import base64
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+spec = importlib.util.spec_from_file_location(
+    "ldaplib", os.path.join(os.path.dirname(os.path.abspath(__file__)), "test-ldap-lib.py"))
+L = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(L)
+from cmtest import CACMAIL, SOURCE, Tap, make_pki, skip  # noqa: E402
+
+WITH_EDS = os.path.join(SOURCE, "tests", "harness", "with-eds")
+JANE = "jane.roe@mail.mil"
+CERT_KEYS = {"sha256", "role", "chain", "valid_now", "address_match", "imported", "problems"}
+PROBLEM_KEYS = {"code", "severity", "message", "hint", "certs"}
+
+
+def reexec():
+    """Outside: a PKI, then this script --inside PKI under with-slapd (no card needed)."""
+    if len(sys.argv) > 2 and sys.argv[1] == "--inside":
+        return sys.argv[2]
+    for tool in ("slapd", "ldapmodify", "certutil", "openssl"):
+        if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
+            skip(f"{tool} is not installed (scripts/test installs it)")
+    with tempfile.TemporaryDirectory(prefix="cacmail-lookup-") as tmp:
+        pki, _ = make_pki(tmp)
+        rc = subprocess.run([L.WITH_SLAPD, "--pki", pki, "--", sys.executable,
+                             os.path.abspath(__file__), "--inside", pki],
+                            env=dict(os.environ, TMPDIR=tmp)).returncode
+        if rc == 77:
+            skip("with-slapd cannot run here (slapd missing)")
+        sys.exit(rc)
+
+
+pki = reexec()
+t = Tap()
+tmp = tempfile.mkdtemp(prefix="lookup-")
+E = os.environ.get
+users = L.users()
+enc = L.card_cert(pki, "contractor", "5 - Key_Mgmt.crt")
+sign = L.card_cert(pki, "contractor", "4 - Dig_Sig.crt")
+old_enc = L.der(os.path.join(pki, "previous", "contractor-encryption-old.crt"))
+
+
+def sha(der):
+    return hashlib.sha256(der).hexdigest()
+
+
+def self_signed(email):
+    """A certificate for @email that chains to nothing trusted."""
+    d = os.path.join(tmp, "self")
+    os.makedirs(d, exist_ok=True)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", os.path.join(d, "k.pem"),
+                    "-out", os.path.join(d, "c.pem"), "-days", "365", "-subj", "/CN=Mallory",
+                    "-addext", f"subjectAltName=email:{email}",
+                    "-addext", "keyUsage=critical,keyAgreement",
+                    "-addext", "extendedKeyUsage=emailProtection"],
+                   check=True, capture_output=True)
+    return L.der(os.path.join(d, "c.pem"))
+
+
+# the colleague (contractor) published encryption, signing and an expired encryption cert; the
+# reservist's entry holds the contractor's cert (another address); someone's a self-signed one
+L.set_entry(users["contractor"]["dn"], [enc, sign, old_enc])
+L.set_entry(users["reservist"]["dn"], [enc])
+untrusted = self_signed(JANE)
+L.set_entry(users["someone"]["dn"], [untrusted])
+
+
+def nssdb(name, trust_root=True):
+    return L.make_nssdb(tmp, pki, name=name, trust_root=trust_root, opensc=False)
+
+
+def lookup(*args, env_extra=None, bind=True):
+    """cacmail lookup as the second user (someone), over StartTLS."""
+    base = ["lookup", "--uri", E("CACMAIL_LDAP_URI"), "--base", E("CACMAIL_LDAP_BASE"),
+            "--ca-file", E("CACMAIL_LDAP_CA")]
+    if bind:
+        base += ["--bind-dn", users["someone"]["dn"],
+                 "--password-file", users["someone"]["password_file"]]
+    env = dict(os.environ, XDG_CONFIG_HOME=os.path.join(tmp, "config"), HOME=tmp,
+               LSAN_OPTIONS=L.LSAN)
+    env.update(env_extra or {})
+    return subprocess.run([CACMAIL, *base, *args], capture_output=True, text=True, env=env)
+
+
+def certutil_list(db):
+    p = subprocess.run(["certutil", "-L", "-d", f"sql:{db}"], capture_output=True, text=True)
+    return p.stdout
+
+
+def certs_in(db):
+    """Every certificate in @db (DER): certutil -L -a of each nickname."""
+    names = [l[:60].strip() for l in certutil_list(db).splitlines()[4:] if l.strip()]
+    out = []
+    for n in names:
+        p = subprocess.run(["certutil", "-L", "-d", f"sql:{db}", "-n", n, "-a"],
+                           capture_output=True, text=True)
+        out += [base64.b64decode("".join(b.split())) for b in re.findall(
+            r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", p.stdout, re.S)]
+    return out
+
+
+def certutil_has(db, der):
+    return der in certs_in(db)
+
+
+# ---- a colleague found and imported --------------------------------------------------------
+db = nssdb("db1")
+p = lookup("--nssdb", db, "--json", L.CTR)
+t.eq(p.returncode, 0, "lookup of a published colleague: exit 0")
+doc = json.loads(p.stdout) if p.returncode == 0 else {"lookups": []}
+t.eq(list(doc.keys()), ["lookups"], "JSON: one member, lookups")
+lk = doc["lookups"][0] if doc["lookups"] else {"certs": []}
+t.eq(set(lk.keys()), {"address", "certs"}, "JSON: each lookup has address and certs")
+t.eq(lk.get("address"), L.CTR, "JSON: the address asked for")
+t.eq([c["sha256"] for c in lk["certs"]], [sha(enc), sha(sign), sha(old_enc)],
+     "JSON: the three published certificates, in the server's order")
+t.ok(all(set(c.keys()) == CERT_KEYS for c in lk["certs"]),
+     "JSON: each cert has exactly sha256, role, chain, valid_now, address_match, imported, "
+     "problems", lk["certs"])
+t.ok(all(set(x.keys()) == PROBLEM_KEYS for c in lk["certs"] for x in c["problems"]),
+     "JSON: problems in pick's shape (code, severity, message, hint, certs)")
+by = {c["sha256"]: c for c in lk["certs"]}
+e, s, o = by.get(sha(enc), {}), by.get(sha(sign), {}), by.get(sha(old_enc), {})
+t.ok(e.get("role") == "email-encryption" and e.get("chain") == "ok" and e.get("valid_now")
+     and e.get("address_match") and e.get("imported") and e.get("problems") == [],
+     "the encryption cert: chain ok, valid, address matches, imported, no problem", e)
+t.ok(s.get("role") == "email-signing" and not s.get("imported")
+     and [x["code"] for x in s.get("problems", [])] == ["recipient-not-encryption"],
+     "the signing cert: not imported (recipient-not-encryption)", s)
+t.ok(o.get("valid_now") is False and not o.get("imported")
+     and [x["code"] for x in o.get("problems", [])] == ["recipient-expired"]
+     and o["problems"][0]["certs"] == [sha(old_enc)],
+     "the expired encryption cert: valid_now false, not imported (recipient-expired)", o)
+t.ok(certutil_has(db, enc), "certutil -L: the encryption cert is in the NSS database")
+t.ok(not certutil_has(db, sign) and not certutil_has(db, old_enc),
+     "certutil -L: neither the signing nor the expired cert is")
+listing = certutil_list(db)
+m = re.search(r"^(DOE\.JOHN\.QUINCY\.1234567890)\s+(\S*)\s*$", listing, re.M)
+t.ok(m is not None and m.group(2) == ",,",
+     "the imported cert has no trust flags (certutil -L: ',,')", listing)
+v = subprocess.run(["certutil", "-V", "-d", f"sql:{db}", "-n", "DOE.JOHN.QUINCY.1234567890",
+                    "-u", "R"], capture_output=True, text=True)
+t.ok(v.returncode == 0 and "valid" in v.stdout,
+     "NSS accepts it for an email recipient (certutil -V -u R), as the mail clients will",
+     v.stdout + v.stderr)
+
+# again: already there, nothing added twice
+n_before = len(certutil_list(db).splitlines())
+p = lookup("--nssdb", db, "--json", L.CTR)
+again = json.loads(p.stdout)["lookups"][0]["certs"] if p.returncode == 0 else []
+t.ok(p.returncode == 0 and [c["imported"] for c in again] == [True, False, False],
+     "a second lookup: the cert is reported imported (it is there)", p.stdout + p.stderr)
+t.eq(len(certutil_list(db).splitlines()), n_before, "a second lookup adds nothing")
+
+# ---- text output and the refusals ----------------------------------------------------------
+p = lookup("--nssdb", db, L.MIL)
+t.eq(p.returncode, 5, "only another person's cert under the address: exit 5")
+t.ok("does not carry that address" in p.stdout and "skipped" in p.stdout,
+     "text: says the certificate does not carry the address", p.stdout)
+p = lookup("--nssdb", db, "--json", L.MIL)
+c0 = json.loads(p.stdout)["lookups"][0]["certs"][0] if p.stdout.startswith("{") else {}
+t.ok(c0.get("address_match") is False and c0.get("imported") is False
+     and [x["code"] for x in c0.get("problems", [])] == ["recipient-address-mismatch"],
+     "JSON: address_match false, not imported (recipient-address-mismatch)", c0)
+
+db2 = nssdb("db2")
+p = lookup("--nssdb", db2, "--json", JANE)
+c0 = json.loads(p.stdout)["lookups"][0]["certs"][0] if p.stdout.startswith("{") else {}
+t.eq(p.returncode, 5, "an untrusted cert only: exit 5")
+t.ok(c0.get("chain") in ("untrusted-root", "no-issuer") and c0.get("imported") is False
+     and "chain-untrusted" in [x["code"] for x in c0.get("problems", [])],
+     "JSON: untrusted chain reported (chain-untrusted), not imported", c0)
+t.ok(not certutil_has(db2, untrusted), "the untrusted cert is not in the database")
+
+db3 = nssdb("db3", trust_root=False)
+p = lookup("--nssdb", db3, "--json", L.CTR)
+c0 = json.loads(p.stdout)["lookups"][0]["certs"][0] if p.stdout.startswith("{") else {}
+t.ok(p.returncode == 5 and c0.get("chain") == "untrusted-root" and not c0.get("imported")
+     and not certutil_has(db3, enc),
+     "a database that does not trust the root: the good cert is refused too (chain)", c0)
+p = lookup("--nssdb", db3, "--json", "--ca", os.path.join(pki, "ca", "root.crt"), L.CTR)
+c0 = json.loads(p.stdout)["lookups"][0]["certs"][0] if p.stdout.startswith("{") else {}
+t.ok(p.returncode == 0 and c0.get("chain") == "ok" and c0.get("imported")
+     and certutil_has(db3, enc),
+     "... and imported when --ca names the root", p.stdout + p.stderr)
+
+# ---- not found, several addresses, anonymous ----------------------------------------------
+p = lookup("--nssdb", db, "--json", "nobody@mail.mil")
+t.eq(p.returncode, 3, "nobody under the address: exit 3")
+t.eq(json.loads(p.stdout) if p.stdout.startswith("{") else None,
+     {"lookups": [{"address": "nobody@mail.mil", "certs": []}]},
+     "JSON: the address with no certs")
+p = lookup("--nssdb", db, "--json", L.CTR, "nobody@mail.mil")
+doc = json.loads(p.stdout) if p.stdout.startswith("{") else {"lookups": []}
+t.ok(p.returncode == 3 and [x["address"] for x in doc["lookups"]] == [L.CTR, "nobody@mail.mil"],
+     "two addresses, one not found: both reported in order, exit 3", p.stdout)
+p = lookup("--nssdb", nssdb("db4"), "--json", L.CTR, bind=False)
+t.ok(p.returncode == 0 and json.loads(p.stdout)["lookups"][0]["certs"][0]["imported"],
+     "an anonymous lookup (a read-only directory such as DoD 411) imports too", p.stderr)
+
+# ---- the server: TLS verified, wrong password, deadline ------------------------------------
+p = subprocess.run([CACMAIL, "lookup", "--uri", E("CACMAIL_LDAP_URI"), "--base",
+                    E("CACMAIL_LDAP_BASE"), "--nssdb", db, L.CTR], capture_output=True,
+                   text=True, env=dict(os.environ, HOME=tmp,
+                                       XDG_CONFIG_HOME=os.path.join(tmp, "config")))
+L.one_line_error(t, p, 4, "could not be verified", "server cert not verifiable (no --ca-file)")
+bad_pw = L.write_secret(os.path.join(tmp, "bad.pw"), "wrong\n")
+p = lookup("--nssdb", db, "--bind-dn", users["someone"]["dn"], "--password-file", bad_pw, L.CTR)
+L.one_line_error(t, p, 1, "refused the password", "wrong password")
+
+# ---- --client: the mail clients' own databases ---------------------------------------------
+home = os.path.join(tmp, "home")
+evo_db = os.path.join(home, ".pki", "nssdb")
+os.makedirs(evo_db)
+subprocess.run(["certutil", "-N", "-d", f"sql:{evo_db}", "--empty-password"], check=True)
+subprocess.run(["certutil", "-A", "-d", f"sql:{evo_db}", "-n", "root", "-t", "C,C,C", "-i",
+                os.path.join(pki, "ca", "root.crt")], check=True)
+prof = os.path.join(home, ".thunderbird", "p1")
+os.makedirs(prof)
+with open(os.path.join(home, ".thunderbird", "profiles.ini"), "w") as f:
+    f.write("[Profile0]\nName=p1\nIsRelative=1\nPath=p1\nDefault=1\n")
+subprocess.run(["certutil", "-N", "-d", f"sql:{prof}", "--empty-password"], check=True)
+cas = [os.path.join(pki, "ca", c + ".crt") for c in ("root", "email-ca-64")]
+henv = {"HOME": home, "XDG_CONFIG_HOME": os.path.join(home, ".config"),
+        "XDG_DATA_HOME": os.path.join(home, ".local", "share")}
+p = lookup("--client", "evolution", "--ca", cas[1], L.CTR, env_extra=henv)
+t.ok(p.returncode == 0 and certutil_has(evo_db, enc),
+     "--client evolution: imported into ~/.pki/nssdb (the intermediate from --ca)",
+     p.stdout + p.stderr)
+t.ok(certutil_has(evo_db, L.der(cas[1])),
+     "... with the intermediate CA its chain needs (no trust), so NSS can verify it")
+p = lookup("--client", "thunderbird", "--ca", cas[0], "--ca", cas[1], L.CTR, env_extra=henv)
+t.ok(p.returncode == 0 and certutil_has(prof, enc) and f"sql:{prof}" in p.stdout,
+     "--client thunderbird: imported into the default profile's database", p.stdout + p.stderr)
+t.ok(not certutil_has(prof, L.der(cas[0])),
+     "the root from --ca is not put into the database (trusting it is cacmail nss trust's)")
+
+# ---- Thunderbird's directory prefs ---------------------------------------------------------
+ldaps = E("CACMAIL_LDAPS_URI")
+prefs_js = os.path.join(prof, "prefs.js")
+with open(prefs_js, "w") as f:
+    f.write('user_pref("mail.identity.id1.useremail", "jane.roe@mail.mil");\n')
+cfg = ["lookup", "--uri", ldaps, "--base", E("CACMAIL_LDAP_BASE"), "--bind-dn",
+       users["someone"]["dn"]]
+env = dict(os.environ, LSAN_OPTIONS=L.LSAN, **henv)
+p = subprocess.run([CACMAIL, *cfg, "--configure", "thunderbird", "--profile", prof, "--json"],
+                   capture_output=True, text=True, env=env)
+t.eq(p.returncode, 0, "--configure thunderbird: exit 0")
+text = open(prefs_js).read()
+want = {
+    "ldap_2.servers.cacmail.uri": f"{ldaps}/{E('CACMAIL_LDAP_BASE')}??sub?(objectclass=*)",
+    "ldap_2.servers.cacmail.auth.dn": users["someone"]["dn"],
+    "ldap_2.autoComplete.directoryServer": "ldap_2.servers.cacmail",
+}
+for k, v in want.items():
+    t.ok(f'user_pref("{k}", "{v}");' in text, f"prefs.js: {k} = {v}", text)
+t.ok('user_pref("ldap_2.autoComplete.useDirectory", true);' in text,
+     "prefs.js: ldap_2.autoComplete.useDirectory = true")
+t.ok('user_pref("mail.identity.id1.useremail", "jane.roe@mail.mil");' in text,
+     "prefs.js: the other prefs stay")
+p = subprocess.run([CACMAIL, *cfg, "--configure", "thunderbird", "--profile", prof],
+                   capture_output=True, text=True, env=env)
+t.ok(p.returncode == 0 and "set already" in p.stdout, "a second --configure changes nothing",
+     p.stdout + p.stderr)
+p = subprocess.run([CACMAIL, "lookup", "--uri", E("CACMAIL_LDAP_URI"), "--base", "dc=x",
+                    "--configure", "thunderbird", "--profile", prof],
+                   capture_output=True, text=True, env=env)
+t.ok(p.returncode != 0 and "ldaps://" in p.stderr and "StartTLS" in p.stderr,
+     "an ldap:// URI is refused for Thunderbird (no StartTLS there: clear text)", p.stderr)
+os.symlink(f"127.0.0.1:+{os.getpid()}", os.path.join(prof, "lock"))
+with open(prefs_js, "rb") as f:
+    before = f.read()
+p = subprocess.run([CACMAIL, "lookup", "--uri", ldaps, "--base", "dc=other", "--configure",
+                    "thunderbird", "--profile", prof], capture_output=True, text=True, env=env)
+t.ok(p.returncode == 5 and open(prefs_js, "rb").read() == before,
+     "refused while Thunderbird runs (exit 5), prefs.js untouched", p.stderr)
+os.unlink(os.path.join(prof, "lock"))
+p = subprocess.run([CACMAIL, "thunderbird", "undo", "--profile", prof], capture_output=True,
+                   text=True, env=env)
+t.ok(p.returncode == 0 and "ldap_2" not in open(prefs_js).read(),
+     "cacmail thunderbird undo removes the directory prefs", p.stdout + p.stderr)
+
+# ---- Evolution's address book through its registry -----------------------------------------
+if not os.path.exists("/usr/libexec/evolution-source-registry"):
+    t.ok(os.environ.get("CI") != "true", "evolution-source-registry present (CI)")
+else:
+    ehome = os.path.join(tmp, "ehome")
+    os.makedirs(ehome)
+    script = ("set -e; c=$1; shift; \"$c\" \"$@\" --json > \"$CACMAIL_EDS_HOME/first.json\"; "
+              "\"$c\" \"$@\" --json > \"$CACMAIL_EDS_HOME/second.json\"")
+    p = subprocess.run([WITH_EDS, "--home", ehome, "--", "bash", "-c", script, "x", CACMAIL,
+                        "lookup", "--uri", ldaps, "--base", E("CACMAIL_LDAP_BASE"),
+                        "--bind-dn", users["someone"]["dn"], "--configure", "evolution"],
+                       capture_output=True, text=True, env=dict(os.environ, LSAN_OPTIONS=L.LSAN))
+    t.eq(p.returncode, 0, "--configure evolution (private registry): exit 0")
+    rd = lambda n: json.load(open(os.path.join(ehome, n))) if os.path.getsize(
+        os.path.join(ehome, n)) else {}
+    first = rd("first.json") if p.returncode == 0 else {}
+    second = rd("second.json") if p.returncode == 0 else {}
+    port = int(ldaps.rsplit(":", 1)[1].strip("/"))
+    t.ok(first.get("created") is True and first.get("backend") == "ldap"
+         and first.get("host") == "127.0.0.1" and first.get("port") == port
+         and first.get("security") == "ldaps" and first.get("root_dn") == E("CACMAIL_LDAP_BASE")
+         and first.get("scope") == "subtree" and first.get("auth") == "binddn"
+         and first.get("user") == users["someone"]["dn"] and first.get("autocomplete"),
+         "read back through the registry: an LDAP address book for the directory", first)
+    t.ok(second.get("created") is False and second.get("uid") == first.get("uid"),
+         "a second run updates the same address book", second)
+    src = os.path.join(ehome, ".config", "evolution", "sources", "cacmail-directory.source")
+    text = open(src).read() if os.path.exists(src) else ""
+    t.ok("[LDAP Backend]" in text and "Parent=ldap-stub" in text,
+         "the registry wrote cacmail-directory.source (parent ldap-stub, [LDAP Backend])", text)
+
+t.done()
