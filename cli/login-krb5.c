@@ -23,7 +23,24 @@ typedef struct
   GError *error; /* the PIN could not be asked */
   guint flags;   /* the token's PIN flags when the PIN was asked */
   gboolean asked;
+  char *login_failed; /* the PKCS#11 login's failure, from libkrb5's trace */
 } Responder;
+
+/* libkrb5 reports a refused PIN only in its trace ("PKINIT PKCS11 C_Login failed: pin
+ * incorrect"); its error is a generic pre-authentication failure. */
+static void
+on_trace (krb5_context ctx, const krb5_trace_info *info, void *data)
+{
+  Responder *r = data;
+  const char *at;
+
+  (void)ctx;
+  if (info == NULL || info->message == NULL || r->login_failed)
+    return;
+  at = strstr (info->message, "C_Login failed: ");
+  if (at)
+    r->login_failed = g_strchomp (g_strdup (at + strlen ("C_Login failed: ")));
+}
 
 /* Kerberos asks for the token's PIN: answer for the one identity we gave it. */
 static krb5_error_code
@@ -65,10 +82,17 @@ respond (krb5_context ctx, void *data, krb5_responder_context rctx)
 }
 
 static gboolean
-pin_refused (const char *msg)
+pin_refused (const char *why)
 {
-  return strstr (msg, "PIN_INCORRECT") || strstr (msg, "PIN_LEN_RANGE")
-         || strstr (msg, "PIN_INVALID");
+  return why
+         && (strstr (why, "incorrect") || strstr (why, "INCORRECT") || strstr (why, "len range")
+             || strstr (why, "LEN_RANGE") || strstr (why, "invalid") || strstr (why, "INVALID"));
+}
+
+static gboolean
+pin_locked (const char *why)
+{
+  return why && (strstr (why, "locked") || strstr (why, "LOCKED"));
 }
 
 /* One line for a failed login: what went wrong and what to do. */
@@ -81,12 +105,13 @@ set_login_error (krb5_context ctx, krb5_error_code ret, Responder *r, const char
 
   if (r->error)
     g_propagate_error (error, g_steal_pointer (&r->error));
-  else if (r->flags & KRB5_RESPONDER_PKINIT_FLAGS_TOKEN_USER_PIN_LOCKED)
+  else if ((r->flags & KRB5_RESPONDER_PKINIT_FLAGS_TOKEN_USER_PIN_LOCKED)
+           || pin_locked (r->login_failed))
     g_set_error (error, CM_ERROR, CM_ERROR_UNSAFE,
                  "the PIN of the card in '%s' is blocked, no PIN was sent: have it unblocked "
                  "at a RAPIDS office (or with its PUK), then run cacmail login again",
                  reader);
-  else if (r->asked && pin_refused (msg))
+  else if (r->asked && pin_refused (r->login_failed))
     {
       int left = login_card_pin_tries (reader);
       g_autofree char *tries = left == 0  ? g_strdup ("the PIN is now blocked")
@@ -170,11 +195,29 @@ make_options (krb5_context ctx, const LoginCard *card, Responder *r, krb5_ccache
   return ret;
 }
 
+/* One AS exchange (krb5_init_creds_get): unlike krb5_get_init_creds_password it never tries
+ * again with the "primary KDC" after a failure, which would send a refused PIN to the card a
+ * second time. */
+static krb5_error_code
+get_creds (krb5_context ctx, krb5_principal client, krb5_get_init_creds_opt *opt, krb5_creds *creds)
+{
+  krb5_init_creds_context ictx = NULL;
+  krb5_error_code ret = krb5_init_creds_init (ctx, client, NULL, NULL, 0, opt, &ictx);
+
+  if (ret == 0)
+    ret = krb5_init_creds_get (ctx, ictx);
+  if (ret == 0)
+    ret = krb5_init_creds_get_creds (ctx, ictx, creds);
+  if (ictx)
+    krb5_init_creds_free (ctx, ictx);
+  return ret;
+}
+
 gboolean
 login_krb5_pkinit (const LoginCard *card, const char *principal, const char *realm, LoginAskPin ask,
                    gpointer data, LoginTicket *out, GError **error)
 {
-  Responder r = { card, ask, data, NULL, 0, FALSE };
+  Responder r = { card, ask, data, NULL, 0, FALSE, NULL };
   g_autofree char *name = realm ? g_strdup_printf ("%s@%s", principal, realm) : NULL;
   krb5_context ctx = NULL;
   krb5_principal client = NULL;
@@ -191,6 +234,7 @@ login_krb5_pkinit (const LoginCard *card, const char *principal, const char *rea
                    "Kerberos cannot start: check krb5.conf (KRB5_CONFIG) for errors");
       return FALSE;
     }
+  krb5_set_trace_callback (ctx, on_trace, &r);
   ret = krb5_parse_name_flags (ctx, name ? name : principal, KRB5_PRINCIPAL_PARSE_ENTERPRISE,
                                &client);
   if (ret)
@@ -208,7 +252,7 @@ login_krb5_pkinit (const LoginCard *card, const char *principal, const char *rea
   if (ret == 0)
     ret = make_options (ctx, card, &r, cc, &opt);
   if (ret == 0)
-    ret = krb5_get_init_creds_password (ctx, &creds, client, NULL, NULL, NULL, 0, NULL, opt);
+    ret = get_creds (ctx, client, opt, &creds);
   if (ret == 0)
     {
       fill_ticket (ctx, cc, &creds, out);
@@ -217,6 +261,7 @@ login_krb5_pkinit (const LoginCard *card, const char *principal, const char *rea
   else
     set_login_error (ctx, ret, &r, principal, error);
   g_clear_error (&r.error);
+  g_free (r.login_failed);
   krb5_free_cred_contents (ctx, &creds);
   if (opt)
     krb5_get_init_creds_opt_free (ctx, opt);
