@@ -23,12 +23,6 @@ reader_row_free (ReaderRow *r)
   g_free (r);
 }
 
-static CmProblem *
-state_problem (const char *code, const char *hint, const char *msg)
-{
-  return cm_problem_new (code, CM_SEVERITY_ERROR, msg, hint);
-}
-
 static JsonNode *
 reader_json (CmInventory *inv, ReaderRow *r, gint64 at)
 {
@@ -153,17 +147,12 @@ cmd_status (int argc, char **argv)
   readers = cm_pcsc_list_readers_sync (NULL, &error);
   if (readers == NULL)
     {
-      g_ptr_array_add (problems, state_problem ("pcscd-not-running",
-                                                "Start pcscd (systemctl start pcscd.socket) and "
-                                                "try again",
-                                                error->message));
+      g_ptr_array_add (problems,
+                       cm_problem_new_state (CM_STATE_PCSCD_NOT_RUNNING, NULL, error->message));
       g_clear_error (&error);
     }
   else if (readers->len == 0)
-    g_ptr_array_add (problems, state_problem ("no-reader",
-                                              "Plug in a smart card reader (check it with "
-                                              "pcsc_scan)",
-                                              "no smart card reader is connected"));
+    g_ptr_array_add (problems, cm_problem_new_state (CM_STATE_NO_READER, NULL, NULL));
   for (guint i = 0; readers && i < readers->len; i++)
     {
       CmReaderInfo *info = g_ptr_array_index (readers, i);
@@ -187,32 +176,17 @@ cmd_status (int argc, char **argv)
           fprintf (stderr, "Reading the card in %s...\n", info->name);
         if (!cm_card_read_sync (inv, info->name, flags, &row->report, NULL, &error))
           {
-            g_ptr_array_add (problems, state_problem ("card-read-failed",
-                                                      "Re-insert the card; if it persists the "
-                                                      "card may not be a CAC or PIV card",
-                                                      error->message));
+            g_ptr_array_add (problems, cm_problem_new_state (CM_STATE_CARD_READ_FAILED, info->name,
+                                                             error->message));
             g_clear_error (&error);
           }
         else if (cards->len > before)
           row->card = g_ptr_array_index (cards, before);
         if (row->report.pin_tries_left == 0)
-          {
-            g_autofree char *msg
-              = g_strdup_printf ("the PIN of the card in %s is blocked", info->name);
-            g_ptr_array_add (problems, state_problem ("pin-blocked",
-                                                      "Unblock the PIN at a RAPIDS / card "
-                                                      "issuing office (it cannot be done here)",
-                                                      msg));
-          }
+          g_ptr_array_add (problems, cm_problem_new_state (CM_STATE_PIN_BLOCKED, info->name, NULL));
         else if (row->report.pin_tries_left == 1)
-          {
-            g_autofree char *msg
-              = g_strdup_printf ("the card in %s has 1 PIN try left", info->name);
-            CmProblem *pp = cm_problem_new ("pin-tries-low", CM_SEVERITY_WARNING, msg,
-                                            "Enter the PIN carefully: one more wrong PIN blocks "
-                                            "the card");
-            g_ptr_array_add (problems, pp);
-          }
+          g_ptr_array_add (problems,
+                           cm_problem_new_state (CM_STATE_PIN_TRIES_LOW, info->name, NULL));
       }
     }
   if (only && rows->len == 0)
@@ -223,8 +197,7 @@ cmd_status (int argc, char **argv)
       goto out;
     }
   if (readers && readers->len && cm_inventory_get_cards (inv)->len == 0 && problems->len == 0)
-    g_ptr_array_add (
-      problems, state_problem ("no-card", "Insert your CAC or PIV card", "no card in any reader"));
+    g_ptr_array_add (problems, cm_problem_new_state (CM_STATE_NO_CARD, NULL, NULL));
   {
     g_autoptr (GPtrArray) emails = cm_inventory_list_emails (inv);
     g_autoptr (GPtrArray) card_problems = cm_select_check_inventory (inv, c.at, trust);

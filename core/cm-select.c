@@ -86,6 +86,56 @@ cm_severity_to_string (CmSeverity s)
   return s == CM_SEVERITY_ERROR ? "error" : s == CM_SEVERITY_WARNING ? "warning" : "info";
 }
 
+/* ---- reader and card states ---- */
+
+static const struct
+{
+  const char *code;
+  CmSeverity severity;
+  const char *hint;
+} states[] = {
+  [CM_STATE_PCSCD_NOT_RUNNING] = { "pcscd-not-running", CM_SEVERITY_ERROR,
+                                   "Start pcscd (systemctl start pcscd.socket) and try again" },
+  [CM_STATE_NO_READER]
+  = { "no-reader", CM_SEVERITY_ERROR, "Plug in a smart card reader (check it with pcsc_scan)" },
+  [CM_STATE_NO_CARD] = { "no-card", CM_SEVERITY_ERROR, "Insert your CAC or PIV card" },
+  [CM_STATE_CARD_READ_FAILED] = { "card-read-failed", CM_SEVERITY_ERROR,
+                                  "Re-insert the card; if it persists the card may not be a CAC "
+                                  "or PIV card" },
+  [CM_STATE_PIN_BLOCKED] = { "pin-blocked", CM_SEVERITY_ERROR,
+                             "Unblock the PIN at a RAPIDS / card issuing office (it cannot be "
+                             "done here)" },
+  [CM_STATE_PIN_TRIES_LOW] = { "pin-tries-low", CM_SEVERITY_WARNING,
+                               "Enter the PIN carefully: one more wrong PIN blocks the card" },
+};
+
+CmProblem *
+cm_problem_new_state (CmState state, const char *reader, const char *detail)
+{
+  g_autofree char *msg = NULL;
+
+  g_return_val_if_fail ((guint)state < G_N_ELEMENTS (states), NULL);
+  switch (state)
+    {
+    case CM_STATE_PCSCD_NOT_RUNNING:
+      msg = g_strdup (detail ? detail : "pcscd is not running");
+      break;
+    case CM_STATE_NO_READER: msg = g_strdup ("no smart card reader is connected"); break;
+    case CM_STATE_NO_CARD: msg = g_strdup ("no card in any reader"); break;
+    case CM_STATE_CARD_READ_FAILED:
+      msg = g_strdup (detail ? detail : "the card could not be read");
+      break;
+    case CM_STATE_PIN_BLOCKED:
+      msg = g_strdup_printf ("the PIN of the card in %s is blocked", reader ? reader : "a reader");
+      break;
+    case CM_STATE_PIN_TRIES_LOW:
+    default:
+      msg = g_strdup_printf ("the card in %s has 1 PIN try left", reader ? reader : "a reader");
+      break;
+    }
+  return cm_problem_new (states[state].code, states[state].severity, msg, states[state].hint);
+}
+
 static CmProblem *problem (GPtrArray *list, const char *code, CmSeverity sev, const char *hint,
                            const char *fmt, ...) G_GNUC_PRINTF (5, 6);
 

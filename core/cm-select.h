@@ -30,6 +30,24 @@ const char *cm_problem_get_hint (const CmProblem *problem);
 GPtrArray *cm_problem_get_certs (const CmProblem *problem); /* char* sha256 */
 const char *cm_severity_to_string (CmSeverity severity);    /* "info", "warning", "error" */
 
+/* Reader and card states (docs/problems.md, "Reader and card states"), found before any
+ * certificate is read: `status`, `doctor` and the Evolution page report them in the same words. */
+typedef enum
+{
+  CM_STATE_PCSCD_NOT_RUNNING, /* @detail: pcsc-lite's reason (nullable) */
+  CM_STATE_NO_READER,
+  CM_STATE_NO_CARD,
+  CM_STATE_CARD_READ_FAILED, /* @detail: why the read failed */
+  CM_STATE_PIN_BLOCKED,      /* @reader: the reader holding the card */
+  CM_STATE_PIN_TRIES_LOW,    /* @reader */
+} CmState;
+
+/* A new problem for @state with its stable code ("pcscd-not-running", "no-reader", "no-card",
+ * "card-read-failed", "pin-blocked", "pin-tries-low"), severity, message and hint. @reader and
+ * @detail (both nullable) go into the message as the comments above say. Caller frees with
+ * cm_problem_free. */
+CmProblem *cm_problem_new_state (CmState state, const char *reader, const char *detail);
+
 /* Pick the login (PIV Auth), signing and encryption certs for @email at @at. @trust may be NULL
  * (no chain check). Never fails: what is wrong is in the problems. Free with cm_picks_free. */
 CmPicks *cm_select_for_email (CmInventory *inv, const char *email, gint64 at, CmTrust *trust);
