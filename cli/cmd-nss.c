@@ -511,6 +511,48 @@ print_chains (CmNssDb *db, const char *bundle, gint64 now)
             "cacmail nss register)\n");
 }
 
+/* Open @loc's database and import @cas into it (the bundle too when @bundle is set). A client
+ * running on the database may hold a read lock on cert9.db for a moment (SQLite then turns
+ * writers away), so a failure to open or write is retried for about 3 s: trust changes are safe
+ * live (docs/nss.md). NULL with @error when it still fails: CM_ERROR_UNSAFE naming the client
+ * when one runs on it (then closing it is the fix), else NSS's own error. Caller frees the
+ * database and unrefs *@items. */
+static CmNssDb *
+trust_into (CmNssdbLocation *loc, GPtrArray *cas, const char *bundle, GPtrArray **items,
+            GError **error)
+{
+  gint64 deadline = g_get_monotonic_time () + 3 * G_USEC_PER_SEC;
+
+  for (;;)
+    {
+      g_autoptr (GError) local = NULL;
+      g_autoptr (CmNssDb) db = cm_nss_db_open_sync (loc->dir, CM_NSS_DB_LOAD_MODULES, NULL, &local);
+      const char *client = cm_nssdb_client_name (loc->client);
+
+      if (db && cm_nssdb_trust_import_sync (db, cas, bundle, items, NULL, &local))
+        return g_steal_pointer (&db);
+      if (!g_error_matches (local, CM_ERROR, CM_ERROR_ENVIRONMENT)
+          && !g_error_matches (local, CM_ERROR, CM_ERROR_FAILED))
+        {
+          g_propagate_error (error, g_steal_pointer (&local));
+          return NULL;
+        }
+      if (g_get_monotonic_time () < deadline)
+        {
+          g_usleep (200 * 1000);
+          continue;
+        }
+      if (loc->pid <= 0)
+        g_propagate_error (error, g_steal_pointer (&local));
+      else
+        g_set_error (error, CM_ERROR, CM_ERROR_UNSAFE,
+                     "NSS cannot write to the database in %s while %s (PID %d) keeps it locked: "
+                     "close %s, then run cacmail nss trust again",
+                     loc->dir, client, loc->pid, client);
+      return NULL;
+    }
+}
+
 static int
 nss_trust (const char *nssdb, CmNssdbClient only, const char *bundle_opt, char **files)
 {
@@ -528,13 +570,12 @@ nss_trust (const char *nssdb, CmNssdbClient only, const char *bundle_opt, char *
   for (guint i = 0; i < targets->len; i++)
     {
       CmNssdbLocation *loc = g_ptr_array_index (targets, i);
-      g_autoptr (CmNssDb) db = cm_nss_db_open_sync (loc->dir, CM_NSS_DB_LOAD_MODULES, NULL, &error);
       g_autoptr (GPtrArray) items = NULL;
+      g_autoptr (CmNssDb) db = trust_into (loc, cas, i == 0 ? bundle : NULL, &items, &error);
       guint added = 0, roots = 0;
       char label[256];
 
-      if (db == NULL
-          || !cm_nssdb_trust_import_sync (db, cas, i == 0 ? bundle : NULL, &items, NULL, &error))
+      if (db == NULL)
         return cli_fail (error);
       for (guint j = 0; j < items->len; j++)
         {

@@ -232,16 +232,16 @@ cm_nss_db_open_sync (const char *dir, CmNssDbFlags flags, GCancellable *cancella
   if (!g_file_test (db->dir, G_FILE_TEST_IS_DIR))
     {
       g_set_error (error, CM_ERROR, CM_ERROR_NOT_FOUND,
-                   "NSS database folder %s does not exist: create it with certutil -N "
-                   "--empty-password -d sql:%s, or name another one",
-                   db->dir, db->dir);
+                   "NSS database folder %s does not exist: name another one, or create it "
+                   "(mkdir -m 700 %s) and set it up with cacmail nss register --nssdb %s",
+                   db->dir, db->dir, db->dir);
       return NULL;
     }
   if (db->read_only && !g_file_test (cert9, G_FILE_TEST_EXISTS))
     {
       g_set_error (error, CM_ERROR, CM_ERROR_NOT_FOUND,
-                   "%s holds no NSS database (no cert9.db): create one with certutil -N "
-                   "--empty-password -d sql:%s, or start the mail client once",
+                   "%s holds no NSS database (no cert9.db): create one with cacmail nss "
+                   "register --nssdb %s, or start the mail client once",
                    db->dir, db->dir);
       return NULL;
     }

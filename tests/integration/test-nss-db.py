@@ -11,6 +11,8 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
+import time
 
 from cmtest import CACMAIL, Tap, make_pki, need, schema_errors, skip, tmpdir
 
@@ -122,8 +124,9 @@ with tmpdir() as tmp:
     t.ok(p.returncode == 4 and one_line(p) and "opensc" in p.stderr.lower(),
          "no card module installed: exit 4, one line with the fix", p.stderr)
     p = cm(env, "nss", "register", "--nssdb", os.path.join(tmp, "nowhere"))
-    t.ok(p.returncode == 3 and one_line(p) and "does not exist" in p.stderr,
-         "missing folder: exit 3, one line", p.stderr)
+    t.ok(p.returncode == 3 and one_line(p) and "does not exist" in p.stderr
+         and "cacmail nss register --nssdb" in p.stderr and "certutil" not in p.stderr,
+         "missing folder: exit 3, one line whose fix is cacmail's own command", p.stderr)
     p = cm(env, "nss", "frobnicate")
     t.eq(p.returncode, 2, "unknown subcommand: usage error")
 
@@ -206,6 +209,41 @@ with tmpdir() as tmp:
     t.ok(p.returncode == 0, "trust is safe while Evolution runs (certs, not modules)", p.stderr)
     evop.kill()
     evop.wait()
+    # an Evolution that holds a read lock on cert9.db (SQLite turns writers away meanwhile):
+    # trust waits for it, and only when it keeps it says to close Evolution (exit 5)
+    holder = os.path.join(tmp, "bin2", "evolution")
+    os.makedirs(os.path.dirname(holder))
+    os.symlink(os.path.realpath(sys.executable), holder)
+    hold = ("import sqlite3, sys, time\n"
+            "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "c.execute('BEGIN'); c.execute('SELECT count(*) FROM nssPublic').fetchall()\n"
+            "print('locked', flush=True); time.sleep(float(sys.argv[2]))\n")
+
+    def evolution_holding(seconds):
+        proc = subprocess.Popen([holder, "-c", hold, os.path.join(evo, "cert9.db"), str(seconds)],
+                                env=env, stdout=subprocess.PIPE, text=True)
+        proc.stdout.readline()
+        return proc
+
+    eca = os.path.join(pki, "ca", "email-ca.crt")
+    evop = evolution_holding(1)
+    started = time.monotonic()
+    p = cm(env, "nss", "trust", "--client", "evolution", eca)
+    waited = time.monotonic() - started
+    evop.wait()
+    lst = subprocess.run(["certutil", "-L", "-d", f"sql:{evo}"], capture_output=True,
+                         text=True).stdout
+    t.ok(p.returncode == 0 and "Test DOD EMAIL CA-62" in lst and waited > 0.5,
+         "trust while Evolution holds a read lock for 1 s: waits, then writes (exit 0)",
+         (waited, p.stdout + p.stderr))
+    evop = evolution_holding(30)
+    p = cm(env, "nss", "trust", "--client", "evolution", os.path.join(pki, "ca", "id-ca.crt"))
+    evop.kill()
+    evop.wait()
+    t.ok(p.returncode == 5 and one_line(p) and f"Evolution (PID {evop.pid})" in p.stderr
+         and "close Evolution, then run cacmail nss trust again" in p.stderr,
+         "trust while Evolution keeps the lock: exit 5, one line naming Evolution and the fix",
+         (p.returncode, p.stdout, p.stderr))
 
     # --- trust anchors ---
     db2 = newdb(os.path.join(tmp, "db2"))
