@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cmd-evolution.c: `cacmail evolution check|fix|undo`: Evolution's S/MIME settings against
- * the picks, fixed through evolution-data-server's registry. */
+ * the picks, fixed through evolution-data-server's registry; `login`: mail accounts set to log
+ * in with the Kerberos ticket where the server offers GSSAPI (cm-evo-login.h). */
 #include "cli.h"
+#include <cm-evo-login.h>
 #include <cm-evo.h>
 #include <cm-nssdb.h>
 #include <stdio.h>
@@ -63,6 +65,42 @@ print_identity (CmEvoIdentity *id)
     }
 }
 
+/* `login`: probe, refuse (exit 5, nothing written) when an incoming server has no GSSAPI,
+ * else write GSSAPI where offered. */
+static int
+do_login (const char *only, gboolean json, GError **error)
+{
+  g_autoptr (CmEvoLogin) login = cm_evo_login_new_sync (only, NULL, error);
+  GPtrArray *servers;
+  gint n;
+
+  if (login == NULL)
+    return -1;
+  cm_evo_login_probe_sync (login, 10000, NULL);
+  if ((n = cm_evo_login_apply_sync (login, NULL, error)) < 0)
+    return -1;
+  if (json)
+    {
+      g_autoptr (JsonNode) doc = cm_evo_login_to_json (login);
+      cli_print_json (doc);
+      return CLI_EXIT_OK;
+    }
+  servers = cm_evo_login_get_servers (login);
+  if (servers->len == 0)
+    printf ("No IMAP, POP3 or SMTP server in Evolution's mail accounts.\n");
+  for (guint i = 0; i < servers->len; i++)
+    {
+      CmEvoLoginServer *s = g_ptr_array_index (servers, i);
+      printf ("%s %s:%u (%s): %s\n", s->probe->kind, s->probe->host, s->probe->port,
+              s->probe->address, s->message);
+    }
+  printf ("Changed %d server%s.\n", n, n == 1 ? "" : "s");
+  if (servers->len)
+    printf ("Evolution logs in with your Kerberos ticket: get one with the card by "
+            "'cacmail login'.\n");
+  return CLI_EXIT_OK;
+}
+
 int
 cmd_evolution (int argc, char **argv)
 {
@@ -79,7 +117,7 @@ cmd_evolution (int argc, char **argv)
     { NULL },
   };
   g_autoptr (GOptionContext) ctx
-    = g_option_context_new ("check|fix|undo - Evolution's S/MIME settings");
+    = g_option_context_new ("check|fix|undo|login - Evolution's S/MIME settings and mail login");
   g_autoptr (GError) error = NULL;
   g_autoptr (CmInventory) inv = cm_inventory_new ();
   g_autoptr (CmNssDb) db = NULL;
@@ -95,11 +133,19 @@ cmd_evolution (int argc, char **argv)
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
     return cli_usage ("%s", error->message);
   if (argc != 2
-      || (strcmp (argv[1], "check") && strcmp (argv[1], "fix") && strcmp (argv[1], "undo")))
-    return cli_usage ("evolution needs one of: check, fix, undo");
+      || (strcmp (argv[1], "check") && strcmp (argv[1], "fix") && strcmp (argv[1], "undo")
+          && strcmp (argv[1], "login")))
+    return cli_usage ("evolution needs one of: check, fix, undo, login");
   verb = argv[1];
   if (at_text && !cm_time_parse (at_text, &at, &error))
     return cli_usage ("--at: %s", error->message);
+  if (strcmp (verb, "login") == 0)
+    {
+      int rc = do_login (only, json, &error);
+      if (rc >= 0)
+        return rc;
+      goto fail;
+    }
 
   if ((reg = cm_evo_registry_new_sync (NULL, &error)) == NULL)
     goto fail;

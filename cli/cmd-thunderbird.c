@@ -122,12 +122,16 @@ login_document (CmTbProfile *profile, GPtrArray *steps)
       json_builder_add_boolean_value (b, p->requires_cert);
       json_builder_set_member_name (b, "offers_external");
       json_builder_add_boolean_value (b, p->offers_external);
+      json_builder_set_member_name (b, "offers_gssapi");
+      json_builder_add_boolean_value (b, p->offers_gssapi);
       cm_json_add_string_or_null (b, "error", p->error);
       cm_json_add_string_or_null (b, "cert", s->cert ? cm_cert_get_sha256 (s->cert) : NULL);
       json_builder_set_member_name (b, "remembered");
       json_builder_add_boolean_value (b, s->remembered);
       json_builder_set_member_name (b, "tls_certificate_auth");
       json_builder_add_boolean_value (b, s->auth_set);
+      json_builder_set_member_name (b, "kerberos_auth");
+      json_builder_add_boolean_value (b, s->kerberos_set);
       cm_json_add_string_or_null (b, "message", s->message);
       json_builder_end_object (b);
     }
@@ -136,8 +140,19 @@ login_document (CmTbProfile *profile, GPtrArray *steps)
   return json_builder_get_root (b);
 }
 
+/* Whether any step lets Thunderbird log in with the Kerberos ticket. */
+static gboolean
+any_kerberos (GPtrArray *steps)
+{
+  for (guint i = 0; i < steps->len; i++)
+    if (((CmTbLoginStep *)g_ptr_array_index (steps, i))->kerberos_set)
+      return TRUE;
+  return FALSE;
+}
+
 static int
-do_login (CmTbProfile *profile, CmInventory *inv, const char *only, gboolean json, gint64 at)
+do_login (CmTbProfile *profile, CmInventory *inv, const char *only, gboolean json, gint64 at,
+          CmTbLoginMode mode)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (GPtrArray) probes = cm_tb_prefs_list_servers (cm_tb_profile_get_prefs (profile), only);
@@ -146,7 +161,7 @@ do_login (CmTbProfile *profile, CmInventory *inv, const char *only, gboolean jso
 
   for (guint i = 0; i < probes->len; i++)
     cm_tb_probe_server_sync (g_ptr_array_index (probes, i), 10000, NULL);
-  steps = cm_tb_login_plan (probes, inv, at);
+  steps = cm_tb_login_plan_mode (probes, inv, at, mode);
   if ((n = cm_tb_profile_login_sync (profile, steps, &error)) < 0)
     return cli_fail (error);
   if (json)
@@ -165,9 +180,12 @@ do_login (CmTbProfile *profile, CmInventory *inv, const char *only, gboolean jso
               s->probe->address, s->message);
     }
   printf ("Changed %d server%s%s\n", n, n == 1 ? "" : "s",
-          n ? " (undo with 'cacmail thunderbird undo'). Thunderbird asks for the card's PIN, and "
-              "for no certificate, when it connects."
-            : ".");
+          n ? " (undo with 'cacmail thunderbird undo')." : ".");
+  if (n && any_kerberos (steps))
+    printf ("Thunderbird logs in with your Kerberos ticket: get one with the card by "
+            "'cacmail login' before you start it.\n");
+  else if (n)
+    printf ("Thunderbird asks for the card's PIN, and for no certificate, when it connects.\n");
   return CLI_EXIT_OK;
 }
 
@@ -185,8 +203,9 @@ fail (GError *error)
 int
 cmd_thunderbird (int argc, char **argv)
 {
-  g_autofree char *profile_dir = NULL, *at_text = NULL, *only = NULL;
+  g_autofree char *profile_dir = NULL, *at_text = NULL, *only = NULL, *method = NULL;
   gboolean json = FALSE, no_card = FALSE;
+  CmTbLoginMode mode = CM_TB_LOGIN_AUTO;
   GOptionEntry entries[] = {
     { "profile", 0, 0, G_OPTION_ARG_FILENAME, &profile_dir,
       "The Thunderbird profile folder (default: the one Thunderbird starts with)", "DIR" },
@@ -195,6 +214,8 @@ cmd_thunderbird (int argc, char **argv)
     { "at", 0, 0, G_OPTION_ARG_STRING, &at_text, "Judge validity at TIME (default now)", "TIME" },
     { "no-card", 0, 0, G_OPTION_ARG_NONE, &no_card,
       "Do not read the card readers (skip the inserted-card check)", NULL },
+    { "method", 0, 0, G_OPTION_ARG_STRING, &method,
+      "login: auto (by what each server offers), certificate or kerberos", "METHOD" },
     { NULL },
   };
   g_autoptr (GOptionContext) ctx
@@ -218,6 +239,17 @@ cmd_thunderbird (int argc, char **argv)
   verb = argv[1];
   if (at_text && !cm_time_parse (at_text, &at, &error))
     return cli_usage ("--at: %s", error->message);
+  if (method && strcmp (method, "auto") != 0)
+    {
+      if (strcmp (verb, "login") != 0)
+        return cli_usage ("--method is for login");
+      if (strcmp (method, "certificate") == 0)
+        mode = CM_TB_LOGIN_CERTIFICATE;
+      else if (strcmp (method, "kerberos") == 0)
+        mode = CM_TB_LOGIN_KERBEROS;
+      else
+        return cli_usage ("--method takes auto, certificate or kerberos, not '%s'", method);
+    }
   if (only && strcmp (verb, "undo") == 0)
     return cli_usage ("undo restores the whole last fix or login; --identity is for the others");
   if ((profile = cm_tb_profile_open (profile_dir, &error)) == NULL)
@@ -236,10 +268,13 @@ cmd_thunderbird (int argc, char **argv)
       printf ("Thunderbird profile %s: %s.\n", cm_tb_profile_get_dir (profile), report);
       return CLI_EXIT_OK;
     }
+  /* Kerberos needs no certificate: a profile Thunderbird never opened has no NSS database */
+  if (strcmp (verb, "login") == 0 && mode == CM_TB_LOGIN_KERBEROS)
+    return do_login (profile, inv, only, json, at, mode);
   if (!cm_tb_profile_add_certs_sync (profile, inv, NULL, &error))
     return fail (error);
   if (strcmp (verb, "login") == 0)
-    return do_login (profile, inv, only, json, at);
+    return do_login (profile, inv, only, json, at, mode);
   if (!no_card)
     inserted = inserted_cards (inv);
   if ((ids = cm_tb_profile_check (profile, inv, inserted, at, only, &error)) == NULL)

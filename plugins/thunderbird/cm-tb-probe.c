@@ -2,7 +2,8 @@
 /* cm-tb-probe.c: does a mail server ask for a client certificate, and does it offer to log in
  * with one? A TLS handshake (STARTTLS or TLS, as the account is set up) that offers no
  * certificate answers the first; the server's capabilities after TLS (IMAP AUTH=EXTERNAL,
- * POP3 SASL EXTERNAL, SMTP AUTH EXTERNAL) the second. Nothing secret is ever sent, so the
+ * POP3 SASL EXTERNAL, SMTP AUTH EXTERNAL) the second, and whether it takes a Kerberos ticket
+ * (GSSAPI) instead. Nothing secret is ever sent, so the
  * server's certificate is not verified here: Thunderbird verifies it when it connects. */
 #include "cm-tb-private.h"
 #include <errno.h>
@@ -278,6 +279,24 @@ offers_external (const char *kind, const char *caps)
   }
 }
 
+/* GSSAPI among the login methods (Kerberos with the user's ticket). */
+static gboolean
+offers_gssapi (const char *kind, const char *caps)
+{
+  g_autofree char *up = g_ascii_strup (caps, -1);
+  g_auto (GStrv) lines = g_strsplit (up, "\n", -1);
+
+  if (strcmp (kind, "imap") == 0)
+    return strstr (up, "AUTH=GSSAPI") != NULL;
+  for (char **l = lines; *l; l++)
+    if ((strcmp (kind, "pop3") == 0
+           ? g_str_has_prefix (*l, "SASL")
+           : g_str_has_prefix (*l, "250-AUTH") || g_str_has_prefix (*l, "250 AUTH"))
+        && strstr (*l, "GSSAPI"))
+      return TRUE;
+  return FALSE;
+}
+
 void
 cm_tb_probe_server_sync (CmTbServerProbe *p, guint timeout_ms, GCancellable *cancellable)
 {
@@ -323,6 +342,7 @@ cm_tb_probe_server_sync (CmTbServerProbe *p, guint timeout_ms, GCancellable *can
       goto out;
     }
   p->offers_external = offers_external (p->kind, caps->str);
+  p->offers_gssapi = offers_gssapi (p->kind, caps->str);
 
 out:
   if (c.ssl)

@@ -195,14 +195,95 @@ plan_one (CmTbServerProbe *p, CmInventory *inv, gint64 at)
   return step;
 }
 
+/* Kerberos only: authMethod 5 where the server offers GSSAPI. */
+static CmTbLoginStep *
+plan_kerberos (CmTbServerProbe *p)
+{
+  CmTbLoginStep *step = g_new0 (CmTbLoginStep, 1);
+  gboolean incoming = strcmp (p->kind, "smtp") != 0;
+
+  step->probe = p;
+  if (p->offers_gssapi)
+    {
+      step->kerberos_set = TRUE;
+      step->message = g_strdup ("offers Kerberos (GSSAPI) login: the authentication method "
+                                "becomes Kerberos / GSSAPI, and Thunderbird logs in with your "
+                                "ticket");
+      return step;
+    }
+  step->refused = incoming;
+  if (p->error)
+    step->message = g_strdup_printf ("not checked: %s; nothing changed for it", p->error);
+  else if (incoming)
+    step->message = g_strdup_printf (
+      "%s:%u does not offer Kerberos (GSSAPI) login, so nothing changed: ask your mail "
+      "administrator to enable it, or use 'cacmail thunderbird login --method certificate'",
+      p->host, p->port);
+  else
+    step->message = g_strdup ("does not offer Kerberos (GSSAPI) login: its authentication "
+                              "method is left as it is");
+  return step;
+}
+
+/* Auto: the certificate path where the server asks for one, Kerberos where it offers it. */
+static CmTbLoginStep *
+plan_auto (CmTbServerProbe *p, CmInventory *inv, gint64 at)
+{
+  CmTbLoginStep *step;
+
+  if (p->error || (!p->asks_cert && !p->offers_gssapi))
+    {
+      step = plan_one (p, inv, at);
+      if (!p->error)
+        {
+          g_free (step->message);
+          step->message = g_strdup ("asks for no client certificate and offers no Kerberos "
+                                    "(GSSAPI) login: nothing to do");
+        }
+      return step;
+    }
+  if (!p->asks_cert)
+    return plan_kerberos (p);
+  step = plan_one (p, inv, at);
+  if (step->remembered && !step->auth_set && p->offers_gssapi)
+    {
+      g_free (step->message);
+      step->kerberos_set = TRUE;
+      step->message = g_strdup ("asks for a client certificate and offers Kerberos (GSSAPI) "
+                                "login: the card's login certificate is remembered for it and "
+                                "the authentication method becomes Kerberos / GSSAPI");
+    }
+  return step;
+}
+
 GPtrArray *
-cm_tb_login_plan (GPtrArray *probes, CmInventory *inv, gint64 at)
+cm_tb_login_plan_mode (GPtrArray *probes, CmInventory *inv, gint64 at, CmTbLoginMode mode)
 {
   GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_tb_login_step_free);
 
   for (guint i = 0; i < probes->len; i++)
-    g_ptr_array_add (out, plan_one (g_ptr_array_index (probes, i), inv, at));
+    {
+      CmTbServerProbe *p = g_ptr_array_index (probes, i);
+      g_ptr_array_add (out, mode == CM_TB_LOGIN_KERBEROS ? plan_kerberos (p)
+                            : mode == CM_TB_LOGIN_AUTO   ? plan_auto (p, inv, at)
+                                                         : plan_one (p, inv, at));
+    }
   return out;
+}
+
+GPtrArray *
+cm_tb_login_plan (GPtrArray *probes, CmInventory *inv, gint64 at)
+{
+  return cm_tb_login_plan_mode (probes, inv, at, CM_TB_LOGIN_CERTIFICATE);
+}
+
+CmTbLoginStep *
+cm_tb_login_refused (GPtrArray *steps)
+{
+  for (guint i = 0; i < steps->len; i++)
+    if (((CmTbLoginStep *)g_ptr_array_index (steps, i))->refused)
+      return g_ptr_array_index (steps, i);
+  return NULL;
 }
 
 gint
@@ -218,6 +299,11 @@ cm_tb_profile_login_sync (CmTbProfile *p, GPtrArray *steps, GError **error)
     = g_ptr_array_new_with_free_func ((GDestroyNotify)cm_tb_pref_change_free);
   gint n = 0;
 
+  if (cm_tb_login_refused (steps))
+    {
+      g_set_error (error, CM_ERROR, CM_ERROR_UNSAFE, "%s", cm_tb_login_refused (steps)->message);
+      return -1;
+    }
   if (!cm_tb_profile_check_closed (p, error) || (ca = cm_tb_client_auth_load (dir, error)) == NULL)
     return -1;
   for (guint i = 0; i < steps->len; i++)
@@ -238,14 +324,15 @@ cm_tb_profile_login_sync (CmTbProfile *p, GPtrArray *steps, GError **error)
               changed = TRUE;
             }
         }
-      if (s->auth_set)
+      if (s->auth_set || s->kerberos_set)
         {
           g_autofree char *name = g_strdup_printf ("%s.authMethod", s->probe->key);
           const CmTbPrefValue *old = cm_tb_prefs_get (prefs, name);
-          CmTbPrefValue seven = { .type = CM_TB_PREF_INT, .integer = 7 };
-          if (!cm_tb_pref_value_equal (old, &seven))
+          /* nsMsgAuthMethod (comm-central MailNewsTypes2.idl): 7 External, 5 GSSAPI */
+          CmTbPrefValue method = { .type = CM_TB_PREF_INT, .integer = s->auth_set ? 7 : 5 };
+          if (!cm_tb_pref_value_equal (old, &method))
             {
-              g_ptr_array_add (changes, cm_tb_pref_change_new (name, old, &seven));
+              g_ptr_array_add (changes, cm_tb_pref_change_new (name, old, &method));
               changed = TRUE;
             }
         }

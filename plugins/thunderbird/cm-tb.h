@@ -261,6 +261,7 @@ typedef struct
   gboolean asks_cert;       /* the server sent a CertificateRequest */
   gboolean requires_cert;   /* ... and ended the connection when none came */
   gboolean offers_external; /* IMAP AUTH=EXTERNAL / SMTP AUTH EXTERNAL (or SMTP without AUTH) */
+  gboolean offers_gssapi;   /* IMAP AUTH=GSSAPI / POP3 SASL GSSAPI / SMTP AUTH GSSAPI */
   char *error;              /* the probe failed: why (one line), else NULL */
 } CmTbServerProbe;
 
@@ -284,8 +285,18 @@ typedef struct
   CmCert *cert;           /* the PIV Auth cert remembered for it, or NULL; borrowed */
   gboolean remembered;    /* ClientAuthRememberList gets host -> cert */
   gboolean auth_set;      /* authMethod becomes 7 (TLS certificate) */
+  gboolean kerberos_set;  /* authMethod becomes 5 (Kerberos / GSSAPI) */
+  gboolean refused;       /* CM_TB_LOGIN_KERBEROS and an incoming server without GSSAPI */
   char *message;          /* one sentence for people */
 } CmTbLoginStep;
+
+/* How `login` lets Thunderbird log in. */
+typedef enum
+{
+  CM_TB_LOGIN_AUTO,        /* by what each server offers: certificate first, then Kerberos */
+  CM_TB_LOGIN_CERTIFICATE, /* the card's PIV Authentication certificate only (TLS) */
+  CM_TB_LOGIN_KERBEROS,    /* the user's Kerberos ticket (GSSAPI, nsMsgAuthMethod 5) only */
+} CmTbLoginMode;
 
 void cm_tb_login_step_free (CmTbLoginStep *step);
 
@@ -294,6 +305,17 @@ void cm_tb_login_step_free (CmTbLoginStep *step);
  * sees (@inv), for each server that asks for a client certificate; authMethod 7 where the
  * server also offers EXTERNAL. Caller unrefs (CmTbLoginStep*). */
 GPtrArray *cm_tb_login_plan (GPtrArray *probes, CmInventory *inv, gint64 at);
+
+/* As cm_tb_login_plan, by @mode: CM_TB_LOGIN_CERTIFICATE is cm_tb_login_plan; KERBEROS sets
+ * authMethod 5 where the server offers GSSAPI and marks an incoming (IMAP, POP3) server that
+ * does not as refused (then nothing may be written: cm_tb_login_refused); AUTO remembers the
+ * certificate where a server asks for one (authMethod 7 with EXTERNAL, else 5 with GSSAPI) and
+ * sets 5 where a server asks for none but offers GSSAPI. @inv may be NULL for KERBEROS. Caller
+ * unrefs (CmTbLoginStep*). */
+GPtrArray *cm_tb_login_plan_mode (GPtrArray *probes, CmInventory *inv, gint64 at,
+                                  CmTbLoginMode mode);
+/* The first refused step of @steps, or NULL; borrowed. */
+CmTbLoginStep *cm_tb_login_refused (GPtrArray *steps);
 
 /* Apply @steps: back up prefs.js and ClientAuthRememberList.bin as one entry, then write both.
  * Refused while Thunderbird runs. Returns the number of servers changed, or -1. */
