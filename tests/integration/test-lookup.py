@@ -31,28 +31,50 @@ CERT_KEYS = {"sha256", "role", "chain", "valid_now", "address_match", "imported"
 PROBLEM_KEYS = {"code", "severity", "message", "hint", "certs"}
 
 
+WITH_AD = os.path.join(SOURCE, "tests", "harness", "with-samba-ad")
+
+
+def phase(cmd, env, t, what):
+    """Run one inner phase; its TAP test points join ours (renumbered). Returns its exit code."""
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    for line in p.stdout.splitlines():
+        m = re.match(r"^(not ok|ok) \d+ - (.*)$", line)
+        if m:
+            t.ok(m.group(1) == "ok", m.group(2))
+        elif line.startswith("#"):
+            print(line)
+    if p.returncode not in (0, 1, 77):
+        t.ok(False, f"{what}: the phase ran to its end", f"exit {p.returncode}")
+    return p.returncode
+
+
 def reexec():
-    """Outside: a PKI, then this script --inside PKI under with-slapd (no card needed)."""
-    if len(sys.argv) > 2 and sys.argv[1] == "--inside":
-        return sys.argv[2]
+    """Outside: a PKI, then this script --inside PKI under with-slapd (no card needed), then
+    --inside-ad PKI under with-samba-ad; their test points are printed as one TAP stream."""
+    if len(sys.argv) > 2 and sys.argv[1] in ("--inside", "--inside-ad"):
+        return sys.argv[1], sys.argv[2]
     for tool in ("slapd", "ldapmodify", "certutil", "openssl"):
         if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
             skip(f"{tool} is not installed (scripts/test installs it)")
+    t = Tap()
     with tempfile.TemporaryDirectory(prefix="cacmail-lookup-") as tmp:
         pki, _ = make_pki(tmp)
-        rc = subprocess.run([L.WITH_SLAPD, "--pki", pki, "--", sys.executable,
-                             os.path.abspath(__file__), "--inside", pki],
-                            env=dict(os.environ, TMPDIR=tmp)).returncode
+        env = dict(os.environ, TMPDIR=tmp)
+        me = [sys.executable, os.path.abspath(__file__)]
+        rc = phase([L.WITH_SLAPD, "--pki", pki, "--", *me, "--inside", pki], env, t, "slapd")
         if rc == 77:
             skip("with-slapd cannot run here (slapd missing)")
-        sys.exit(rc)
+        rc = phase([WITH_AD, "--pki", pki, "--", *me, "--inside-ad", pki], env, t, "AD")
+        if rc == 77:
+            t.ok(os.environ.get("CI") != "true", "with-samba-ad runs (CI installs Samba)")
+            print("# SKIP the Active Directory part: with-samba-ad cannot run here")
+    t.done()
 
 
-pki = reexec()
+where, pki = reexec()
 t = Tap()
 tmp = tempfile.mkdtemp(prefix="lookup-")
 E = os.environ.get
-users = L.users()
 enc = L.card_cert(pki, "contractor", "5 - Key_Mgmt.crt")
 sign = L.card_cert(pki, "contractor", "4 - Dig_Sig.crt")
 old_enc = L.der(os.path.join(pki, "previous", "contractor-encryption-old.crt"))
@@ -74,14 +96,6 @@ def self_signed(email):
                     "-addext", "extendedKeyUsage=emailProtection"],
                    check=True, capture_output=True)
     return L.der(os.path.join(d, "c.pem"))
-
-
-# the colleague (contractor) published encryption, signing and an expired encryption cert; the
-# reservist's entry holds the contractor's cert (another address); someone's a self-signed one
-L.set_entry(users["contractor"]["dn"], [enc, sign, old_enc])
-L.set_entry(users["reservist"]["dn"], [enc])
-untrusted = self_signed(JANE)
-L.set_entry(users["someone"]["dn"], [untrusted])
 
 
 def nssdb(name, trust_root=True):
@@ -121,6 +135,76 @@ def certs_in(db):
 def certutil_has(db, der):
     return der in certs_in(db)
 
+
+def ad_phase():
+    """Active Directory (Samba AD DC): a colleague's certs published (userCertificate, no
+    ;binary), looked up by a second user with a simple bind (UPN over LDAPS, NetBIOS name over
+    StartTLS), referrals from the domain root ignored; anonymous refused; what Thunderbird's own
+    query (usercertificate;binary) finds there."""
+    users = {u["uid"]: u for u in json.load(open(E("CACMAIL_AD_USERS")))}
+    aenv = dict(os.environ, LDAPTLS_CACERT=E("CACMAIL_AD_CA"))
+    ldif = f"dn: {users['contractor']['dn']}\nchangetype: modify\nreplace: userCertificate\n"
+    ldif += "".join(f"userCertificate:: {L.b64(c)}\n" for c in (enc, sign, old_enc))
+    p = subprocess.run(["ldapmodify", "-x", "-H", E("CACMAIL_AD_LDAPS_URI"), "-D",
+                        E("CACMAIL_AD_ADMIN"), "-y", E("CACMAIL_AD_ADMIN_PASSWORD_FILE")],
+                       input=ldif, capture_output=True, text=True, env=aenv)
+    t.eq(p.returncode, 0, "AD: the colleague's certificates published (userCertificate)")
+    someone = users["someone"]
+    db = nssdb("ad-db")
+    env = dict(os.environ, XDG_CONFIG_HOME=os.path.join(tmp, "config"), HOME=tmp,
+               LSAN_OPTIONS=L.LSAN)
+
+    def ad_lookup(uri, *args):
+        return subprocess.run([CACMAIL, "lookup", "--uri", uri, "--base", E("CACMAIL_AD_BASE"),
+                               "--ca-file", E("CACMAIL_AD_CA"), "--nssdb", db, *args],
+                              capture_output=True, text=True, env=env)
+
+    p = ad_lookup(E("CACMAIL_AD_LDAPS_URI"), "--bind-dn", someone["upn"], "--password-file",
+                  someone["password_file"], "--json", L.CTR)
+    doc = json.loads(p.stdout) if p.stdout.startswith("{") else {"lookups": [{"certs": []}]}
+    certs = {c["sha256"]: c for c in doc["lookups"][0]["certs"]}
+    t.ok(p.returncode == 0 and list(certs) == [sha(enc), sha(sign), sha(old_enc)],
+         "AD: a second user (UPN, LDAPS) finds the three certificates; the referrals from the "
+         "domain root are ignored", p.stdout + p.stderr)
+    t.ok(certs.get(sha(enc), {}).get("imported") and not certs.get(sha(sign), {}).get("imported")
+         and not certs.get(sha(old_enc), {}).get("imported"),
+         "AD: only the current encryption cert is imported", certs)
+    v = subprocess.run(["certutil", "-V", "-d", f"sql:{db}", "-n", "DOE.JOHN.QUINCY.1234567890",
+                        "-u", "R"], capture_output=True, text=True)
+    t.ok(certutil_has(db, enc) and v.returncode == 0,
+         "AD: certutil shows it and accepts it for an email recipient", v.stdout + v.stderr)
+    p = ad_lookup(E("CACMAIL_AD_URI"), "--bind-dn", someone["netbios"], "--password-file",
+                  someone["password_file"], L.CTR, "nobody@mail.mil")
+    t.ok(p.returncode == 3 and "imported email-encryption" in p.stdout
+         and "nobody@mail.mil: not found" in p.stdout,
+         "AD over StartTLS, bound as DOMAIN\\user: found, and an unknown address: exit 3",
+         p.stdout + p.stderr)
+    p = ad_lookup(E("CACMAIL_AD_URI"), L.CTR)
+    L.one_line_error(t, p, 1, "needs a bind", "AD: an anonymous lookup (AD refuses it)")
+    # Thunderbird asks for exactly this attribute and reads back only this name
+    p = subprocess.run(["ldapsearch", "-LLL", "-o", "ldif-wrap=no", "-x", "-H",
+                        E("CACMAIL_AD_LDAPS_URI"), "-D", someone["upn"], "-y",
+                        someone["password_file"], "-b", E("CACMAIL_AD_BASE"),
+                        f"(mail={L.CTR})", "usercertificate;binary"],
+                       capture_output=True, text=True, env=aenv)
+    t.ok(p.returncode == 0 and "CN=contractor" in p.stdout
+         and "usercertificate" not in p.stdout.lower(),
+         "AD (Samba 4.17): Thunderbird's query for usercertificate;binary returns the entry "
+         "without certificates: Thunderbird finds nothing there itself (docs/ldap.md)",
+         p.stdout + p.stderr)
+
+
+if where == "--inside-ad":
+    ad_phase()
+    t.done()
+users = L.users()
+
+# the colleague (contractor) published encryption, signing and an expired encryption cert; the
+# reservist's entry holds the contractor's cert (another address); someone's a self-signed one
+L.set_entry(users["contractor"]["dn"], [enc, sign, old_enc])
+L.set_entry(users["reservist"]["dn"], [enc])
+untrusted = self_signed(JANE)
+L.set_entry(users["someone"]["dn"], [untrusted])
 
 # ---- a colleague found and imported --------------------------------------------------------
 db = nssdb("db1")
