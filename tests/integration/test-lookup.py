@@ -61,7 +61,8 @@ def reexec():
         pki, _ = make_pki(tmp)
         env = dict(os.environ, TMPDIR=tmp)
         me = [sys.executable, os.path.abspath(__file__)]
-        rc = phase([L.WITH_SLAPD, "--pki", pki, "--", *me, "--inside", pki], env, t, "slapd")
+        rc = phase([L.WITH_SLAPD, "--pki", pki, "--kerberos", "--", *me, "--inside", pki], env, t,
+                   "slapd")
         if rc == 77:
             skip("with-slapd cannot run here (slapd missing)")
         rc = phase([WITH_AD, "--pki", pki, "--", *me, "--inside-ad", pki], env, t, "AD")
@@ -300,6 +301,16 @@ t.ok(p.returncode == 3 and [x["address"] for x in doc["lookups"]] == [L.CTR, "no
 p = lookup("--nssdb", nssdb("db4"), "--json", L.CTR, bind=False)
 t.ok(p.returncode == 0 and json.loads(p.stdout)["lookups"][0]["certs"][0]["imported"],
      "an anonymous lookup (a read-only directory such as DoD 411) imports too", p.stderr)
+
+# ---- GSSAPI with the second user's Kerberos ticket (no password given to cacmail) --------------
+k = subprocess.run(["kinit", f"someone@{E('CACMAIL_KRB5_REALM')}"],
+                   stdin=open(users["someone"]["krb5_password_file"]), capture_output=True,
+                   text=True)
+p = lookup("--nssdb", nssdb("db-gssapi"), "--bind", "gssapi", "--json", L.CTR, bind=False)
+t.ok(k.returncode == 0 and p.returncode == 0
+     and json.loads(p.stdout)["lookups"][0]["certs"][0]["imported"],
+     "a GSSAPI lookup with a Kerberos ticket (StartTLS, no password) imports too",
+     k.stderr + p.stdout + p.stderr)
 
 # ---- the server: TLS verified, wrong password, deadline ------------------------------------
 p = subprocess.run([CACMAIL, "lookup", "--uri", E("CACMAIL_LDAP_URI"), "--base",
