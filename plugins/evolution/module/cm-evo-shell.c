@@ -3,6 +3,7 @@
  * "Smart Card" page to the Preferences window (the page is built, and reads anything, only
  * when the user opens it) and owns the card watcher, started a few seconds after start-up so
  * that nothing of ours runs while Evolution comes up. */
+#include "cm-evo-login-action.h"
 #include "cm-evo-module.h"
 
 /* After the first window is up; the watcher itself only waits on pcscd. */
@@ -98,4 +99,5 @@ void
 cm_evo_shell_extension_type_register (GTypeModule *module)
 {
   cm_evo_shell_extension_register_type (module);
+  cm_evo_login_action_type_register (module); /* the mail window's Log In with Smart Card */
 }
