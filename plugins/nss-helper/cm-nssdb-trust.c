@@ -5,8 +5,14 @@
 #include "cm-nssdb-private.h"
 #include <certdb.h>
 #include <errno.h>
+#include <keyhi.h>
 #include <pk11pub.h>
+#include <pkcs11n.h>
 #include <glib/gstdio.h>
+
+/* NSS exports its decoder only under this name (cert.h's CERT_DecodeDERCertificate is not
+ * exported). The certificate is not looked up in any token. */
+extern CERTCertificate *__CERT_DecodeDERCertificate (SECItem *der, PRBool copy, char *nickname);
 
 void
 cm_nssdb_trust_item_free (CmNssdbTrustItem *item)
@@ -255,6 +261,93 @@ write_bundle (const char *path, GPtrArray *ders, GError **error)
   return TRUE;
 }
 
+/* The CKA_ID NSS gives a certificate object: SHA-1 of its public key's value (RSA modulus, DSA
+ * or DH public value, EC point), as PK11_ImportCert computes it. NULL for a key NSS cannot read
+ * or hashes otherwise. */
+static SECItem *
+cert_object_id (CERTCertificate *cert)
+{
+  SECKEYPublicKey *pub = CERT_ExtractPublicKey (cert);
+  SECItem *value = NULL, *id = NULL;
+
+  if (pub == NULL)
+    return NULL;
+  switch (pub->keyType)
+    {
+    case rsaKey: value = &pub->u.rsa.modulus; break;
+    case dsaKey: value = &pub->u.dsa.publicValue; break;
+    case dhKey: value = &pub->u.dh.publicValue; break;
+    case ecKey: value = &pub->u.ec.publicValue; break;
+    default: break;
+    }
+  if (value && value->len)
+    id = PK11_MakeIDFromPubKey (value);
+  SECKEY_DestroyPublicKey (pub);
+  return id;
+}
+
+/* The DER INTEGER of @serial's contents (as NSS stores CKA_SERIAL_NUMBER) into @buf. */
+static gsize
+der_serial (const SECItem *serial, guint8 *buf, gsize size)
+{
+  gsize n = 0;
+
+  if (serial->len + 4 > size)
+    return 0;
+  buf[n++] = 0x02;
+  if (serial->len >= 0x100)
+    buf[n++] = 0x82, buf[n++] = (guint8)(serial->len >> 8);
+  else if (serial->len >= 0x80)
+    buf[n++] = 0x81;
+  buf[n++] = (guint8)serial->len;
+  memcpy (buf + n, serial->data, serial->len);
+  return n + serial->len;
+}
+
+/* Store @der as the certificate object PK11_ImportCert writes (same attributes, same CKA_ID),
+ * in one C_CreateObject: PK11_ImportCert first makes an NSS certificate of it, which looks the
+ * certificate and its trust up by issuer and serial in every token a dozen times, each a scan of
+ * every certificate of that issuer (a DoD bundle: thousands). FALSE with NSS's error set;
+ * @fallback TRUE when NSS's own path must be taken (a key type this does not hash). */
+static gboolean
+create_cert_object (PK11SlotInfo *slot, SECItem *der, const char *nick, gboolean *fallback)
+{
+  CERTCertificate *cert = __CERT_DecodeDERCertificate (der, PR_FALSE, NULL);
+  SECItem *id = cert ? cert_object_id (cert) : NULL;
+  CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+  CK_CERTIFICATE_TYPE type = CKC_X_509;
+  CK_BBOOL yes = CK_TRUE;
+  guint8 serial[260];
+  gsize serial_len = cert ? der_serial (&cert->serialNumber, serial, sizeof serial) : 0;
+  PK11GenericObject *obj = NULL;
+  CK_ATTRIBUTE t[10];
+  int n = 0;
+
+  *fallback = id == NULL || serial_len == 0;
+  if (!*fallback)
+    {
+      t[n++] = (CK_ATTRIBUTE){ CKA_TOKEN, &yes, sizeof yes };
+      t[n++] = (CK_ATTRIBUTE){ CKA_CLASS, &cls, sizeof cls };
+      t[n++] = (CK_ATTRIBUTE){ CKA_CERTIFICATE_TYPE, &type, sizeof type };
+      t[n++] = (CK_ATTRIBUTE){ CKA_ID, id->data, id->len };
+      t[n++] = (CK_ATTRIBUTE){ CKA_LABEL, (char *)nick, strlen (nick) };
+      t[n++] = (CK_ATTRIBUTE){ CKA_VALUE, der->data, der->len };
+      t[n++] = (CK_ATTRIBUTE){ CKA_ISSUER, cert->derIssuer.data, cert->derIssuer.len };
+      t[n++] = (CK_ATTRIBUTE){ CKA_SUBJECT, cert->derSubject.data, cert->derSubject.len };
+      t[n++] = (CK_ATTRIBUTE){ CKA_SERIAL_NUMBER, serial, serial_len };
+      if (PK11_IsInternal (slot) && cert->emailAddr && cert->emailAddr[0])
+        t[n++] = (CK_ATTRIBUTE){ CKA_NSS_EMAIL, cert->emailAddr, strlen (cert->emailAddr) };
+      obj = PK11_CreateGenericObject (slot, t, n, PR_TRUE);
+    }
+  if (obj)
+    PK11_DestroyGenericObject (obj); /* the wrapper only: the token object stays */
+  if (id)
+    SECITEM_FreeItem (id, PR_TRUE);
+  if (cert)
+    CERT_DestroyCertificate (cert);
+  return obj != NULL;
+}
+
 /* Store one CA cert (unless there), trust it C,C, if it is a root; its item goes to @out. */
 static gboolean
 import_one (CmNssDb *db, Held *held, GBytes *der, CERTCertTrust *ca_trust, GPtrArray *out,
@@ -280,8 +373,11 @@ import_one (CmNssDb *db, Held *held, GBytes *der, CERTCertTrust *ca_trust, GPtrA
       const char *cn = cm_cert_get_subject_cn (c);
       g_autofree char *nick = unique_nickname (held, c, cn ? cn : item->subject);
 
-      /* from the DER: a temporary NSS cert would first be looked up in every token */
-      if (PK11_ImportDERCert (slot, &it, CK_INVALID_HANDLE, nick, PR_FALSE) != SECSuccess)
+      gboolean fallback = FALSE;
+
+      if (!create_cert_object (slot, &it, nick, &fallback)
+          && (!fallback
+              || PK11_ImportDERCert (slot, &it, CK_INVALID_HANDLE, nick, PR_FALSE) != SECSuccess))
         {
           g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
                        "NSS could not store %s in %s (%s): check that cert9.db is writable",
