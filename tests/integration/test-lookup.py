@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 spec = importlib.util.spec_from_file_location(
     "ldaplib", os.path.join(os.path.dirname(os.path.abspath(__file__)), "test-ldap-lib.py"))
@@ -321,6 +322,13 @@ L.one_line_error(t, p, 4, "could not be verified", "server cert not verifiable (
 bad_pw = L.write_secret(os.path.join(tmp, "bad.pw"), "wrong\n")
 p = lookup("--nssdb", db, "--bind-dn", users["someone"]["dn"], "--password-file", bad_pw, L.CTR)
 L.one_line_error(t, p, 1, "refused the password", "wrong password")
+
+stalled = L.Stalled()
+start = time.monotonic()
+p = lookup("--nssdb", db, "--uri", stalled.uri(), "--timeout", "1", L.CTR)
+took = time.monotonic() - start
+L.one_line_error(t, p, 4, "timed out", "a server that never answers (--timeout 1)")
+t.ok(took < 5, f"... given up after its deadline ({took:.1f} s)")
 
 # ---- --client: the mail clients' own databases ---------------------------------------------
 home = os.path.join(tmp, "home")
