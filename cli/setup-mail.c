@@ -111,6 +111,8 @@ smime_one (Setup *s, CmNssdbLocation *loc, const char *const *check, const char 
   int stale, rc;
 
   setup_client_label (loc, label, sizeof label);
+  printf ("  %s: checking the identities against the card ...\n", label);
+  fflush (stdout);
   if ((stale = count_stale (check, &why)) < 0)
     return setup_not_done (s, CLI_EXIT_ENVIRONMENT, "%s: %s", label, why), FALSE;
   if (stale == 0)
@@ -122,9 +124,8 @@ smime_one (Setup *s, CmNssdbLocation *loc, const char *const *check, const char 
           stale, stale == 1 ? "y" : "ies", fix[0]);
   if (loc->pid > 0)
     return setup_not_done (s, CLI_EXIT_REFUSED,
-                           "%s is running (%s): close it, then run cacmail "
-                           "setup again",
-                           label, loc->state),
+                           "%s is running (PID %d): close it, then run cacmail setup again", label,
+                           loc->pid),
            FALSE;
   question = g_strdup_printf ("Fix the S/MIME settings for %s?", label);
   if (!setup_confirm (s, question))

@@ -102,7 +102,8 @@ bundle_blobs (GBytes *data, const char *name, GError **error)
                        name);
           return NULL;
         }
-      pem = cm_pem_decode_certs (p, len, &local);
+      if (memmem (p, len, "CERTIFICATE-----", 16))
+        pem = cm_pem_decode_certs (p, len, &local);
       if (local)
         {
           g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT, "%s: %s: download the bundle again",

@@ -271,4 +271,37 @@ t.eq(steps_said(p.stdout), ["already done"] * 5 + ["offered"],
 t.ok(p.returncode == 0, "rerun: exit 0", p.stdout + p.stderr)
 t.eq(snapshot(), after2, "rerun: nothing changed")
 t.ok("will " not in p.stdout, "rerun: no step plans a change", p.stdout)
+
+# ---- the bundle as PEM PKCS7: read the same way ----------------------------------------------
+pem_p7 = os.path.join(TMP, "bundle.p7b.pem")
+subprocess.run(["openssl", "pkcs7", "-inform", "der", "-in", BUNDLE, "-out", pem_p7], check=True)
+p = setup("--bundle", pem_p7, "--root-sha256", B["root_sha256"].upper(), "--yes")
+t.ok(p.returncode == 0 and steps_said(p.stdout)[2] == "already done"
+     and "skipped      Test DoD Root CA 3: cross-certificate" in p.stdout,
+     "a PEM PKCS7 bundle (upper-case fingerprint): the same analysis, chain already installed",
+     p.stdout + p.stderr)
+
+# ---- a client that runs: its module change is refused, nothing written ----------------------
+p = subprocess.run([CACMAIL, "nss", "unregister", "--nssdb", EVO], capture_output=True, text=True)
+t.ok(p.returncode == 0 and modules(EVO) == [], "(the card module removed from Evolution's "
+     "database again)", p.stdout + p.stderr)
+fake = os.path.join(TMP, "evolution")
+with open("/bin/sleep", "rb") as src, open(fake, "wb") as dst:
+    dst.write(src.read())
+os.chmod(fake, 0o755)
+proc = subprocess.Popen([fake, "60"])
+try:
+    pkcs11 = open(os.path.join(EVO, "pkcs11.txt"), "rb").read()
+    p = setup(*ALL, "--ca-file", os.environ["CACMAIL_LDAP_CA"])
+    said = steps_said(p.stdout)
+    t.ok(said[1] == "NOT DONE" and p.returncode == 5 and "Evolution" in p.stdout
+         and "close" in p.stdout, "Evolution running: the module step is refused (exit 5), "
+         "saying to close it", p.stdout + p.stderr)
+    t.eq(open(os.path.join(EVO, "pkcs11.txt"), "rb").read(), pkcs11,
+         "... Evolution's module list is unchanged")
+    t.eq(said[2:4], ["already done"] * 2, "... the chain and directory steps still report "
+         "their state")
+finally:
+    proc.kill()
+    proc.wait()
 t.done()
