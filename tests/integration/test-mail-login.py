@@ -38,6 +38,36 @@ if "--inside" not in sys.argv and "--evolution" not in sys.argv:
                        env=dict(E, CACMAIL_BUILD_ROOT=BUILD), timeout=120)
     sys.exit(p.returncode)
 
+# Camel (Evolution's mail library, through GObject introspection) logs in to the account's
+# server with the settings the registry has for it (argv: source UID, a folder for Camel)
+CAMEL_LOGIN = r'''
+import sys, gi
+gi.require_version("Camel", "1.2")
+gi.require_version("EDataServer", "1.2")
+from gi.repository import Camel, EDataServer
+uid, d = sys.argv[1], sys.argv[2]
+class S(Camel.Session):
+    def do_trust_prompt(self, service, cert, errors):
+        return Camel.CertTrust.TEMPORARY
+    def do_authenticate_sync(self, service, mechanism, cancellable):
+        return service.authenticate_sync(mechanism, cancellable) == Camel.AuthenticationResult.ACCEPTED
+Camel.provider_init()
+db = Camel.CertDB.new()
+db.set_filename(d + "/camel-cert.db")
+Camel.CertDB.set_default(db)
+src = EDataServer.SourceRegistry.new_sync(None).ref_source(uid)
+auth = src.get_extension(EDataServer.SOURCE_EXTENSION_AUTHENTICATION)
+sec = src.get_extension(EDataServer.SOURCE_EXTENSION_SECURITY).get_method()
+s = S(user_data_dir=d, user_cache_dir=d, online=True)
+store = s.add_service(uid, "imapx", Camel.ProviderType.STORE)
+st = store.ref_settings()
+st.set_property("host", auth.get_host()); st.set_property("port", auth.get_port())
+st.set_property("user", auth.get_user()); st.set_property("auth-mechanism", auth.get_method())
+st.set_property("security-method", {"starttls-on-standard-port": Camel.NetworkSecurityMethod.STARTTLS_ON_STANDARD_PORT, "ssl-on-alternate-port": Camel.NetworkSecurityMethod.SSL_ON_ALTERNATE_PORT}.get(sec, Camel.NetworkSecurityMethod.NONE))
+store.set_online_sync(True, None)
+store.connect_sync(None)
+print("mechanism", auth.get_method(), "connected", store.get_connection_status() == Camel.ServiceConnectionStatus.CONNECTED)
+'''
 USER = "contractor"
 ADDR = "john.q.doe.ctr@mail.mil"
 HOST = E.get("CACMAIL_IMAP_HOST")
@@ -98,6 +128,16 @@ if "--evolution" in sys.argv:
     p = evo("--identity", "id-gss", "login")
     t.ok(p.returncode == 0 and "Changed 0 servers" in p.stdout,
          "a second login changes nothing (already GSSAPI)", p.stdout + p.stderr)
+
+    logins = len(gss_logins())
+    with tempfile.TemporaryDirectory(prefix="camel-") as cdir:
+        p = subprocess.run(["/usr/bin/python3", "-c", CAMEL_LOGIN, "acct-gss", cdir],
+                           capture_output=True, text=True, timeout=60,
+                           env=dict(E, KRB5CCNAME=ccache))
+    t.ok(p.returncode == 0 and "mechanism GSSAPI connected True" in p.stdout
+         and len(gss_logins()) == logins + 1,
+         "Camel logs in to Dovecot with the account's settings from the registry "
+         "(auth-mechanism GSSAPI; Dovecot: method=GSSAPI)", p.stdout + p.stderr)
 
     sys.exit(t.done())
 
