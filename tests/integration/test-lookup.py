@@ -249,6 +249,24 @@ t.ok(v.returncode == 0 and "valid" in v.stdout,
      "NSS accepts it for an email recipient (certutil -V -u R), as the mail clients will",
      v.stdout + v.stderr)
 
+# what the mail clients do with it: NSS finds the recipient's cert by address and encrypts to
+# it (cmsutil -E -r ADDR, as Evolution's and Thunderbird's S/MIME code look recipients up); the
+# colleague's key (its PKCS#12, in a database of its own) decrypts
+msg = os.path.join(tmp, "msg.txt")
+with open(msg, "w") as f:
+    f.write("for your eyes only\n")
+env_out = os.path.join(tmp, "msg.p7m")
+cu = subprocess.run(["cmsutil", "-E", "-r", L.CTR, "-d", f"sql:{db}", "-i", msg, "-o", env_out],
+                    capture_output=True, text=True)
+t.ok(cu.returncode == 0, "NSS encrypts to the address with the imported cert (cmsutil -E -r ADDR)",
+     cu.stdout + cu.stderr)
+keydb = L.make_nssdb(tmp, pki, name="colleague", opensc=False,
+                     p12s=[os.path.join(pki, "cards", "contractor", "5 - Key_Mgmt.p12")])
+cu = subprocess.run(["cmsutil", "-D", "-d", f"sql:{keydb}", "-i", env_out],
+                    capture_output=True, text=True)
+t.ok(cu.returncode == 0 and cu.stdout == "for your eyes only\n",
+     "the colleague's encryption key decrypts it", cu.stdout + cu.stderr)
+
 # again: already there, nothing added twice
 n_before = len(certutil_list(db).splitlines())
 p = lookup("--nssdb", db, "--json", L.CTR)
