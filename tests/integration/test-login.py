@@ -57,6 +57,98 @@ def make_expired_card(pki, tmp):
     return dst
 
 
+def inside_ad(pki):
+    """Inside with-samba-ad (and the outer with-pcscd): turn on the Samba KDC's PKINIT (a KDC
+    cert from a CA of this run, the cards' root as anchor, the ID CA as pool), make the card's
+    UPN the contractor's userPrincipalName (as AD has it), log in with the card, get a service
+    ticket with the TGT. Prints one JSON object of results (the outer test reports them)."""
+    E = os.environ
+    d = os.path.join(E["CACMAIL_AD_DIR"], "pkinit")
+    os.makedirs(d)
+    realm = E["CACMAIL_AD_REALM"]
+    ossl = ["openssl"]
+    subprocess.run(ossl + ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                           "-nodes", "-days", "2", "-subj", "/CN=test KDC CA", "-keyout",
+                           "ca.key", "-out", "ca.crt", "-addext",
+                           "basicConstraints=critical,CA:true"], cwd=d, check=True,
+                   capture_output=True)
+    with open(os.path.join(d, "kdc.ext"), "w") as f:
+        f.write(f"""basicConstraints=CA:FALSE
+keyUsage=digitalSignature,keyAgreement
+extendedKeyUsage=1.3.6.1.5.2.3.5
+subjectAltName=otherName:1.3.6.1.5.2.2;SEQUENCE:kdc_princ
+[kdc_princ]
+realm=EXP:0,GeneralString:{realm}
+principal_name=EXP:1,SEQUENCE:kdc_pname
+[kdc_pname]
+name_type=EXP:0,INTEGER:2
+name_string=EXP:1,SEQUENCE:kdc_names
+[kdc_names]
+1=GeneralString:krbtgt
+2=GeneralString:{realm}
+""")
+    subprocess.run(ossl + ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=dc1 KDC",
+                           "-keyout", "kdc.key", "-out", "kdc.csr"], cwd=d, check=True,
+                   capture_output=True)
+    subprocess.run(ossl + ["x509", "-req", "-in", "kdc.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                           "-CAcreateserial", "-days", "2", "-extfile", "kdc.ext", "-out",
+                           "kdc.crt"], cwd=d, check=True, capture_output=True)
+    ca = os.path.join(pki, "ca")
+    with open(E["KRB5_CONFIG"], "r+") as f:  # bind-mounted over /etc/krb5.conf: same inode
+        text = f.read().replace("[libdefaults]\n", f"""[libdefaults]
+ pkinit_anchors = FILE:{d}/ca.crt
+ pkinit_anchors = FILE:{ca}/root.crt
+ pkinit_pool = FILE:{ca}/id-ca.crt
+""", 1) + f"""[kdc]
+ enable-pkinit = yes
+ pkinit_identity = FILE:{d}/kdc.crt,{d}/kdc.key
+ pkinit_anchors = FILE:{ca}/root.crt
+ pkinit_pool = FILE:{ca}/id-ca.crt
+"""
+        f.seek(0)
+        f.write(text)
+        f.truncate()
+    out = {"restart": subprocess.run([E["CACMAIL_AD_CTL"], "restart"],
+                                     capture_output=True).returncode}
+    users = json.load(open(E["CACMAIL_AD_USERS"]))
+    ctr = next(u for u in users if u["uid"] == "contractor")
+    upn = subprocess.run(["openssl", "x509", "-in",
+                          os.path.join(pki, "cards", "contractor", "3 - PIV_Auth.crt"), "-noout",
+                          "-ext", "subjectAltName"], capture_output=True, text=True).stdout
+    upn = upn.split("UPN::", 1)[1].split(",")[0].strip()
+    ldap_env = dict(E, LDAPTLS_CACERT=E["CACMAIL_AD_CA"], LDAPTLS_REQCERT="demand")
+    m = subprocess.run(["ldapmodify", "-x", "-H", E["CACMAIL_AD_LDAPS_URI"], "-D",
+                        E["CACMAIL_AD_ADMIN"], "-y", E["CACMAIL_AD_ADMIN_PASSWORD_FILE"]],
+                       input=f"dn: {ctr['dn']}\nchangetype: modify\nreplace: userPrincipalName\n"
+                       f"userPrincipalName: {upn}\n", capture_output=True, text=True,
+                       env=ldap_env)
+    out["upn_set"] = m.returncode
+    tmp = os.path.join(E["CACMAIL_AD_DIR"], "login")
+    os.makedirs(tmp)
+    pin = L.write_secret(os.path.join(tmp, "pin"), L.PIN + "\n")
+    env = dict(E, KRB5CCNAME="FILE:" + os.path.join(tmp, "ccache"), HOME=tmp,
+               XDG_STATE_HOME=os.path.join(tmp, "state"), XDG_CACHE_HOME=os.path.join(tmp, "c"),
+               LSAN_OPTIONS=L.LSAN)
+    p = subprocess.run([CACMAIL, "login", "--reader", "Virtual PCD 00 00", "--pin-file", pin],
+                       capture_output=True, text=True,
+                       env=env, stdin=subprocess.DEVNULL, timeout=60)
+    out.update(upn=upn, rc=p.returncode, stdout=p.stdout, stderr=p.stderr)
+    s = subprocess.run([CACMAIL, "login", "--status", "--json"], capture_output=True, text=True,
+                       env=env)
+    out["status"] = json.loads(s.stdout) if s.returncode == 0 else s.stderr
+    # a service ticket with the card's TGT (the DC registers host/ and cifs/ but no ldap/ SPN:
+    # GSSAPI binds to this DC's LDAP fail "Server not found", docs/login.md)
+    k = subprocess.run(["kvno", f"host/{E['CACMAIL_AD_HOST']}"], capture_output=True, text=True,
+                       env=env)
+    out["kvno"] = (k.stdout + k.stderr).strip()
+    out["kvno_rc"] = k.returncode
+    print(json.dumps(out))
+
+
+if len(sys.argv) > 2 and sys.argv[1] == "--inside-ad":
+    inside_ad(sys.argv[2])
+    sys.exit(0)
+
 if not (len(sys.argv) > 2 and sys.argv[1] == "--inside"):
     for tool in ("kinit", "klist"):
         if shutil.which(tool) is None:
@@ -262,11 +354,11 @@ with open(E["KRB5_CONFIG"]) as f:
 with open(conf, "w") as f:
     f.write(text.replace(E["CACMAIL_KRB5_KDC"], f"127.0.0.1:{silent.getsockname()[1]}"))
 start = time.monotonic()
-p = login("--reader", R0, "--pin-file", PIN_FILE, "--timeout", "3",
+p = login("--reader", R0, "--pin-file", PIN_FILE, "--timeout", "1",
           env=dict(ENV, KRB5_CONFIG=conf, KRB5CCNAME="FILE:" + os.path.join(tmp, "cc-silent")))
 took = time.monotonic() - start
-one_line(t, p, 4, ["did not finish within 3 s", "KDC"], "a KDC that never answers")
-t.ok(took < 10, f"a KDC that never answers: ended after {took:.1f} s (deadline 3 s per step)")
+one_line(t, p, 4, ["did not finish within 1 s", "KDC"], "a KDC that never answers")
+t.ok(took < 8, f"a KDC that never answers: ended after {took:.1f} s (deadline 1 s per step)")
 silent.close()
 
 # ---- no card, and an expired PIV Authentication cert: nothing sent --------------------------
@@ -284,6 +376,32 @@ one_line(t, p, 5, ["piv-auth-expired", "nothing sent to the card", "RAPIDS"],
 t.ok(p.stdout.strip().splitlines()[-1:] == ["0"] and "AS_REQ" not in tail(KDC_LOG, k0),
      "an expired PIV Authentication cert: no PIN VERIFY reached the card, no AS-REQ the KDC",
      p.stdout)
+
+# ---- the whole chain against a Samba AD DC: its KDC does PKINIT with the card ---------------
+WITH_AD = os.path.join(os.path.dirname(L.WITH_SLAPD), "with-samba-ad")
+start = time.monotonic()
+p = subprocess.run([WITH_AD, "--pki", pki, "--", sys.executable, os.path.abspath(__file__),
+                    "--inside-ad", pki], capture_output=True, text=True, env=ENV, timeout=180)
+took = time.monotonic() - start
+if p.returncode == 77 and E.get("CI") != "true":
+    t.ok(True, f"# SKIP Samba AD DC: {p.stderr.strip()[-200:]}")
+else:
+    try:
+        ad = json.loads(p.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        ad = {}
+    t.ok(ad.get("restart") == 0 and ad.get("upn_set") == 0,
+         "Samba AD: the DC restarted with PKINIT on, the card's UPN set as the contractor's "
+         "userPrincipalName", p.stdout + p.stderr[-2000:])
+    st = ad.get("status") if isinstance(ad.get("status"), dict) else {}
+    t.ok(ad.get("rc") == 0 and (st.get("cert") or {}).get("sha256") == PIV_AUTH["contractor"]
+         and (st.get("ticket") or {}).get("realm") == "AD.CACMAIL.TEST",
+         f"Samba AD: cacmail login gets a TGT from the DC's KDC by PKINIT with the card "
+         f"({took:.1f} s with the DC)", json.dumps(ad, indent=1))
+    t.eq((st.get("ticket") or {}).get("principal"), "contractor@AD.CACMAIL.TEST",
+         "Samba AD: the DC mapped the card's UPN to the account (canonical name contractor)")
+    t.ok(ad.get("kvno_rc") == 0 and "kvno = " in ad.get("kvno", ""),
+         "Samba AD: the card's TGT gets a service ticket for the DC (host/)", ad.get("kvno"))
 
 shutil.rmtree(tmp, ignore_errors=True)
 t.done()
