@@ -172,7 +172,7 @@ load_config (Setup *s)
 
   s->config_path = s->config ? g_strdup (s->config) : cm_ldap_config_default_path ();
   s->cfg = cm_ldap_config_new ();
-  if (!cm_ldap_config_load_file (s->cfg, s->config_path, s->config != NULL, &error))
+  if (!cm_ldap_config_load_file (s->cfg, s->config_path, FALSE, &error))
     {
       fprintf (stderr, "cacmail: error: %s\n", error->message);
       return CLI_EXIT_USAGE;

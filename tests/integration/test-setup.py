@@ -14,9 +14,12 @@ import glob
 import hashlib
 import json
 import os
+import pty
 import re
+import select
 import subprocess
 import sys
+import time
 
 from cmtest import CACMAIL, SOURCE, Tap, make_pki, need, skip, tmpdir
 
@@ -280,6 +283,49 @@ t.ok(p.returncode == 0 and steps_said(p.stdout)[2] == "already done"
      and "skipped      Test DoD Root CA 3: cross-certificate" in p.stdout,
      "a PEM PKCS7 bundle (upper-case fingerprint): the same analysis, chain already installed",
      p.stdout + p.stderr)
+
+# ---- on a terminal: the fingerprint and each change are asked ----------------------------------
+def on_terminal(args, answers):
+    """Run setup on a pseudo-terminal; each (prompt, answer) is typed when the prompt shows.
+    Returns (exit status, everything it printed)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([CACMAIL, "setup", *args], stdin=slave, stdout=slave, stderr=slave,
+                            close_fds=True)
+    os.close(slave)
+    out, pending, end = b"", list(answers), time.time() + 120
+    while time.time() < end:
+        if pending and pending[0][0].encode() in out:
+            os.write(master, pending.pop(0)[1].encode() + b"\n")
+            out += b"<typed>"
+        r, _, _ = select.select([master], [], [], 0.2)
+        if r:
+            try:
+                data = os.read(master, 4096)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            out += data
+        elif proc.poll() is not None:
+            break
+    proc.wait(timeout=30)
+    os.close(master)
+    return proc.returncode, out.decode(errors="replace")
+
+
+conf2 = os.path.join(TMP, "terminal.conf")
+tty_args = ["--bundle", BUNDLE, "--config", conf2, "--uri", URI, "--base", BASE, "--ca-file",
+            os.environ["CACMAIL_LDAP_CA"]]
+rc, out = on_terminal(tty_args, [("fingerprint of the DoD root you trust: ", B["root_sha256"]),
+                                 ("Save these directory settings? [y/N]", "n")])
+t.ok("SHA-256 " + B["root_sha256"] in out and "already done" in out,
+     "terminal: the bundle's roots are shown with their fingerprints, the typed one is used", out)
+t.ok(rc == 1 and not os.path.exists(conf2),
+     "terminal: answering no to saving the directory settings writes nothing (exit 1)", out)
+rc, out = on_terminal(tty_args, [("fingerprint of the DoD root you trust: ", B["root_sha256"]),
+                                 ("Save these directory settings? [y/N]", "y")])
+t.ok(rc == 0 and os.path.exists(conf2) and "cacmail republish --config " + conf2 in out,
+     "terminal: answering yes saves them; republish is offered with its command (exit 0)", out)
 
 # ---- a client that runs: its module change is refused, nothing written ----------------------
 p = subprocess.run([CACMAIL, "nss", "unregister", "--nssdb", EVO], capture_output=True, text=True)
