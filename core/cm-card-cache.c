@@ -140,29 +140,17 @@ looks_like_cert (const guint8 *p, gsize len)
          && cm_der_expect (&body, 0x30, &v) && cm_der_expect (&body, 0x03, &v) && body.len == 0;
 }
 
-/* Read a BER-TLV header (1-byte tag, definite length) that may be cut short by the end of the
- * chunk: the value's declared length and where it starts. */
+/* Read a BER-TLV header (1-byte tag, definite length) whose contents may be cut short by the
+ * end of the chunk (cm_ber_header): the value's declared length and where it starts. */
 static gboolean
 tlv_header (const guint8 **p, const guint8 *end, guint8 tag, gsize *len)
 {
-  const guint8 *q = *p;
-  gsize n, l = 0;
+  CmBerHeader h;
 
-  if (end - q < 2 || q[0] != tag)
+  if (!cm_ber_header (*p, (gsize)(end - *p), CM_BER_DEFINITE, &h) || h.id != tag)
     return FALSE;
-  q++;
-  if (*q < 0x80)
-    l = *q++;
-  else
-    {
-      n = *q++ & 0x7f;
-      if (n == 0 || n > 3 || (gsize)(end - q) < n)
-        return FALSE;
-      while (n--)
-        l = (l << 8) | *q++;
-    }
-  *p = q;
-  *len = l;
+  *p += h.hdr_len;
+  *len = h.len;
   return TRUE;
 }
 

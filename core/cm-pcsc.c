@@ -372,15 +372,15 @@ bad:
 CmChuid *
 cm_card_chuid_from_prefix (const guint8 *p, gsize len)
 {
+  CmBerHeader h;
   CmDer cur, v;
   const guint8 *start;
   guint8 tag;
 
-  if (len < 2 || p[0] != 0x53)
+  /* the container's own length may run past the chunk: only its header must be in it */
+  if (!cm_ber_header (p, len, CM_BER_DEFINITE, &h) || h.id != 0x53)
     return NULL;
-  start = p + 2 + ((p[1] & 0x80) ? (p[1] & 0x7f) : 0);
-  if (start > p + len)
-    return NULL;
+  start = p + h.hdr_len;
   cur = cm_der_init (start, (gsize)(p + len - start));
   while (cur.len > 0)
     {
