@@ -92,6 +92,13 @@ with tmpdir() as tmp:
                NSS_DEBUG_PKCS11_MODULE="NSS Internal PKCS #11 Module",
                NSPR_LOG_MODULES="nss_mod_log:4", NSPR_LOG_FILE=log)
     env.pop("CACMAIL_STATE_DIR", None)
+    # NSS's call logger prints attribute values with NSPR's "%.*s", which runs strlen past
+    # them: in the ASan build, that read (in libnspr4, only while logging) is not ours
+    supp = os.path.join(tmp, "asan-nspr-log.supp")
+    with open(supp, "w") as f:
+        f.write("interceptor_via_lib:libnspr4.so\n")
+    env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"),
+                                                 f"suppressions={supp}"]))
     p = subprocess.run([CACMAIL, "nss", "trust", "--nssdb", mine, pem], capture_output=True,
                        text=True, env=env, timeout=300)
     t.eq(p.returncode, 0, "nss trust imports a root and 122 CAs of one issuer")
