@@ -138,9 +138,9 @@ state_save (const LoginTicket *t, const LoginCard *card, GError **error)
 
   json_object_set_string_member (rec, "principal", t->principal);
   json_object_set_int_member (rec, "authtime", t->authtime);
-  json_object_set_string_member (rec, "sha256", cm_cert_get_sha256 (card->cert));
-  json_object_set_string_member (rec, "subject", cm_cert_get_subject (card->cert));
-  json_object_set_string_member (rec, "upn", cm_cert_get_upn (card->cert));
+  json_object_set_string_member (rec, "sha256", card->sha256);
+  json_object_set_string_member (rec, "subject", card->subject);
+  json_object_set_string_member (rec, "upn", card->upn);
   json_object_set_string_member (rec, "reader", card->reader);
   json_object_set_string_member (rec, "token", card->token);
   if (card->identity)
@@ -280,7 +280,7 @@ do_login (Options *o)
       login_card_clear (&card);
       return cli_fail (error);
     }
-  upn = cm_cert_get_upn (card.cert);
+  upn = card.upn;
   if (upn == NULL)
     {
       login_card_clear (&card);

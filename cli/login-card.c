@@ -16,7 +16,9 @@ login_card_clear (LoginCard *card)
   g_clear_pointer (&card->token, g_free);
   g_clear_pointer (&card->identity, g_free);
   g_clear_pointer (&card->cert_id, g_free);
-  g_clear_pointer (&card->cert, cm_cert_unref);
+  g_clear_pointer (&card->sha256, g_free);
+  g_clear_pointer (&card->subject, g_free);
+  g_clear_pointer (&card->upn, g_free);
 }
 
 static char *
@@ -188,6 +190,7 @@ static gboolean
 read_token (PK11SlotInfo *slot, gint64 at, LoginCard *card, GError **error)
 {
   g_autoptr (CmInventory) inv = cm_inventory_new ();
+  g_autoptr (CmCert) cert = NULL;
 
   card->reader = slot_reader (slot);
   card->token = g_strdup (PK11_GetTokenName (slot));
@@ -195,10 +198,13 @@ read_token (PK11SlotInfo *slot, gint64 at, LoginCard *card, GError **error)
   card->slot_id = PK11_GetSlotID (slot);
   if (!cm_nss_add_token_certs_sync (inv, slot, NULL, NULL, error))
     return FALSE;
-  card->cert = pick_login (inv, card->reader, at, error);
-  if (card->cert == NULL)
+  cert = pick_login (inv, card->reader, at, error);
+  if (cert == NULL)
     return FALSE;
-  card->cert_id = cert_object_id (slot, card->cert);
+  card->sha256 = g_strdup (cm_cert_get_sha256 (cert));
+  card->subject = g_strdup (cm_cert_get_subject (cert));
+  card->upn = g_strdup (cm_cert_get_upn (cert));
+  card->cert_id = cert_object_id (slot, cert);
   if (card->cert_id == NULL)
     {
       g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,

@@ -14,7 +14,9 @@ typedef struct
   char *token;    /* token label (two persona cards share one: shown, never used to find it) */
   char *identity; /* cm_nss_token_identity(): token:MAKER/MODEL/SERIAL */
   char *cert_id;  /* the login cert's CKA_ID, lowercase hex */
-  CmCert *cert;   /* the PIV Authentication certificate core's login pick chose */
+  /* the PIV Authentication certificate core's login pick chose (strings: NSS is shut down
+   * before Kerberos loads the module, and a CmCert holds an NSS certificate) */
+  char *sha256, *subject, *upn; /* upn NULL when the cert has none */
 } LoginCard;
 
 void login_card_clear (LoginCard *card);
