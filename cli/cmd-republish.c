@@ -268,6 +268,11 @@ print_result (CmLdapResult *r, gboolean dry_run, gboolean unpublish, gint64 at)
   else
     printf ("  userSMIMECertificate: %s by a new one signed with your signing key\n",
             cm_ldap_result_get_old_smime (r) ? "to be replaced" : "to be added");
+  printf ("  server: %s\n", cm_ldap_result_get_rules (r));
+  if (cm_ldap_result_get_foreign (r))
+    printf ("  note: %u userCertificate value(s) someone else added meanwhile stay, behind "
+            "yours\n",
+            cm_ldap_result_get_foreign (r));
   if (cm_ldap_result_get_written (r))
     printf ("  verified: the server holds exactly what was written%s\n",
             cm_ldap_result_get_reordered (r) ? ", but in another ORDER" : ", in this order");
@@ -308,11 +313,11 @@ cmd_republish (int argc, char **argv)
   Signals sigs = { 0 };
   g_autofree char *config = NULL, *at_text = NULL;
   gboolean dry_run = FALSE, unpublish = FALSE, insecure = FALSE, plain = FALSE;
-  const char *keys[] = { "uri",           "base",       "entry-dn", "bind",  "bind-dn",
-                         "password-file", "ca-file",    "nssdb",    "email", "token",
-                         "client-cert",   "client-key", "filter",   "guard", "timeout" };
+  const char *keys[] = { "uri",     "base",  "entry-dn", "bind",   "bind-dn",     "password-file",
+                         "ca-file", "nssdb", "email",    "token",  "client-cert", "client-key",
+                         "filter",  "guard", "timeout",  "domain", "realm" };
   char *vals[G_N_ELEMENTS (keys)] = { NULL };
-  G_STATIC_ASSERT (G_N_ELEMENTS (keys) == 15);
+  G_STATIC_ASSERT (G_N_ELEMENTS (keys) == 17);
 #define STR_OPT(n, i, help, arg) { n, 0, 0, G_OPTION_ARG_STRING, &vals[i], help, arg }
 #define FILE_OPT(n, i, help, arg)                                                                  \
   {                                                                                                \
@@ -334,6 +339,9 @@ cmd_republish (int argc, char **argv)
     STR_OPT ("filter", 12, "Entry filter, %s = the address", "FILTER"),
     { "guard", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &vals[13], "auto or values", "HOW" },
     STR_OPT ("timeout", 14, "Deadline of each network step (default 15)", "SECONDS"),
+    STR_OPT ("domain", 15, "Find the servers by DNS SRV _ldap._tcp.DOMAIN (Active Directory)",
+             "DOMAIN"),
+    STR_OPT ("realm", 16, "Realm for a bare --bind-dn user name (default: DOMAIN)", "REALM"),
     { "insecure", 0, 0, G_OPTION_ARG_NONE, &insecure,
       "Do not verify the server certificate (tests; TLS is still required)", NULL },
     { "allow-plain-ldap", 0, 0, G_OPTION_ARG_NONE, &plain,

@@ -15,7 +15,8 @@ struct _CmLdapConfig
 static const char *const known_keys[] = {
   "uri",           "base",        "entry-dn",   "filter",  "bind",     "bind-dn",
   "password-file", "client-cert", "client-key", "ca-file", "insecure", "allow-plain-ldap",
-  "nssdb",         "token",       "email",      "timeout", "guard",    NULL,
+  "nssdb",         "token",       "email",      "timeout", "guard",    "domain",
+  "realm",         NULL,
 };
 
 CmLdapConfig *
@@ -96,6 +97,18 @@ check_value (const char *key, const char *value, GError **error)
                        value);
           return FALSE;
         }
+    }
+  if ((strcmp (key, "domain") == 0 || strcmp (key, "realm") == 0)
+      && (*value == '\0'
+          || value[strspn (value, "abcdefghijklmnopqrstuvwxyz"
+                                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")]
+          || *value == '.' || *value == '-'))
+    {
+      g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFIG,
+                   "%s '%s' is not a DNS domain name: use letters, digits, dots and hyphens, "
+                   "e.g. example.mil",
+                   key, value);
+      return FALSE;
     }
   if (strcmp (key, "timeout") == 0)
     {

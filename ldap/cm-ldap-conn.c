@@ -27,6 +27,7 @@ struct _CmLdapConn
   guint ssf;         /* SASL security layer of the bind, bits */
   gboolean cancellable;
   int timeout;
+  CmLdapRootDse dse; /* read right after connecting */
 };
 
 void
@@ -52,6 +53,7 @@ conn_close (CmLdapConn *conn)
   conn->ld = NULL;
   conn->tls = conn->need_ssf = FALSE;
   conn->ssf = 0;
+  cm_ldap_root_dse_clear (&conn->dse);
 }
 
 void
@@ -93,6 +95,37 @@ gboolean
 cm_ldap_conn_is_tls (CmLdapConn *conn)
 {
   return conn->tls;
+}
+
+const CmLdapRootDse *
+cm_ldap_conn_get_root_dse (CmLdapConn *conn)
+{
+  return &conn->dse;
+}
+
+gboolean
+cm_ldap_conn_is_ad (CmLdapConn *conn)
+{
+  return conn->dse.kind == CM_LDAP_KIND_AD;
+}
+
+const char *
+cm_ldap_conn_cert_attr (CmLdapConn *conn)
+{
+  return cm_ldap_conn_is_ad (conn) ? "userCertificate" : CM_LDAP_ATTR_CERT;
+}
+
+char *
+cm_ldap_conn_sasl_user (CmLdapConn *conn)
+{
+  char *user = NULL, *out;
+
+  if (conn->ld == NULL || ldap_get_option (conn->ld, LDAP_OPT_X_SASL_USERNAME, &user) != 0
+      || user == NULL)
+    return NULL;
+  out = g_strdup (user);
+  ldap_memfree (user);
+  return out;
 }
 
 int
@@ -320,18 +353,53 @@ tls_failed (CmLdapConn *conn, CmLdapConfig *cfg, const char *how, GError **error
                  how, conn->uri, diag);
 }
 
-/* Connect one URI: TCP, then LDAPS or StartTLS. */
+static gboolean start_tls (CmLdapConn *conn, CmLdapConfig *cfg, gboolean ldaps, GError **error);
+
+/* Active Directory takes GSSAPI only with its own sign and seal, and refuses that inside TLS
+ * (Samba refuses GSSAPI over TLS altogether): on an ldap:// URI, connect again without StartTLS;
+ * the bind must then bring a SASL security layer (checked after it). */
+static gboolean
+reconnect_for_sign_and_seal (CmLdapConn *conn, CmLdapConfig *cfg, GCancellable *cancellable,
+                             GError **error)
+{
+  CmLdapRootDse dse = conn->dse;
+
+  memset (&conn->dse, 0, sizeof conn->dse);
+  conn_close (conn);
+  conn->dse = dse;
+  conn->watch = cm_ldap_watch_new (cancellable);
+  if (!open_ld (conn, cfg, FALSE, error))
+    return FALSE;
+  conn->need_ssf = TRUE;
+  return TRUE;
+}
+
+/* Connect one URI: TCP, then LDAPS or StartTLS; then the root DSE. */
 static gboolean
 connect_one (CmLdapConn *conn, CmLdapConfig *cfg, const char *uri, GCancellable *cancellable,
              GError **error)
 {
   gboolean ldaps = g_str_has_prefix (uri, "ldaps://");
-  int rc;
 
   g_free (conn->uri);
   conn->uri = g_strdup (uri);
   conn->watch = cm_ldap_watch_new (cancellable);
-  if (!open_ld (conn, cfg, ldaps, error) || !cm_ldap_conn_step_begin (conn, error))
+  if (!open_ld (conn, cfg, ldaps, error) || !start_tls (conn, cfg, ldaps, error)
+      || !cm_ldap_conn_read_root_dse (conn, &conn->dse, error))
+    return FALSE;
+  if (conn->dse.kind == CM_LDAP_KIND_AD && conn->tls && !ldaps
+      && g_strcmp0 (cm_ldap_config_get (cfg, "bind"), "gssapi") == 0)
+    return reconnect_for_sign_and_seal (conn, cfg, cancellable, error);
+  return TRUE;
+}
+
+/* LDAPS handshake or StartTLS; without TLS only where no_starttls allows it. */
+static gboolean
+start_tls (CmLdapConn *conn, CmLdapConfig *cfg, gboolean ldaps, GError **error)
+{
+  int rc;
+
+  if (!cm_ldap_conn_step_begin (conn, error))
     return FALSE;
   rc = ldaps ? ldap_install_tls (conn->ld) : ldap_start_tls_s (conn->ld, NULL, NULL);
   if (!cm_ldap_conn_step_end (conn, ldaps ? "the TLS handshake with" : "StartTLS with", error))
@@ -514,12 +582,18 @@ bind_gssapi (CmLdapConn *conn, GError **error)
   if (rc != LDAP_SUCCESS)
     {
       diag = cm_ldap_conn_diagnostic (conn);
-      g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_AUTH,
-                   "SASL GSSAPI bind to %s failed (%s%s): get a Kerberos ticket first (kinit, "
-                   "or log in with the card) and check that the server has a keytab%s",
-                   conn->uri, ldap_err2string (rc), diag,
-                   conn->need_ssf ? " and offers a SASL security layer (the server has no TLS)"
-                                  : "");
+      g_set_error (
+        error, CM_LDAP_ERROR, CM_LDAP_ERROR_AUTH, "SASL GSSAPI bind to %s failed (%s%s): %s",
+        conn->uri, ldap_err2string (rc), diag,
+        conn->tls && cm_ldap_conn_is_ad (conn)
+          ? "Active Directory takes GSSAPI with sign and seal, not inside TLS: use "
+            "its ldap:// URI (cacmail then signs and seals), or a simple bind over "
+            "ldaps://"
+        : conn->need_ssf ? "get a Kerberos ticket first (kinit, or log in with the card) and check "
+                           "that the server has a keytab and offers a SASL security layer (the "
+                           "server has no TLS)"
+                         : "get a Kerberos ticket first (kinit, or log in with the card) and check "
+                           "that the server has a keytab");
       return FALSE;
     }
   if (ldap_get_option (conn->ld, LDAP_OPT_X_SASL_SSF, &ssf) == LDAP_OPT_SUCCESS)
@@ -537,18 +611,28 @@ bind_gssapi (CmLdapConn *conn, GError **error)
 }
 
 gboolean
-cm_ldap_conn_bind_sync (CmLdapConn *conn, CmLdapConfig *cfg, const char *entry_dn,
-                        CmLdapSecretFunc ask, gpointer ask_data, GCancellable *cancellable,
-                        GError **error)
+cm_ldap_conn_bind_id_sync (CmLdapConn *conn, CmLdapConfig *cfg, const char *id,
+                           CmLdapSecretFunc ask, gpointer ask_data, GCancellable *cancellable,
+                           GError **error)
 {
   const char *method = cm_ldap_config_get (cfg, "bind");
-  const char *dn = cm_ldap_config_get (cfg, "bind-dn");
 
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
     return FALSE;
   if (method == NULL || strcmp (method, "simple") == 0)
-    return bind_simple (conn, cfg, dn ? dn : entry_dn, ask, ask_data, error);
+    return bind_simple (conn, cfg, id, ask, ask_data, error);
   if (strcmp (method, "external") == 0)
     return bind_external (conn, cfg, error);
   return bind_gssapi (conn, error);
+}
+
+gboolean
+cm_ldap_conn_bind_sync (CmLdapConn *conn, CmLdapConfig *cfg, const char *entry_dn,
+                        CmLdapSecretFunc ask, gpointer ask_data, GCancellable *cancellable,
+                        GError **error)
+{
+  const char *dn = cm_ldap_config_get (cfg, "bind-dn");
+
+  return cm_ldap_conn_bind_id_sync (conn, cfg, dn ? dn : entry_dn, ask, ask_data, cancellable,
+                                    error);
 }

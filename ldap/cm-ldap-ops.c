@@ -72,6 +72,117 @@ cm_ldap_conn_has_assertion (CmLdapConn *conn, gboolean *has, GError **error)
   return TRUE;
 }
 
+/* LDAP_CAP_ACTIVE_DIRECTORY_OID in supportedCapabilities: Windows AD and Samba AD say it */
+#define CM_LDAP_CAP_AD "1.2.840.113556.1.4.800"
+
+static gboolean
+lost (CmLdapConn *conn, int rc, GError **error)
+{
+  if (rc != LDAP_SERVER_DOWN)
+    return FALSE;
+  g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONNECT,
+               "the connection to %s was lost (%s): run cacmail republish again",
+               cm_ldap_conn_get_uri (conn), ldap_err2string (rc));
+  return TRUE;
+}
+
+static char *
+first_value (LDAP *ld, LDAPMessage *e, const char *attr)
+{
+  struct berval **v = ldap_get_values_len (ld, e, attr);
+  char *out = v && v[0] ? g_strndup (v[0]->bv_val, v[0]->bv_len) : NULL;
+
+  ldap_value_free_len (v);
+  return out;
+}
+
+void
+cm_ldap_root_dse_clear (CmLdapRootDse *dse)
+{
+  g_clear_pointer (&dse->vendor, g_free);
+  g_clear_pointer (&dse->default_nc, g_free);
+  dse->kind = CM_LDAP_KIND_LDAP;
+}
+
+gboolean
+cm_ldap_conn_read_root_dse (CmLdapConn *conn, CmLdapRootDse *dse, GError **error)
+{
+  LDAP *ld = cm_ldap_conn_get_ld (conn);
+  char *attrs[] = { "supportedCapabilities", "vendorName", "defaultNamingContext", NULL };
+  LDAPMessage *res = NULL, *e;
+  struct berval **caps = NULL;
+  int rc;
+
+  cm_ldap_root_dse_clear (dse);
+  if (!cm_ldap_conn_step_begin (conn, error))
+    return FALSE;
+  rc = ldap_search_ext_s (ld, "", LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL, NULL, NULL, 1,
+                          &res);
+  if (!cm_ldap_conn_step_end (conn, "reading the root DSE of", error))
+    {
+      ldap_msgfree (res);
+      return FALSE;
+    }
+  if (rc == LDAP_SUCCESS && (e = ldap_first_entry (ld, res)) != NULL)
+    {
+      caps = ldap_get_values_len (ld, e, "supportedCapabilities");
+      for (int i = 0; caps && caps[i]; i++)
+        if (caps[i]->bv_len == strlen (CM_LDAP_CAP_AD)
+            && memcmp (caps[i]->bv_val, CM_LDAP_CAP_AD, caps[i]->bv_len) == 0)
+          dse->kind = CM_LDAP_KIND_AD;
+      ldap_value_free_len (caps);
+      dse->vendor = first_value (ld, e, "vendorName");
+      dse->default_nc = first_value (ld, e, "defaultNamingContext");
+    }
+  ldap_msgfree (res);
+  return !lost (conn, rc, error);
+}
+
+char **
+cm_ldap_conn_find_dns (CmLdapConn *conn, const char *base, const char *filter, GError **error)
+{
+  LDAP *ld = cm_ldap_conn_get_ld (conn);
+  char *attrs[] = { LDAP_NO_ATTRS, NULL };
+  LDAPMessage *res = NULL;
+  g_autoptr (GPtrArray) dns = g_ptr_array_new_with_free_func (g_free);
+  g_autofree char *diag = NULL;
+  int rc;
+
+  if (!cm_ldap_conn_step_begin (conn, error))
+    return NULL;
+  rc
+    = ldap_search_ext_s (ld, base, LDAP_SCOPE_SUBTREE, filter, attrs, 0, NULL, NULL, NULL, 3, &res);
+  if (!cm_ldap_conn_step_end (conn, "searching", error))
+    {
+      ldap_msgfree (res);
+      return NULL;
+    }
+  if (lost (conn, rc, error))
+    {
+      ldap_msgfree (res);
+      return NULL;
+    }
+  if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED && rc != LDAP_NO_SUCH_OBJECT)
+    {
+      diag = cm_ldap_conn_diagnostic (conn);
+      g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_SERVER,
+                   "searching %s for %s on %s failed (%s%s): check the server and retry", base,
+                   filter, cm_ldap_conn_get_uri (conn), ldap_err2string (rc), diag);
+      ldap_msgfree (res);
+      return NULL;
+    }
+  /* entries only: the search references AD returns from a domain root are skipped */
+  for (LDAPMessage *m = ldap_first_entry (ld, res); m; m = ldap_next_entry (ld, m))
+    {
+      char *dn = ldap_get_dn (ld, m);
+      g_ptr_array_add (dns, g_strdup (dn ? dn : ""));
+      ldap_memfree (dn);
+    }
+  ldap_msgfree (res);
+  g_ptr_array_add (dns, NULL);
+  return (char **)g_ptr_array_free (g_steal_pointer (&dns), FALSE);
+}
+
 /* "userCertificate;binary" -> "userCertificate" compared without case. */
 static gboolean
 attr_is (const char *attr, const char *name)
@@ -123,8 +234,9 @@ GPtrArray *
 cm_ldap_conn_read_entries (CmLdapConn *conn, CmLdapConfig *cfg, const char *dn, const char *filter,
                            GError **error)
 {
-  char *attrs[] = { "mail", CM_LDAP_ATTR_CERT, CM_LDAP_ATTR_SMIME, "entryCSN", NULL };
-  const char *base = dn ? dn : cm_ldap_config_get (cfg, "base");
+  char *attrs[]
+    = { "mail", (char *)cm_ldap_conn_cert_attr (conn), CM_LDAP_ATTR_SMIME, "entryCSN", NULL };
+  const char *base = dn ? dn : cm_ldap_search_base (conn, cfg);
   LDAP *ld = cm_ldap_conn_get_ld (conn);
   LDAPMessage *res = NULL;
   GPtrArray *out = NULL;
@@ -200,10 +312,10 @@ cm_ldap_conn_modify (CmLdapConn *conn, const char *dn, GPtrArray *old_certs, GPt
   int n = 0, rc;
 
   del.mod_op = LDAP_MOD_DELETE | LDAP_MOD_BVALUES;
-  del.mod_type = CM_LDAP_ATTR_CERT;
+  del.mod_type = (char *)cm_ldap_conn_cert_attr (conn);
   del.mod_bvalues = to_bervals (old_certs, old_bv);
   add.mod_op = LDAP_MOD_ADD | LDAP_MOD_BVALUES;
-  add.mod_type = CM_LDAP_ATTR_CERT;
+  add.mod_type = (char *)cm_ldap_conn_cert_attr (conn);
   add.mod_bvalues = to_bervals (new_certs, new_bv);
   rep.mod_type = CM_LDAP_ATTR_SMIME;
   if (old_certs->len)
@@ -292,4 +404,11 @@ out:
   g_free (old_bv);
   g_free (new_bv);
   return ok;
+}
+
+gboolean
+cm_ldap_conn_move_last (CmLdapConn *conn, const char *dn, GPtrArray *values, GError **error)
+{
+  /* the exact-value delete is the guard: a value gone meanwhile fails the whole modify (16) */
+  return cm_ldap_conn_modify (conn, dn, values, values, NULL, FALSE, NULL, error);
 }

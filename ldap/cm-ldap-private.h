@@ -70,7 +70,36 @@ G_GNUC_INTERNAL gboolean cm_ldap_conn_bind_sync (CmLdapConn *conn, CmLdapConfig 
                                                  const char *entry_dn, CmLdapSecretFunc ask,
                                                  gpointer ask_data, GCancellable *cancellable,
                                                  GError **error);
+/* Bind as configured, a simple bind as @id (a DN, or on AD a UPN or DOMAIN\\user). */
+G_GNUC_INTERNAL gboolean cm_ldap_conn_bind_id_sync (CmLdapConn *conn, CmLdapConfig *cfg,
+                                                    const char *id, CmLdapSecretFunc ask,
+                                                    gpointer ask_data, GCancellable *cancellable,
+                                                    GError **error);
 G_GNUC_INTERNAL gboolean cm_ldap_conn_is_tls (CmLdapConn *conn);
+
+/* The kind of server, from its root DSE (read right after connecting): the rules differ. */
+typedef enum
+{
+  CM_LDAP_KIND_LDAP, /* RFC 4523 rules (OpenLDAP): userCertificate;binary, Who am I? */
+  CM_LDAP_KIND_AD,   /* Active Directory (Windows or Samba): supportedCapabilities has
+                      * 1.2.840.113556.1.4.800; userCertificate without ;binary, no assertion
+                      * control, anonymous searches refused, GSSAPI with sign and seal */
+} CmLdapKind;
+
+typedef struct
+{
+  CmLdapKind kind;
+  char *vendor;     /* vendorName, or NULL */
+  char *default_nc; /* defaultNamingContext (AD), or NULL */
+} CmLdapRootDse;
+
+/* The root DSE as read at connect time (owned by @conn; all NULL when it could not be read). */
+G_GNUC_INTERNAL const CmLdapRootDse *cm_ldap_conn_get_root_dse (CmLdapConn *conn);
+G_GNUC_INTERNAL gboolean cm_ldap_conn_is_ad (CmLdapConn *conn);
+/* "userCertificate;binary" (LDAP) or "userCertificate" (AD: ;binary is not in its schema). */
+G_GNUC_INTERNAL const char *cm_ldap_conn_cert_attr (CmLdapConn *conn);
+/* The SASL user name of the bind (GSSAPI: the Kerberos principal), or NULL. Caller frees. */
+G_GNUC_INTERNAL char *cm_ldap_conn_sasl_user (CmLdapConn *conn);
 /* SASL security layer of the bind in bits (0: none). */
 G_GNUC_INTERNAL guint cm_ldap_conn_get_ssf (CmLdapConn *conn);
 /* TLS, or a SASL layer of at least 56 bits: nothing crossed the network in clear text. */
@@ -111,6 +140,46 @@ G_GNUC_INTERNAL gboolean cm_ldap_conn_modify (CmLdapConn *conn, const char *dn,
                                               GError **error);
 G_GNUC_INTERNAL void cm_ldap_conn_free (CmLdapConn *conn);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CmLdapConn, cm_ldap_conn_free)
+
+/* Read the root DSE (kind, vendor, naming context); a root DSE the server does not show gives
+ * kind LDAP and NULLs. FALSE with @error only when the connection failed. Caller frees
+ * *@dse with cm_ldap_root_dse_clear. */
+G_GNUC_INTERNAL gboolean cm_ldap_conn_read_root_dse (CmLdapConn *conn, CmLdapRootDse *dse,
+                                                     GError **error);
+G_GNUC_INTERNAL void cm_ldap_root_dse_clear (CmLdapRootDse *dse);
+/* DNs of the entries matching @filter in a subtree search from @base (no attributes), for
+ * mapping identities; search references are ignored. Caller frees (g_strfreev). */
+G_GNUC_INTERNAL char **cm_ldap_conn_find_dns (CmLdapConn *conn, const char *base,
+                                              const char *filter, GError **error);
+/* One modify: delete @values exactly and add them again (Active Directory puts a re-added value
+ * last). Conflicts are CM_LDAP_ERROR_CONFLICT. */
+G_GNUC_INTERNAL gboolean cm_ldap_conn_move_last (CmLdapConn *conn, const char *dn,
+                                                 GPtrArray *values, GError **error);
+
+/* ---- cm-ldap-ad.c: what Active Directory needs ---- */
+/* The DN of the identity the server sees for this bind: Who am I? ("dn:" as is, "u:DOMAIN\user"
+ * found by sAMAccountName on AD), else the simple-bind DN, UPN or DOMAIN\user, or (GSSAPI) the
+ * SASL user name, found in the directory. Never NULL without @error (CM_LDAP_ERROR_REFUSED when
+ * it cannot be told: cacmail then writes nothing). @bind_id: the simple bind's DN or name. */
+G_GNUC_INTERNAL char *cm_ldap_bound_dn (CmLdapConn *conn, CmLdapConfig *cfg, const char *bind_id,
+                                        GError **error);
+/* The simple-bind identity on AD: "bind-dn" (a bare name gets @realm or @domain), else
+ * "entry-dn"; NULL with CM_LDAP_ERROR_CONFIG (AD refuses anonymous searches). Caller frees. */
+G_GNUC_INTERNAL char *cm_ldap_ad_bind_id (CmLdapConn *conn, CmLdapConfig *cfg, GError **error);
+/* The search base: "base", else the root DSE's defaultNamingContext. */
+G_GNUC_INTERNAL const char *cm_ldap_search_base (CmLdapConn *conn, CmLdapConfig *cfg);
+/* One line naming the server kind and which rules cacmail follows there (static). */
+G_GNUC_INTERNAL const char *cm_ldap_kind_rules (CmLdapKind kind);
+
+/* ---- cm-ldap-srv.c: --domain ---- */
+/* URIs for @domain from its DNS SRV records _ldap._tcp.DOMAIN ("ldap://HOST:PORT ...", in the
+ * records' priority and weight order), within @timeout seconds. Caller frees. NULL with
+ * CM_LDAP_ERROR_CONNECT (no records, no answer in time) or G_IO_ERROR_CANCELLED. */
+G_GNUC_INTERNAL char *cm_ldap_srv_uris (const char *domain, int timeout, GCancellable *cancellable,
+                                        GError **error);
+/* Fill "uri" from "domain" when "uri" is unset, "realm" from "domain" (upper case) when unset. */
+G_GNUC_INTERNAL gboolean cm_ldap_config_apply_domain (CmLdapConfig *cfg, GCancellable *cancellable,
+                                                      GError **error);
 
 /* ---- cm-ldap-card.c: the card through NSS ---- */
 typedef struct _CmLdapCard CmLdapCard;

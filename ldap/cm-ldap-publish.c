@@ -9,6 +9,9 @@ struct _CmLdapResult
 {
   char *dn, *email, *uri, *guard;
   gboolean unpublish, dry_run, written, unchanged, reordered, insecure, verified, tls;
+  CmLdapKind kind;
+  guint foreign;  /* values someone else added meanwhile, kept behind ours (AD) */
+  gboolean moved; /* a second modify moved them behind ours */
   double ms[CM_LDAP_N_STEPS];
   GPtrArray *old_values;  /* GBytes*: userCertificate values to delete */
   GPtrArray *kept_values; /* GBytes*: values left in place (unpublish) */
@@ -86,6 +89,22 @@ GBytes *
 cm_ldap_result_get_new_smime (CmLdapResult *r)
 {
   return r->new_smime;
+}
+
+const char *
+cm_ldap_result_get_server (CmLdapResult *r)
+{
+  return r->kind == CM_LDAP_KIND_AD ? "active-directory" : "ldap";
+}
+const char *
+cm_ldap_result_get_rules (CmLdapResult *r)
+{
+  return cm_ldap_kind_rules (r->kind);
+}
+guint
+cm_ldap_result_get_foreign (CmLdapResult *r)
+{
+  return r->foreign;
 }
 
 double
@@ -170,12 +189,13 @@ find_entry (CmLdapConn *conn, CmLdapConfig *cfg, const char *email, CmLdapSecret
   const char *method = cm_ldap_config_get (cfg, "bind");
   const char *bdn = cm_ldap_config_get (cfg, "bind-dn");
   gboolean simple = method == NULL || strcmp (method, "simple") == 0;
-  /* a simple bind without a bind DN binds as the entry: find it anonymously first */
-  gboolean bind_later = !dn && simple && !bdn;
+  gboolean ad = cm_ldap_conn_is_ad (conn);
+  /* a simple bind without a bind DN binds as the entry: find it anonymously first (not on AD,
+   * which refuses anonymous searches) */
+  gboolean bind_later = !dn && simple && !bdn && !ad;
   g_autoptr (GPtrArray) found = NULL;
   g_autoptr (CmLdapEntry) e = NULL;
-  g_autofree char *filter = NULL, *whoami = NULL;
-  const char *who;
+  g_autofree char *filter = NULL, *bind_id = NULL, *bound = NULL;
 
   if (dn == NULL)
     {
@@ -193,7 +213,14 @@ find_entry (CmLdapConn *conn, CmLdapConfig *cfg, const char *email, CmLdapSecret
 #pragma GCC diagnostic pop
       ber_memfree (esc.bv_val);
     }
-  if (!bind_later && !cm_ldap_conn_bind_sync (conn, cfg, dn, ask, ask_data, cancellable, error))
+  if (ad && simple && (bind_id = cm_ldap_ad_bind_id (conn, cfg, error)) == NULL)
+    goto out;
+  if (!bind_later
+      && !cm_ldap_conn_bind_id_sync (conn, cfg,
+                                     bind_id ? bind_id
+                                     : bdn   ? bdn
+                                             : dn,
+                                     ask, ask_data, cancellable, error))
     goto out;
   found = cm_ldap_conn_read_entries (conn, cfg, dn, filter, error);
   if (found == NULL)
@@ -208,7 +235,7 @@ find_entry (CmLdapConn *conn, CmLdapConfig *cfg, const char *email, CmLdapSecret
         g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_NOT_FOUND,
                      "no entry matches %s under %s on %s: check --email and --base, or pass "
                      "--entry-dn",
-                     filter, cm_ldap_config_get (cfg, "base"), cm_ldap_conn_get_uri (conn));
+                     filter, cm_ldap_search_base (conn, cfg), cm_ldap_conn_get_uri (conn));
       goto out;
     }
   if (found->len > 1)
@@ -250,21 +277,20 @@ find_entry (CmLdapConn *conn, CmLdapConfig *cfg, const char *email, CmLdapSecret
       g_clear_pointer (&e, cm_ldap_entry_free);
       goto out;
     }
-  /* the identity the server sees must be the entry's owner (SASL maps identities) */
-  if (!cm_ldap_conn_whoami (conn, &whoami, error))
+  /* the identity the server sees must be the entry's owner, for every bind (SASL maps
+   * identities; AD answers Who am I? with u:DOMAIN\user, Samba not at all) */
+  bound = cm_ldap_bound_dn (conn, cfg, bind_id ? bind_id : bdn ? bdn : e->dn, error);
+  if (bound == NULL)
     {
       g_clear_pointer (&e, cm_ldap_entry_free);
       goto out;
     }
-  who = whoami && g_str_has_prefix (whoami, "dn:") ? whoami + 3
-        : simple                                   ? (bdn ? bdn : e->dn)
-                                                   : NULL;
-  if (who && !same_dn (who, e->dn))
+  if (!same_dn (bound, e->dn))
     {
       g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_REFUSED,
                    "nothing published: you are bound as %s, but the entry is %s; cacmail "
                    "writes only your own entry",
-                   who, e->dn);
+                   bound, e->dn);
       g_clear_pointer (&e, cm_ldap_entry_free);
     }
 out:
@@ -309,21 +335,60 @@ plan_publish (CmLdapResult *r, CmLdapEntry *e, CmCert *sign, CmCert *enc)
 }
 
 static gboolean
-same_values (GPtrArray *a, GPtrArray *b, gboolean ordered)
+has_value (GPtrArray *values, GBytes *v)
 {
-  if (a->len != b->len)
+  for (guint i = 0; i < values->len; i++)
+    if (g_bytes_equal (g_ptr_array_index (values, i), v))
+      return TRUE;
+  return FALSE;
+}
+
+/* The first values of @back are @want, in order. */
+static gboolean
+starts_with (GPtrArray *back, GPtrArray *want)
+{
+  if (back->len < want->len)
     return FALSE;
-  for (guint i = 0; i < a->len; i++)
+  for (guint i = 0; i < want->len; i++)
+    if (!g_bytes_equal (g_ptr_array_index (back, i), g_ptr_array_index (want, i)))
+      return FALSE;
+  return TRUE;
+}
+
+/* Active Directory has no assertion control: a value someone else added between the read and
+ * the write (a first publish has no delete to fail) is kept; where it stands before ours, one
+ * more modify deletes and re-adds it, which puts it last. TRUE: read back again. */
+static gboolean
+ad_foreign (CmLdapConn *conn, CmLdapResult *r, GPtrArray *back, GPtrArray *foreign, gboolean *again,
+            GError **error)
+{
+  g_autoptr (GError) local = NULL;
+
+  *again = FALSE;
+  r->foreign = foreign->len;
+  if (starts_with (back, r->new_values))
+    return TRUE;
+  if (r->moved)
     {
-      gboolean hit = FALSE;
-      if (ordered)
-        hit = g_bytes_equal (g_ptr_array_index (a, i), g_ptr_array_index (b, i));
-      else
-        for (guint j = 0; j < b->len && !hit; j++)
-          hit = g_bytes_equal (g_ptr_array_index (a, i), g_ptr_array_index (b, j));
-      if (!hit)
-        return FALSE;
+      g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFLICT,
+                   "your certificates were written to %s, but values someone added meanwhile "
+                   "still stand before them: run cacmail republish again",
+                   r->dn);
+      return FALSE;
     }
+  if (!cm_ldap_conn_move_last (conn, r->dn, foreign, &local))
+    {
+      if (g_error_matches (local, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFLICT))
+        g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFLICT,
+                     "your certificates were written to %s, but %u value(s) someone added "
+                     "meanwhile stand before them and the entry changed again: run cacmail "
+                     "republish again",
+                     r->dn, foreign->len);
+      else
+        g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  r->moved = *again = TRUE;
   return TRUE;
 }
 
@@ -333,9 +398,10 @@ verify (CmLdapConn *conn, CmLdapConfig *cfg, CmLdapResult *r, GError **error)
 {
   g_autoptr (GError) local = NULL;
   g_autoptr (GPtrArray) back = cm_ldap_conn_read_entries (conn, cfg, r->dn, NULL, &local);
+  g_autoptr (GPtrArray) foreign = g_ptr_array_new ();
   CmLdapEntry *e;
   GPtrArray *want = r->unpublish ? r->kept_values : r->new_values;
-  gboolean smime_ok;
+  gboolean smime_ok, again = FALSE, missing = FALSE;
 
   if (back == NULL)
     {
@@ -354,7 +420,12 @@ verify (CmLdapConn *conn, CmLdapConfig *cfg, CmLdapResult *r, GError **error)
   e = g_ptr_array_index (back, 0);
   smime_ok
     = r->unpublish ? e->smime == NULL : (e->n_smime == 1 && g_bytes_equal (e->smime, r->new_smime));
-  if (!same_values (e->certs, want, FALSE) || !smime_ok)
+  for (guint i = 0; i < want->len; i++)
+    missing |= !has_value (e->certs, g_ptr_array_index (want, i));
+  for (guint i = 0; i < e->certs->len; i++)
+    if (!has_value (want, g_ptr_array_index (e->certs, i)))
+      g_ptr_array_add (foreign, g_ptr_array_index (e->certs, i));
+  if (missing || !smime_ok || (foreign->len && (r->unpublish || r->kind != CM_LDAP_KIND_AD)))
     {
       g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_VERIFY,
                    "after the write, %s holds other %s than cacmail wrote (someone changed it "
@@ -362,7 +433,11 @@ verify (CmLdapConn *conn, CmLdapConfig *cfg, CmLdapResult *r, GError **error)
                    r->dn, smime_ok ? "userCertificate values" : "userSMIMECertificate bytes");
       return FALSE;
     }
-  r->reordered = !same_values (e->certs, want, TRUE);
+  if (foreign->len && !ad_foreign (conn, r, e->certs, foreign, &again, error))
+    return FALSE;
+  if (again)
+    return verify (conn, cfg, r, error);
+  r->reordered = !starts_with (e->certs, want);
   r->verified = TRUE;
   return TRUE;
 }
@@ -393,10 +468,13 @@ cm_ldap_republish_sync (CmLdapConfig *cfg, CmLdapRepublishFlags flags, gint64 at
   r->email = g_ascii_strdown (email, -1);
 
   step_begin (&t, CM_LDAP_STEP_FIND_ENTRY);
+  if (!cm_ldap_config_apply_domain (cfg, cancellable, error))
+    return NULL;
   conn = cm_ldap_conn_connect_sync (cfg, cancellable, error);
   if (conn == NULL)
     return NULL;
   r->uri = g_strdup (cm_ldap_conn_get_uri (conn));
+  r->kind = cm_ldap_conn_get_root_dse (conn)->kind;
   entry = find_entry (conn, cfg, r->email, ask, ask_data, cancellable, error);
   if (entry == NULL)
     return NULL;
@@ -490,6 +568,8 @@ cm_ldap_result_to_json (CmLdapResult *r)
   json_object_set_string_member (o, "email", r->email);
   json_object_set_string_member (o, "dn", r->dn);
   json_object_set_string_member (o, "uri", r->uri);
+  json_object_set_string_member (o, "server", cm_ldap_result_get_server (r));
+  json_object_set_string_member (o, "rules", cm_ldap_kind_rules (r->kind));
   json_object_set_boolean_member (o, "tls", r->tls);
   json_object_set_boolean_member (o, "insecure", r->insecure);
   json_object_set_string_member (o, "guard", r->guard);
@@ -497,6 +577,8 @@ cm_ldap_result_to_json (CmLdapResult *r)
   json_object_set_boolean_member (o, "unchanged", r->unchanged);
   json_object_set_boolean_member (o, "verified", r->verified);
   json_object_set_boolean_member (o, "reordered", r->reordered);
+  json_object_set_int_member (o, "foreign_values", r->foreign);
+  json_object_set_boolean_member (o, "moved_foreign", r->moved);
   json_object_set_member (o, "old", certs_json (r->old_certs));
   json_object_set_int_member (o, "old_values", r->old_values->len);
   json_object_set_member (o, "new", certs_json (r->new_certs));

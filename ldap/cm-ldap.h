@@ -61,7 +61,10 @@ GQuark cm_ldap_error_quark (void);
  *                  bind, search, modify (default 15); a URI that does not answer in time is
  *                  given up for the next one
  *   guard          auto (default: assert the entryCSN where the server offers the assertion
- *                  control, else rely on the exact-value deletes) or values (never assert) */
+ *                  control, else rely on the exact-value deletes) or values (never assert)
+ *   domain         DNS domain (example.mil): "uri" from its SRV records _ldap._tcp.DOMAIN when
+ *                  unset, "realm" its upper case when unset
+ *   realm          Kerberos realm / UPN suffix for a bare bind-dn user name on Active Directory */
 typedef struct _CmLdapConfig CmLdapConfig;
 
 CmLdapConfig *cm_ldap_config_new (void);
@@ -155,6 +158,12 @@ gboolean cm_ldap_result_get_unchanged (CmLdapResult *result); /* nothing to do (
 gboolean cm_ldap_result_get_reordered (CmLdapResult *result); /* server returned another order */
 gboolean cm_ldap_result_get_insecure (CmLdapResult *result);  /* no TLS nor SASL layer */
 double cm_ldap_result_get_ms (CmLdapResult *result, CmLdapStep step);
+/* The kind of server, from its root DSE: "active-directory" or "ldap" (static), and one line
+ * saying which rules cacmail followed there (static). */
+const char *cm_ldap_result_get_server (CmLdapResult *result);
+const char *cm_ldap_result_get_rules (CmLdapResult *result);
+/* userCertificate values someone else added meanwhile, kept behind ours (Active Directory). */
+guint cm_ldap_result_get_foreign (CmLdapResult *result);
 /* The userCertificate values before and as planned (CmCert*; a value that is not a certificate
  * is skipped in these lists but still deleted or kept as planned). */
 GPtrArray *cm_ldap_result_get_old_certs (CmLdapResult *result);
