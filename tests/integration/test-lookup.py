@@ -28,6 +28,29 @@ from cmtest import CACMAIL, SOURCE, Tap, make_pki, skip  # noqa: E402
 
 WITH_EDS = os.path.join(SOURCE, "tests", "harness", "with-eds")
 JANE = "jane.roe@mail.mil"
+# Evolution's own LDAP backend through evolution-data-server's client library (gi), run inside
+# with-eds: the contacts of the address book cacmail made, with their certificates (vCard KEY)
+EBOOK = """
+import json, sys
+try:
+    import gi
+    gi.require_version("EBook", "1.2")
+    gi.require_version("EDataServer", "1.2")
+    gi.require_version("EBookContacts", "1.2")
+    from gi.repository import EBook, EBookContacts, EDataServer
+except (ImportError, ValueError):
+    sys.exit(77)
+src = EDataServer.SourceRegistry.new_sync(None).ref_source("cacmail-directory")
+client = EBook.BookClient.connect_sync(src, 30, None)
+_, contacts = client.get_contacts_sync('(is "email" "%s")' % sys.argv[1], None)
+out = []
+for c in contacts:
+    text = c.to_string(getattr(EBookContacts.VCardFormat, "30"))
+    text = text.replace("\\r\\n ", "").replace("\\n ", "")
+    keys = [l.split(":", 1)[1].strip() for l in text.splitlines() if l.upper().startswith("KEY")]
+    out.append({"email": c.get_property("email-1"), "keys": keys})
+print(json.dumps(out))
+"""
 CERT_KEYS = {"sha256", "role", "chain", "valid_now", "address_match", "imported", "problems"}
 PROBLEM_KEYS = {"code", "severity", "message", "hint", "certs"}
 
@@ -426,12 +449,20 @@ if not os.path.exists("/usr/libexec/evolution-source-registry"):
 else:
     ehome = os.path.join(tmp, "ehome")
     os.makedirs(ehome)
+    # bound as someone (read back twice), then anonymous, and Evolution's own LDAP backend
+    # (evolution-addressbook-factory, D-Bus activated) asked for the colleague's contact
     script = ("set -e; c=$1; shift; \"$c\" \"$@\" --json > \"$CACMAIL_EDS_HOME/first.json\"; "
-              "\"$c\" \"$@\" --json > \"$CACMAIL_EDS_HOME/second.json\"")
+              "\"$c\" \"$@\" --json > \"$CACMAIL_EDS_HOME/second.json\"; "
+              "\"$c\" lookup --uri \"$URI\" --base \"$BASE\" --configure evolution >/dev/null; "
+              "/usr/bin/python3 -c \"$EBOOK\" \"$ADDR\" > \"$CACMAIL_EDS_HOME/ebook.json\" || "
+              "echo $? > \"$CACMAIL_EDS_HOME/ebook.rc\"")
     p = subprocess.run([WITH_EDS, "--home", ehome, "--", "bash", "-c", script, "x", CACMAIL,
                         "lookup", "--uri", ldaps, "--base", E("CACMAIL_LDAP_BASE"),
                         "--bind-dn", users["someone"]["dn"], "--configure", "evolution"],
-                       capture_output=True, text=True, env=dict(os.environ, LSAN_OPTIONS=L.LSAN))
+                       capture_output=True, text=True,
+                       env=dict(os.environ, LSAN_OPTIONS=L.LSAN, URI=ldaps,
+                                BASE=E("CACMAIL_LDAP_BASE"), ADDR=L.CTR, EBOOK=EBOOK,
+                                LDAPTLS_CACERT=E("CACMAIL_LDAP_CA")))
     t.eq(p.returncode, 0, "--configure evolution (private registry): exit 0")
     rd = lambda n: json.load(open(os.path.join(ehome, n))) if os.path.getsize(
         os.path.join(ehome, n)) else {}
@@ -450,5 +481,13 @@ else:
     text = open(src).read() if os.path.exists(src) else ""
     t.ok("[LDAP Backend]" in text and "Parent=ldap-stub" in text,
          "the registry wrote cacmail-directory.source (parent ldap-stub, [LDAP Backend])", text)
+    ebook_rc = os.path.join(ehome, "ebook.rc")
+    if os.path.exists(ebook_rc) and open(ebook_rc).read().strip() == "77":
+        t.ok(os.environ.get("CI") != "true", "python3-gi and gir1.2-ebook-1.2 present (CI)")
+    else:
+        got = rd("ebook.json") if os.path.exists(os.path.join(ehome, "ebook.json")) else []
+        t.ok(len(got) == 1 and got[0]["email"] == L.CTR and L.b64(enc) in got[0]["keys"],
+             "Evolution's LDAP backend finds the colleague in that address book, with the "
+             "encryption certificate", got)
 
 t.done()
