@@ -47,6 +47,62 @@ add_cert_row (GtkTreeStore *store, GtkTreeIter *parent, CmCert *c, gint64 at)
                       where, -1);
 }
 
+/* A persona known by its key only (no persona ID, no FASC-N association): the certificates of
+ * an earlier card, such as a retired key on the card or a recovered key. */
+static gboolean
+key_only (CmPersona *p)
+{
+  return cm_persona_get_persona_id (p) == NULL && cm_persona_get_association (p) == NULL;
+}
+
+/* The one named persona of @p's person (same EDIPI) to show @p's certs under, or NULL. */
+static CmPersona *
+owner_of (GPtrArray *personas, CmPersona *p)
+{
+  const char *edipi = cm_persona_get_edipi (p);
+  CmPersona *owner = NULL;
+
+  if (!key_only (p) || edipi == NULL)
+    return NULL;
+  for (guint i = 0; i < personas->len; i++)
+    {
+      CmPersona *o = g_ptr_array_index (personas, i);
+      if (o == p || key_only (o) || g_strcmp0 (cm_persona_get_edipi (o), edipi) != 0)
+        continue;
+      if (owner)
+        return NULL; /* two personas of that person: which one is not known */
+      owner = o;
+    }
+  return owner;
+}
+
+static void
+add_persona (GtkTreeStore *store, GPtrArray *personas, CmPersona *p, gint64 at)
+{
+  const char *id = cm_persona_get_persona_id (p), *label = cm_evo_persona_label (p);
+  g_autofree char *title = NULL;
+  GtkTreeIter top;
+
+  if (key_only (p) && cm_persona_get_edipi (p))
+    title = g_strdup_printf ("%s of %s", label, cm_persona_get_edipi (p));
+  else
+    title = g_strdup_printf ("%s%s%s", label, id && strcmp (id, label) ? ", " : "",
+                             id && strcmp (id, label) ? id : "");
+  gtk_tree_store_append (store, &top, NULL);
+  gtk_tree_store_set (store, &top, COL_NAME, title, -1);
+  /* its own certs, then those of its earlier cards */
+  for (guint k = 0; k < personas->len; k++)
+    {
+      CmPersona *q = g_ptr_array_index (personas, k);
+      GPtrArray *pc;
+      if (q != p && owner_of (personas, q) != p)
+        continue;
+      pc = cm_persona_get_certs (q);
+      for (guint j = 0; j < pc->len; j++)
+        add_cert_row (store, &top, g_ptr_array_index (pc, j), at);
+    }
+}
+
 GtkWidget *
 cm_evo_certs_view_new (CmEvoState *st)
 {
@@ -60,20 +116,8 @@ cm_evo_certs_view_new (CmEvoState *st)
   GtkWidget *view;
 
   for (guint i = 0; i < personas->len; i++)
-    {
-      CmPersona *p = g_ptr_array_index (personas, i);
-      GPtrArray *pc = cm_persona_get_certs (p);
-      const char *id = cm_persona_get_persona_id (p);
-      g_autofree char *title = g_strdup_printf (
-        "%s%s%s", cm_evo_persona_label (p), id && strcmp (id, cm_evo_persona_label (p)) ? ", " : "",
-        id && strcmp (id, cm_evo_persona_label (p)) ? id : "");
-      GtkTreeIter top;
-
-      gtk_tree_store_append (store, &top, NULL);
-      gtk_tree_store_set (store, &top, COL_NAME, title, -1);
-      for (guint j = 0; j < pc->len; j++)
-        add_cert_row (store, &top, g_ptr_array_index (pc, j), st->at);
-    }
+    if (owner_of (personas, g_ptr_array_index (personas, i)) == NULL)
+      add_persona (store, personas, g_ptr_array_index (personas, i), st->at);
   for (guint i = 0; i < certs->len; i++)
     {
       CmCert *c = g_ptr_array_index (certs, i);
@@ -95,11 +139,11 @@ cm_evo_certs_view_new (CmEvoState *st)
   for (int i = 0; i < N_COLS; i++)
     {
       GtkCellRenderer *cell = gtk_cell_renderer_text_new ();
-      /* long subjects (a Card Authentication cert has no CN) must not widen the window */
+      /* whole names, wrapped: long subjects (a Card Authentication cert has no CN) and
+       * nicknames must not widen the window, nor lose their middle */
       if (i == COL_NAME || i == COL_WHERE)
-        g_object_set (cell, "ellipsize",
-                      i == COL_NAME ? PANGO_ELLIPSIZE_END : PANGO_ELLIPSIZE_MIDDLE, "width-chars",
-                      i == COL_NAME ? 30 : 40, NULL);
+        g_object_set (cell, "wrap-mode", PANGO_WRAP_WORD_CHAR, "wrap-width",
+                      i == COL_NAME ? 240 : 300, NULL);
       gtk_tree_view_insert_column_with_attributes (GTK_TREE_VIEW (view), -1, titles[i], cell,
                                                    "text", i, NULL);
       gtk_tree_view_column_set_resizable (gtk_tree_view_get_column (GTK_TREE_VIEW (view), i), TRUE);

@@ -6,8 +6,10 @@
  *   extension); cm-evo-republish.c runs it.
  * - cm-evo-shell.c: the EShell extension: the "Smart Card" preferences page (cm-evo-page.c)
  *   and the card watcher (cm-evo-watch.c).
- * - cm-evo-state.c: what the page shows, gathered in a worker thread; cm-evo-jobs.c: the
- *   page's buttons' work (fix, undo, import, make the card available).
+ * - cm-evo-state.c: what the page shows, gathered in a worker thread; cm-evo-view.c shows
+ *   it as the setup steps and sections; cm-evo-jobs.c: the page's buttons' work (fix, undo,
+ *   import, make the card available); cm-evo-setup.c: the trust chain and directory settings
+ *   dialogs; cm-evo-doctor.c: the report of `cacmail doctor --json`.
  * - cm-evo-secret.c: PIN and password dialogs, also asked from worker threads.
  *
  * Threads: GTK only in the main thread; anything that touches the card, NSS, the registry or
@@ -60,6 +62,26 @@ void cm_evo_secret_ask (GtkWindow *parent, CmEvoSecretKind kind, const char *sub
 char *cm_evo_secret_ask_from_thread (GtkWindow *parent, CmEvoSecretKind kind, const char *subject,
                                      GCancellable *cancellable, GError **error);
 
+/* ---- directory settings (cm-evo-state.c) ------------------------------------------------- */
+
+/* The [ldap] settings of cacmail.conf that republishing needs. */
+typedef struct
+{
+  char *path;    /* the config file */
+  char *uri;     /* NULL when not set */
+  char *base;    /* base, or entry-dn when only that is set; NULL when neither */
+  char *bind;    /* simple, external, gssapi (NULL: simple) */
+  char *ca_file; /* the server's CA file, or NULL */
+  char *error;   /* why the file cannot be read, or NULL */
+} CmEvoDirectory;
+
+/* Read the settings now (a small local file: any thread). Never NULL; free with
+ * cm_evo_directory_free. */
+CmEvoDirectory *cm_evo_directory_read (void);
+void cm_evo_directory_free (CmEvoDirectory *dir);
+/* uri and base are set: republishing can run. */
+gboolean cm_evo_directory_is_set (const CmEvoDirectory *dir);
+
 /* ---- state (cm-evo-state.c): gathered in a worker thread ---------------------------------- */
 
 typedef struct
@@ -88,6 +110,13 @@ typedef struct
   GPtrArray *recovered;     /* CmNssdbRecovered* of this database */
   gboolean recovered_unknown; /* the recovered-keys record cannot be read: nothing is judged */
   GPtrArray *problems;        /* char*: what could not be read, one sentence each */
+  gboolean nssdb_exists;      /* Evolution's NSS database has been made (cert9.db) */
+  gint undo_entries;          /* fixes Undo Last Fix can restore; -1: the backups are damaged */
+  guint trust_anchors;        /* trusted root CAs in Evolution's database */
+  guint chains_total;         /* valid email certificates of the personas ... */
+  guint chains_ok;            /* ... and how many chain to a trusted root */
+  char *chain_problem;        /* why the first one that does not chain, or NULL */
+  CmEvoDirectory *directory;  /* the address list settings (cacmail.conf) */
 } CmEvoState;
 
 /* Evolution's NSS database folder. Caller frees. */
@@ -108,6 +137,10 @@ const char *cm_evo_persona_label (CmPersona *persona);
 
 /* One line for a card: "DOE.JOHN.Q.1234567890 (contractor): a@b, c@d". Caller frees. */
 char *cm_evo_card_summary (CmInventory *inv, CmCard *card);
+
+/* The sentence the page and the alerts show for an identity's reason: the library's, except
+ * where inside Evolution a button does what it says to run (borrowed or static). */
+const char *cm_evo_reason_text (const char *code, const char *message);
 
 /* "valid until 2028-08-31", "EXPIRED 2025-08-31", "not valid before ...". Caller frees. */
 char *cm_evo_cert_validity (CmCert *cert, gint64 at);
@@ -163,9 +196,89 @@ void cm_evo_watch_notify_changed (CmEvoWatch *watch);
 #define CM_EVO_PAGE_NAME "cacmail-smart-card"
 GtkWidget *cm_evo_page_new (EShell *shell);
 
+/* The setup steps, in the order of `cacmail setup`. */
+enum
+{
+  CM_EVO_STEP_CLIENT,
+  CM_EVO_STEP_CARD,
+  CM_EVO_STEP_TRUST,
+  CM_EVO_STEP_DIRECTORY,
+  CM_EVO_STEP_SMIME,
+  CM_EVO_STEP_REPUBLISH,
+  CM_EVO_N_STEPS
+};
+
+/* A button's work, run in a worker thread: TRUE with *@report (caller frees) or FALSE with
+ * @error. */
+typedef gboolean (*CmEvoJobFunc) (gpointer data, char **report, GCancellable *cancellable,
+                                  GError **error);
+
+/* Run @func(@data) in a worker for @page (a CmEvoPage), its spinner showing @status; then the
+ * report under @ok_title or the error under @fail_title in the page's alert bar, and the page
+ * reloads. @data is freed with @free_data (nullable) in any case. FALSE (and an alert) when
+ * another job still runs. Main thread. */
+gboolean cm_evo_page_run (GtkWidget *page, const char *status, const char *ok_title,
+                          const char *fail_title, CmEvoJobFunc func, gpointer data,
+                          GDestroyNotify free_data);
+
+/* A modal "open file" chooser over @page's window, starting in the home folder, with buttons
+ * Cancel and @accept (GTK_RESPONSE_ACCEPT). The caller connects "response" and destroys it. */
+GtkWidget *cm_evo_file_chooser_new (GtkWidget *page, const char *title, const char *accept);
+
+/* Show @alert in @page's alert bar (replacing the one shown). Main thread. */
+void cm_evo_page_show_alert (GtkWidget *page, EAlert *alert);
+
+/* The setup dialogs of the page (cm-evo-setup.c): Install DoD Trust Chain... (choose the .p7b,
+ * confirm the root by its SHA-256, see what would change, install) and Directory Settings...
+ * (URI, base, bind method, CA file; tested, then saved). Their work runs through
+ * cm_evo_page_run. @current (nullable) fills the directory dialog. */
+void cm_evo_setup_trust_start (GtkWidget *page);
+void cm_evo_setup_directory_start (GtkWidget *page, const CmEvoDirectory *current);
+
 /* A new tree view of @st's personas and certificates (floating), or NULL when there is no
  * personal certificate to show. */
 GtkWidget *cm_evo_certs_view_new (CmEvoState *st);
+
+/* ---- the page's sections (cm-evo-view.c), main thread ------------------------------------ */
+
+/* A wrapping, selectable label appended to @box (returned, owned by @box). */
+GtkWidget *cm_evo_add_label (GtkWidget *box, const char *text, gboolean markup);
+/* Destroy every child of @box. */
+void cm_evo_clear (GtkWidget *box);
+
+/* A setup step's state, as its title says it. */
+typedef enum
+{
+  CM_EVO_STEP_DONE,    /* nothing to do (its button may still rerun it) */
+  CM_EVO_STEP_TODO,    /* its button would change something */
+  CM_EVO_STEP_READY,   /* republish: everything it needs is set */
+  CM_EVO_STEP_WAITING, /* an earlier step must be done first */
+} CmEvoStepState;
+
+const char *cm_evo_step_state_word (CmEvoStepState state); /* "done", ... static */
+
+/* Each fills a step's @body from @st and returns the step's state. */
+CmEvoStepState cm_evo_show_client (GtkWidget *body, CmEvoState *st);
+CmEvoStepState cm_evo_show_card_module (GtkWidget *body, CmEvoState *st);
+CmEvoStepState cm_evo_show_trust (GtkWidget *body, CmEvoState *st);
+CmEvoStepState cm_evo_show_directory (GtkWidget *body, CmEvoState *st);
+CmEvoStepState cm_evo_show_identities (GtkWidget *body, CmEvoState *st);
+CmEvoStepState cm_evo_show_republish (GtkWidget *body, CmEvoState *st, gboolean running);
+void cm_evo_show_cards (GtkWidget *body, CmEvoState *st);
+void cm_evo_show_certs (GtkWidget *body, CmEvoState *st);
+void cm_evo_show_recovered (GtkWidget *body, CmEvoState *st);
+/* How many identities Fix S/MIME Settings would change. */
+guint cm_evo_count_fixable (CmEvoState *st);
+
+/* ---- the doctor report (cm-evo-doctor.c) -------------------------------------------------- */
+
+/* Run `cacmail doctor --json` (the command on PATH, else the one installed beside this module's
+ * prefix) without blocking; it is killed after @timeout_s seconds. Main thread. */
+void cm_evo_doctor_run_async (guint timeout_s, GCancellable *cancellable,
+                              GAsyncReadyCallback callback, gpointer user_data);
+/* Its problems (JsonArray of {code, message, hint, ...}, new reference: caller unrefs), or
+ * NULL with @error naming what went wrong and the fix. */
+JsonArray *cm_evo_doctor_run_finish (GAsyncResult *result, GError **error);
 
 /* ---- republish (cm-evo-republish.c) ------------------------------------------------------ */
 
@@ -175,6 +288,14 @@ typedef void (*CmEvoDoneFunc) (gpointer data);
  * an EActivity, PIN and password asked in dialogs, the outcome in an EAlert. @done (nullable)
  * is called with @done_data in the main thread when it ends. */
 void cm_evo_republish_start (EShellView *shell_view, CmEvoDoneFunc done, gpointer done_data);
+
+/* The same from the Smart Card page: dialogs over @parent, the outcome in @alert_bar (an
+ * EAlertBar) as well as in the mail view of @shell (the progress shows in its status bar). */
+void cm_evo_republish_start_from_page (EShell *shell, GtkWindow *parent, GtkWidget *alert_bar,
+                                       CmEvoDoneFunc done, gpointer done_data);
+
+/* A republish runs in this Evolution (one at a time, from the menu or the page). */
+gboolean cm_evo_republish_running (void);
 
 /* ---- small shared helpers ----------------------------------------------------------------- */
 

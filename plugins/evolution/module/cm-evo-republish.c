@@ -12,9 +12,14 @@
 #include <secerr.h>
 #include <secmod.h>
 
+/* Republishes running in this process (the menu's and the page's). Main thread. */
+static guint running;
+
 typedef struct
 {
-  EShellView *shell_view;    /* referenced */
+  EShellView *shell_view;    /* referenced, or NULL when started from the page */
+  EAlertSink *sink;          /* referenced, nullable: the mail view, told the outcome */
+  GtkWidget *alert_bar;      /* referenced, nullable: the page's alert bar, told too */
   GtkWindow *window;         /* referenced: parent of the dialogs */
   EActivity *activity;       /* referenced */
   GCancellable *cancellable; /* referenced: the activity's */
@@ -30,6 +35,8 @@ static void
 republish_free (Republish *r)
 {
   g_clear_object (&r->shell_view);
+  g_clear_object (&r->sink);
+  g_clear_object (&r->alert_bar);
   g_clear_object (&r->window);
   g_clear_object (&r->activity);
   g_clear_object (&r->cancellable);
@@ -198,9 +205,8 @@ republish_thread (GTask *task, gpointer source, gpointer data, GCancellable *can
       || (cm_ldap_config_get (cfg, "base") == NULL && cm_ldap_config_get (cfg, "entry-dn") == NULL))
     {
       g_set_error (&error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFIG,
-                   "no address list (LDAP) server is set: put uri and base in the [ldap] group "
-                   "of %s (see cacmail's docs/evolution.md), then try again",
-                   path);
+                   "no address list (LDAP) server is set: enter it with Directory Settings on "
+                   "the Smart Card page (Edit, Preferences, Smart Card), then try again");
       goto out;
     }
   if (cm_ldap_config_get (cfg, "email") == NULL)
@@ -277,7 +283,6 @@ static void
 republish_done (GObject *source, GAsyncResult *result, gpointer data)
 {
   Republish *r = g_task_get_task_data (G_TASK (result));
-  EAlertSink *sink = E_ALERT_SINK (e_shell_view_get_shell_content (r->shell_view));
   g_autoptr (GError) error = NULL;
   CmLdapResult *res = g_task_propagate_pointer (G_TASK (result), &error);
   EAlert *alert = NULL;
@@ -308,38 +313,45 @@ republish_done (GObject *source, GAsyncResult *result, gpointer data)
     }
   if (alert)
     {
-      e_alert_sink_submit_alert (sink, alert);
+      if (r->sink)
+        e_alert_sink_submit_alert (r->sink, alert);
+      if (r->alert_bar)
+        {
+          e_alert_bar_clear (E_ALERT_BAR (r->alert_bar));
+          e_alert_bar_submit_alert (E_ALERT_BAR (r->alert_bar), alert);
+        }
       g_object_unref (alert);
     }
+  running--;
   if (r->done)
     r->done (r->done_data);
 }
 
-void
-cm_evo_republish_start (EShellView *shell_view, CmEvoDoneFunc done, gpointer done_data)
+gboolean
+cm_evo_republish_running (void)
 {
-  Republish *r = g_new0 (Republish, 1);
-  EShellWindow *window = e_shell_view_get_shell_window (shell_view);
-  EShellBackend *backend = e_shell_view_get_shell_backend (shell_view);
+  return running > 0;
+}
+
+static void
+start (Republish *r, EShell *shell, EShellBackend *backend)
+{
   g_autoptr (GTask) task = NULL;
   struct sigaction pipe_action;
 
   /* a server that goes away mid-write must give an error, not end Evolution */
   if (sigaction (SIGPIPE, NULL, &pipe_action) == 0 && pipe_action.sa_handler == SIG_DFL)
     signal (SIGPIPE, SIG_IGN);
-  r->shell_view = g_object_ref (shell_view);
-  r->window = GTK_WINDOW (g_object_ref (window));
-  r->email = default_address (e_shell_window_get_shell (window));
-  r->done = done;
-  r->done_data = done_data;
+  running++;
+  r->email = default_address (shell);
   r->cancellable = g_cancellable_new ();
   r->activity = e_activity_new ();
   e_activity_set_text (r->activity, "Republishing certificates to GAL");
   e_activity_set_icon_name (r->activity, "send-to-symbolic");
   e_activity_set_cancellable (r->activity, r->cancellable);
-  e_activity_set_alert_sink (r->activity,
-                             E_ALERT_SINK (e_shell_view_get_shell_content (shell_view)));
-  e_shell_backend_add_activity (backend, r->activity);
+  e_activity_set_alert_sink (r->activity, r->sink);
+  if (backend)
+    e_shell_backend_add_activity (backend, r->activity);
   task = g_task_new (NULL, r->cancellable, republish_done, NULL);
   g_task_set_source_tag (task, cm_evo_republish_start);
   /* a refused PIN cancels the library's run (progress()) and is then the task's error: GTask
@@ -347,4 +359,52 @@ cm_evo_republish_start (EShellView *shell_view, CmEvoDoneFunc done, gpointer don
   g_task_set_check_cancellable (task, FALSE);
   g_task_set_task_data (task, r, (GDestroyNotify)republish_free);
   g_task_run_in_thread (task, republish_thread);
+}
+
+void
+cm_evo_republish_start (EShellView *shell_view, CmEvoDoneFunc done, gpointer done_data)
+{
+  Republish *r = g_new0 (Republish, 1);
+  EShellWindow *window = e_shell_view_get_shell_window (shell_view);
+
+  r->shell_view = g_object_ref (shell_view);
+  r->sink = g_object_ref (E_ALERT_SINK (e_shell_view_get_shell_content (shell_view)));
+  r->window = GTK_WINDOW (g_object_ref (window));
+  r->done = done;
+  r->done_data = done_data;
+  start (r, e_shell_window_get_shell (window), e_shell_view_get_shell_backend (shell_view));
+}
+
+/* The mail view of the first Evolution window that has one, or NULL. */
+static EShellView *
+mail_view (EShell *shell)
+{
+  for (GList *l = gtk_application_get_windows (GTK_APPLICATION (shell)); l; l = l->next)
+    if (E_IS_SHELL_WINDOW (l->data))
+      {
+        EShellView *view = e_shell_window_get_shell_view (l->data, "mail");
+        if (view)
+          return view;
+      }
+  return NULL;
+}
+
+void
+cm_evo_republish_start_from_page (EShell *shell, GtkWindow *parent, GtkWidget *alert_bar,
+                                  CmEvoDoneFunc done, gpointer done_data)
+{
+  Republish *r = g_new0 (Republish, 1);
+  EShellView *view = mail_view (shell);
+
+  /* the progress in the mail window's status bar, the outcome on the page and in the mail
+   * view (the page may be closed by then) */
+  r->shell_view = view ? g_object_ref (view) : NULL;
+  r->sink = view ? g_object_ref (E_ALERT_SINK (e_shell_view_get_shell_content (view))) : NULL;
+  r->alert_bar = g_object_ref (alert_bar);
+  r->window = parent ? g_object_ref (parent) : NULL;
+  r->done = done;
+  r->done_data = done_data;
+  start (r, shell,
+         view ? e_shell_view_get_shell_backend (view)
+              : e_shell_get_backend_by_name (shell, "mail"));
 }

@@ -38,7 +38,9 @@ cm_evo_state_free (CmEvoState *st)
   g_clear_pointer (&st->locked, g_ptr_array_unref);
   g_clear_pointer (&st->reg, cm_evo_registry_free);
   g_clear_pointer (&st->inv, cm_inventory_free);
+  g_clear_pointer (&st->directory, cm_evo_directory_free);
   g_free (st->card_module_loaded);
+  g_free (st->chain_problem);
   g_free (st->nssdb);
   g_free (st);
 }
@@ -136,6 +138,41 @@ add_card_certs (CmEvoState *st, GCancellable *cancellable)
     }
 }
 
+/* Do the personas' valid email certificates chain to a root Evolution's database trusts? */
+static void
+check_chains (CmEvoState *st, CmNssDb *db)
+{
+  g_autoptr (CmTrust) trust = cm_nssdb_trust_from_db (db, NULL);
+  GPtrArray *personas = cm_inventory_get_personas (st->inv);
+
+  st->trust_anchors = cm_trust_count_anchors (trust);
+  for (guint i = 0; i < personas->len; i++)
+    {
+      GPtrArray *certs = cm_persona_get_certs (g_ptr_array_index (personas, i));
+      for (guint j = 0; j < certs->len; j++)
+        {
+          CmCert *c = g_ptr_array_index (certs, j);
+          CmRole role = cm_cert_get_role (c);
+          CmChainStatus status;
+
+          if ((role != CM_ROLE_EMAIL_SIGNING && role != CM_ROLE_EMAIL_ENCRYPTION)
+              || !cm_cert_is_valid_at (c, st->at))
+            continue;
+          st->chains_total++;
+          if ((status = cm_trust_build_chain (trust, c, st->at, NULL)) == CM_CHAIN_OK)
+            st->chains_ok++;
+          else if (st->chain_problem == NULL)
+            st->chain_problem = g_strdup_printf (
+              "the %s certificate of %s does not chain to a trusted root (%s)",
+              cm_evo_role_label (role),
+              cm_cert_get_subject_cn (c) ? cm_cert_get_subject_cn (c) : cm_cert_get_subject (c),
+              status == CM_CHAIN_NO_ISSUER        ? "an issuing CA is missing"
+              : status == CM_CHAIN_UNTRUSTED_ROOT ? "its root is not trusted"
+                                                  : cm_chain_status_to_string (status));
+        }
+    }
+}
+
 static void
 read_nssdb (CmEvoState *st, GCancellable *cancellable)
 {
@@ -143,6 +180,10 @@ read_nssdb (CmEvoState *st, GCancellable *cancellable)
   g_autoptr (CmNssDb) db = NULL;
 
   st->card_module_loaded = cm_evo_card_module_loaded ();
+  {
+    g_autofree char *cert9 = g_build_filename (st->nssdb, "cert9.db", NULL);
+    st->nssdb_exists = g_file_test (cert9, G_FILE_TEST_EXISTS);
+  }
   /* the database's own token here; the cards' tokens below */
   db = cm_nss_db_open_sync (st->nssdb, CM_NSS_DB_READ_ONLY, cancellable, &error);
   if (db == NULL || !cm_nss_db_add_certs_sync (db, st->inv, cancellable, &error))
@@ -173,6 +214,7 @@ read_nssdb (CmEvoState *st, GCancellable *cancellable)
     }
   if ((st->recovered = cm_nssdb_recovered_list (db, &error)) == NULL)
     g_ptr_array_add (st->problems, g_strdup_printf ("Recovered keys: %s", error->message));
+  check_chains (st, db);
 }
 
 static void
@@ -187,6 +229,15 @@ read_identities (CmEvoState *st, GCancellable *cancellable)
       g_ptr_array_add (st->problems, g_strdup (error->message));
       return;
     }
+  {
+    g_autoptr (GError) local = NULL;
+    g_autoptr (JsonNode) backups = cm_evo_backups_load (&local);
+    JsonArray *entries
+      = backups ? json_object_get_array_member (json_node_get_object (backups), "entries") : NULL;
+    st->undo_entries = backups ? (entries ? (gint)json_array_get_length (entries) : 0) : -1;
+    if (backups == NULL)
+      g_ptr_array_add (st->problems, g_strdup (local->message));
+  }
   settings = cm_evo_registry_list_identities (st->reg);
   for (guint i = 0; i < settings->len && !st->recovered_unknown; i++)
     g_ptr_array_add (st->identities, cm_evo_identity_check (g_ptr_array_index (settings, i),
@@ -203,6 +254,7 @@ cm_evo_state_load_sync (gboolean with_cards, GCancellable *cancellable, GError *
   st->inv = cm_inventory_new ();
   st->problems = g_ptr_array_new_with_free_func (g_free);
   st->locked = g_ptr_array_new_with_free_func (g_free);
+  st->directory = cm_evo_directory_read ();
   if (with_cards)
     read_cards (st, cancellable);
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
@@ -216,7 +268,60 @@ cm_evo_state_load_sync (gboolean with_cards, GCancellable *cancellable, GError *
   return g_steal_pointer (&st);
 }
 
+/* ---- directory settings ---- */
+
+CmEvoDirectory *
+cm_evo_directory_read (void)
+{
+  CmEvoDirectory *dir = g_new0 (CmEvoDirectory, 1);
+  g_autoptr (CmLdapConfig) cfg = cm_ldap_config_new ();
+  g_autoptr (GError) error = NULL;
+
+  dir->path = cm_ldap_config_default_path ();
+  if (!cm_ldap_config_load_file (cfg, dir->path, FALSE, &error))
+    {
+      dir->error = g_strdup (error->message);
+      return dir;
+    }
+  dir->uri = g_strdup (cm_ldap_config_get (cfg, "uri"));
+  dir->base = g_strdup (cm_ldap_config_get (cfg, "base") ? cm_ldap_config_get (cfg, "base")
+                                                         : cm_ldap_config_get (cfg, "entry-dn"));
+  dir->bind = g_strdup (cm_ldap_config_get (cfg, "bind"));
+  dir->ca_file = g_strdup (cm_ldap_config_get (cfg, "ca-file"));
+  return dir;
+}
+
+void
+cm_evo_directory_free (CmEvoDirectory *dir)
+{
+  if (dir == NULL)
+    return;
+  g_free (dir->path);
+  g_free (dir->uri);
+  g_free (dir->base);
+  g_free (dir->bind);
+  g_free (dir->ca_file);
+  g_free (dir->error);
+  g_free (dir);
+}
+
+gboolean
+cm_evo_directory_is_set (const CmEvoDirectory *dir)
+{
+  return dir && dir->uri && *dir->uri && dir->base && *dir->base;
+}
+
 /* ---- descriptions ---- */
+
+const char *
+cm_evo_reason_text (const char *code, const char *message)
+{
+  /* the library names the CLI; inside Evolution the page's button does it */
+  if (g_strcmp0 (code, "picked-cert-not-in-nss") == 0)
+    return "the right certificate is on the card but not visible to Evolution: Make Card "
+           "Certificates Available (Smart Card page) loads it";
+  return message;
+}
 
 const char *
 cm_evo_persona_label (CmPersona *p)
@@ -235,8 +340,9 @@ cm_evo_persona_label (CmPersona *p)
     }
   if (cm_persona_get_persona_id (p))
     return cm_persona_get_persona_id (p);
-  /* certificates of a card that is not here (an earlier card): its UUID */
-  return cm_persona_get_key (p);
+  /* certificates of a card that is not here (an earlier card, a retired or recovered key):
+   * its key is a card UUID, no name for a person */
+  return "earlier card";
 }
 
 static gboolean

@@ -2,7 +2,9 @@
 /* cm-evo-ui.c: CmEvoUiExtension, an extension of every EShellView that adds, to the mail
  * view only, the action "Republish Certificates to GAL" to the File menu and the toolbar. The
  * action's UI is merged while the mail view is the window's active view, and removed when
- * another view (contacts, calendar) becomes active. */
+ * another view (contacts, calendar) becomes active. The action is disabled until the address
+ * list server is set (cacmail.conf, watched: the Smart Card page's Directory Settings or
+ * `cacmail setup` write it) and while a republish runs. */
 #include "cm-evo-module.h"
 
 #define MAIL_UI_MANAGER_ID "org.gnome.evolution.mail"
@@ -15,6 +17,7 @@ typedef struct
   GtkActionGroup *actions; /* owned; inserted in the window's UI manager */
   guint merge_id;          /* UI merged while the mail view is active, or 0 */
   gboolean busy;           /* a republish runs in this window */
+  GFileMonitor *monitor;   /* cacmail.conf */
 } CmEvoUiExtension;
 
 typedef struct
@@ -46,21 +49,47 @@ ui_shell_view (CmEvoUiExtension *ext)
   return E_SHELL_VIEW (e_extension_get_extensible (E_EXTENSION (ext)));
 }
 
+#define TOOLTIP                                                                                    \
+  "Publish the email certificates of your smart card to the organization's address list (GAL), "   \
+  "so that others can send you encrypted mail"
+
+/* Sensitive when the directory is set and no republish of this window runs. */
+static void
+update_action (CmEvoUiExtension *ext)
+{
+  GtkAction *action = gtk_action_group_get_action (ext->actions, ACTION_REPUBLISH);
+  CmEvoDirectory *dir = cm_evo_directory_read ();
+  gboolean set = cm_evo_directory_is_set (dir);
+
+  gtk_action_set_sensitive (action, set && !ext->busy);
+  gtk_action_set_tooltip (action, set ? TOOLTIP
+                                      : "Set the address list server first: Edit, Preferences, "
+                                        "Smart Card, Directory Settings");
+  cm_evo_directory_free (dir);
+}
+
+static void
+config_changed (GFileMonitor *monitor, GFile *file, GFile *other, GFileMonitorEvent event,
+                CmEvoUiExtension *ext)
+{
+  update_action (ext);
+}
+
 static void
 republish_done (gpointer data)
 {
   CmEvoUiExtension *ext = data;
-  GtkAction *action = gtk_action_group_get_action (ext->actions, ACTION_REPUBLISH);
 
   ext->busy = FALSE;
-  gtk_action_set_sensitive (action, TRUE);
+  if (ext->actions)
+    update_action (ext);
   g_object_unref (ext);
 }
 
 static void
 republish_activate (GtkAction *action, CmEvoUiExtension *ext)
 {
-  if (ext->busy)
+  if (ext->busy || cm_evo_republish_running ())
     return;
   ext->busy = TRUE;
   gtk_action_set_sensitive (action, FALSE);
@@ -106,11 +135,7 @@ ui_extension_constructed (GObject *object)
     return;
   shell_window = e_shell_view_get_shell_window (shell_view);
   ext->actions = gtk_action_group_new (ACTION_GROUP);
-  action = gtk_action_new (ACTION_REPUBLISH, "Re_publish Certificates to GAL",
-                           "Publish the email certificates of your smart card to the "
-                           "organization's address list (GAL), so that others can send you "
-                           "encrypted mail",
-                           NULL);
+  action = gtk_action_new (ACTION_REPUBLISH, "Re_publish Certificates to GAL", TOOLTIP, NULL);
   gtk_action_set_icon_name (action, "send-to-symbolic");
   g_signal_connect (action, "activate", G_CALLBACK (republish_activate), ext);
   gtk_action_group_add_action (ext->actions, action);
@@ -119,6 +144,14 @@ ui_extension_constructed (GObject *object)
                                       0);
   g_signal_connect (shell_view, "toggled", G_CALLBACK (ui_toggled), ext);
   ui_toggled (shell_view, ext);
+  {
+    g_autofree char *path = cm_ldap_config_default_path ();
+    g_autoptr (GFile) file = g_file_new_for_path (path);
+    ext->monitor = g_file_monitor_file (file, G_FILE_MONITOR_WATCH_MOVES, NULL, NULL);
+    if (ext->monitor)
+      g_signal_connect (ext->monitor, "changed", G_CALLBACK (config_changed), ext);
+  }
+  update_action (ext);
 }
 
 static void
@@ -129,6 +162,12 @@ ui_extension_dispose (GObject *object)
 
   if (extensible)
     g_signal_handlers_disconnect_by_data (extensible, ext);
+  if (ext->monitor)
+    {
+      g_signal_handlers_disconnect_by_data (ext->monitor, ext);
+      g_file_monitor_cancel (ext->monitor);
+      g_clear_object (&ext->monitor);
+    }
   g_clear_object (&ext->actions);
   G_OBJECT_CLASS (cm_evo_ui_extension_parent_class)->dispose (object);
 }

@@ -159,6 +159,7 @@ typedef struct
   GHashTable *now;     /* reader -> card summary ("" empty) */
   GPtrArray *fixed;    /* char* addresses pointed at an inserted card */
   GPtrArray *warnings; /* char* one per identity still stale */
+  gboolean offer_load; /* a card is in a reader that Evolution cannot see: offer to load it */
 } Check;
 
 static void
@@ -176,6 +177,24 @@ on_inserted_card (CmEvoState *st, CmCert *c)
   return c && st->inserted
          && g_ptr_array_find_with_equal_func (st->inserted, cm_cert_get_sha256 (c), g_str_equal,
                                               NULL);
+}
+
+/* The identity's reasons in the page's words; *@offer_load set when one is that the card's
+ * certificates are not visible. Caller frees. */
+static char *
+reasons_text (CmEvoIdentity *id, gboolean *offer_load)
+{
+  const char *const *codes = cm_evo_identity_get_reasons (id);
+  const char *const *msgs = cm_evo_identity_get_messages (id);
+  GString *out = g_string_new (NULL);
+
+  for (guint i = 0; codes[i]; i++)
+    {
+      g_string_append_printf (out, "%s%s", i ? "; " : "", cm_evo_reason_text (codes[i], msgs[i]));
+      if (strcmp (codes[i], "picked-cert-not-in-nss") == 0)
+        *offer_load = TRUE;
+    }
+  return g_string_free (out, FALSE);
 }
 
 static void
@@ -220,10 +239,12 @@ check_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancell
           g_ptr_array_add (c->fixed, g_strdup (cm_evo_identity_get_address (id)));
           continue;
         }
-      why = g_strjoinv ("; ", (char **)cm_evo_identity_get_messages (id));
+      why = reasons_text (id, &c->offer_load);
       g_ptr_array_add (c->warnings,
                        g_strdup_printf ("%s: %s.", cm_evo_identity_get_address (id), why));
     }
+  if (st->inserted && st->card_module_loaded == NULL)
+    c->offer_load = TRUE;
   if (to_fix->len && st->reg && cm_evo_fix_locked (st->reg, to_fix, cancellable, &error) < 0)
     {
       g_ptr_array_set_size (c->fixed, 0);
@@ -237,12 +258,26 @@ check_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancell
 
 /* ---- in the main thread ---- */
 
+static void make_available (GtkAction *action, CmEvoWatch *w);
+
 static void
 submit (CmEvoWatch *w, GtkMessageType type, const char *primary, const char *secondary,
-        guint timeout_s)
+        guint timeout_s, gboolean offer_load)
 {
   EAlert *alert = cm_evo_alert_new (type, primary, secondary);
 
+  if (offer_load)
+    {
+      /* the page's live button, here too: no restart, no terminal */
+      GtkAction *action
+        = gtk_action_new ("cacmail-make-available", "_Make Card Certificates Available",
+                          "Load the card's PKCS#11 module into Evolution now and keep it for "
+                          "the next start",
+                          NULL);
+      g_signal_connect_object (action, "activate", G_CALLBACK (make_available), w, 0);
+      e_alert_add_action (alert, action, GTK_RESPONSE_APPLY, FALSE);
+      g_object_unref (action);
+    }
   if (timeout_s)
     e_alert_start_timer (alert, timeout_s);
   if (w->shell)
@@ -292,9 +327,11 @@ announce (CmEvoWatch *w, Check *c)
   else if (c->fixed->len)
     primary = g_strdup ("S/MIME settings pointed at the card in the reader");
   if (primary)
-    submit (w, c->warnings->len ? GTK_MESSAGE_WARNING : GTK_MESSAGE_INFO, primary,
-            text->len ? text->str : "The S/MIME settings are right for the cards in the readers.",
-            c->warnings->len || c->fixed->len ? 0 : 30);
+    submit (w, c->warnings->len || c->offer_load ? GTK_MESSAGE_WARNING : GTK_MESSAGE_INFO, primary,
+            text->len       ? text->str
+            : c->offer_load ? "Evolution cannot see the certificates on the card yet."
+                            : "The S/MIME settings are right for the cards in the readers.",
+            c->warnings->len || c->fixed->len || c->offer_load ? 0 : 30, c->offer_load);
   g_hash_table_remove_all (w->last);
   g_hash_table_iter_init (&it, c->now);
   while (g_hash_table_iter_next (&it, &key, &value))
@@ -302,6 +339,45 @@ announce (CmEvoWatch *w, Check *c)
 }
 
 static void schedule_check (CmEvoWatch *w);
+
+static void
+make_available_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  GError *error = NULL;
+  char *report = NULL;
+
+  if (cm_evo_job_make_available_sync (&report, cancellable, &error))
+    g_task_return_pointer (task, report, g_free);
+  else
+    g_task_return_error (task, error);
+}
+
+static void
+make_available_done (GObject *source, GAsyncResult *result, gpointer data)
+{
+  CmEvoWatch *w = CM_EVO_WATCH (source);
+  g_autoptr (GError) error = NULL;
+  g_autofree char *report = g_task_propagate_pointer (G_TASK (result), &error);
+
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+  submit (w, report ? GTK_MESSAGE_INFO : GTK_MESSAGE_ERROR,
+          report ? "Card certificates available" : "The card module could not be loaded",
+          report ? report : error->message, report ? 30 : 0, FALSE);
+  /* the page shows it; the identities may now be pointed at the card */
+  cm_evo_watch_notify_changed (w);
+  schedule_check (w);
+}
+
+/* The alert's "Make Card Certificates Available", as on the page. */
+static void
+make_available (GtkAction *action, CmEvoWatch *w)
+{
+  g_autoptr (GTask) task = g_task_new (w, w->cancellable, make_available_done, NULL);
+
+  g_task_set_source_tag (task, make_available);
+  g_task_run_in_thread (task, make_available_thread);
+}
 
 static void
 check_done (GObject *source, GAsyncResult *result, gpointer data)
