@@ -92,7 +92,7 @@ bundle_blobs (GBytes *data, const char *name, GError **error)
   g_autoptr (GError) local = NULL;
   guint p7 = 0;
 
-  if (len && memmem (p, len, "-----BEGIN ", 11))
+  if (p != NULL && len && memmem (p, len, "-----BEGIN ", 11))
     {
       if (!decode_pem_pkcs7 ((const char *)p, len, out, &p7))
         {

@@ -21,12 +21,13 @@ import subprocess
 import sys
 import time
 
-from cmtest import CACMAIL, SOURCE, Tap, make_pki, need, skip, tmpdir
+from cmtest import CACMAIL, GSA, SOURCE, Tap, make_pki, need, skip, tmpdir
 
 HARNESS = os.path.join(SOURCE, "tests", "harness")
 OPENSC = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"
 CTR = "john.q.doe.ctr@mail.mil"
 SMIME = "Secure MIME (S/MIME)"
+GSA_ROOT = "65:C8:1E:10:E7:26:14:3F:72:19:2D:96:A7:2B:DA:6F:F7:30:D5:34:03:D0:40:F0:CD:8C:10:85:80:0E:7B:E1"
 
 
 def prepare(tmp, pki):
@@ -55,6 +56,42 @@ def prepare(tmp, pki):
     with open(os.path.join(home, ".config", "evolution", "sources", "ctr.source"), "w") as f:
         cp.write(f, space_around_delimiters=False)
     return home
+
+
+def gsa_rollover(t, tmp):
+    """GSA's test CAs as a bundle (a bridge cross-certificate, another root, an expired CA and
+    two key-rollover certs: self-issued, each signed by the other generation's key) into a
+    Thunderbird profile's database: only the root is trusted, the rollover certs too get none."""
+    cas = sorted(glob.glob(os.path.join(GSA, "ca", "*.crt")))
+    if not cas:
+        t.ok(os.environ.get("CI") != "true", "GSA's CAs # SKIP not there (../shared/testdata)")
+        return
+    home = os.path.join(tmp, "gsa-home")
+    prof = os.path.join(home, ".thunderbird", "p")
+    os.makedirs(prof)
+    subprocess.run(["certutil", "-N", "-d", f"sql:{prof}", "--empty-password"], check=True)
+    with open(os.path.join(home, ".thunderbird", "profiles.ini"), "w") as f:
+        f.write("[Profile0]\nName=p\nIsRelative=1\nPath=p\nDefault=1\n")
+    bundle = os.path.join(tmp, "gsa.pem")
+    with open(bundle, "w") as f:
+        for c in cas:
+            f.write(open(c).read())
+    empty_path = os.path.join(tmp, "empty-path")  # no `evolution` found: no database made for it
+    os.makedirs(empty_path)
+    env = dict(os.environ, HOME=home, XDG_CONFIG_HOME=os.path.join(home, ".config"),
+               XDG_DATA_HOME=os.path.join(home, ".local", "share"), PATH=empty_path)
+    env.pop("CACMAIL_STATE_DIR", None)
+    p = subprocess.run([CACMAIL, "setup", "--bundle", bundle, "--root-sha256", GSA_ROOT, "--yes"],
+                       capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
+                       timeout=120)
+    out = subprocess.run(["certutil", "-L", "-d", f"sql:{prof}"], capture_output=True,
+                         text=True).stdout
+    flags = sorted(line.split()[-1] for line in out.splitlines()[4:] if line.strip())
+    t.ok(re.search(r"^\[3/6\].*\n(.*\n)*?  => done$", p.stdout, re.M)
+         and flags == [",,"] * 7 + ["C,C,"],
+         "GSA's CAs: the root trusted C,C,, the 7 CAs on its path (2 key-rollover certs among "
+         "them) without trust, the 4 others not stored", p.stdout + out)
+    return t
 
 
 def outside():
@@ -174,6 +211,7 @@ def steps_said(out):
     return said
 
 
+gsa_rollover(t, TMP)
 ALL = ["--bundle", BUNDLE, "--root-sha256", B["root_sha256"], "--uri", URI, "--base", BASE,
        "--bind", "simple", "--email", CTR, "--yes"]
 before = snapshot()
