@@ -7,13 +7,15 @@ encryption cert first, and userSMIMECertificate on the user's own object, read b
 user; refusals (anonymous, another user's object, address mismatch, expired, untrusted) write
 nothing; a value someone adds during a first publish ends up behind ours; GSSAPI with a
 password-obtained ticket over ldap:// signs and seals (and Samba refuses GSSAPI inside TLS, also
-with maxssf=0); --domain finds the DC by the DC's own DNS SRV records."""
+with maxssf=0); --domain finds the DC by the DC's own DNS SRV records, and ends at its deadline when DNS does not answer."""
 import importlib.util
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
+import time
 
 spec = importlib.util.spec_from_file_location(
     "adlib", os.path.join(os.path.dirname(os.path.abspath(__file__)), "test-ad-lib.py"))
@@ -159,6 +161,22 @@ t.ok(j.get("verified") and A.read_entry(DN)["certs"] == [enc, sign],
 p = c.run("--domain", "nowhere.invalid", base=args)
 L.one_line_error(t, p, 4, "no LDAP server found for the domain nowhere.invalid",
                  "--domain without SRV records")
+# a DNS server that takes the question and never answers (the resolver itself would wait 90 s):
+# the SRV lookup ends at the deadline
+mute = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+mute.bind(("127.0.0.3", 53))
+conf = os.path.join(tmp, "resolv-mute.conf")
+with open(conf, "w") as f:
+    f.write("nameserver 127.0.0.3\noptions timeout:30 attempts:3\n")
+t0 = time.monotonic()
+p = subprocess.run(["unshare", "--mount", "sh", "-c",
+                    'mount --bind "$0" /etc/resolv.conf && exec "$@"', conf, A.CACMAIL,
+                    *args, "--domain", "example.test", "--timeout", "2"],
+                   capture_output=True, text=True, env=c.env(), stdin=subprocess.DEVNULL)
+took = time.monotonic() - t0
+L.one_line_error(t, p, 4, "timed out (no answer within 2 s)", "--domain, DNS never answers")
+t.ok(took < 10, f"--domain, DNS never answers: ends at the deadline ({took:.1f} s)")
+mute.close()
 p = c.run("--domain", E["CACMAIL_AD_DOMAIN"], "--bind-dn", "contractor", base=[
     a for a in args if a not in ("--bind-dn", c.users["contractor"]["upn"])] + ["--dry-run"])
 t.eq(p.returncode, 0, "--domain + a bare --bind-dn user name: bound as NAME@REALM")
