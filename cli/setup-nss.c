@@ -161,6 +161,36 @@ chain_one (Setup *s, CmNssdbLocation *loc, const char *bundle_path, gboolean *ch
   return TRUE;
 }
 
+/* No --bundle: done when every database already trusts a root CA (an earlier run, or `cacmail
+ * nss trust`); a new bundle is installed by passing it. */
+static SetupStatus
+chain_without_bundle (Setup *s)
+{
+  guint missing = 0;
+  char label[256];
+
+  for (guint i = 0; i < s->targets->len; i++)
+    {
+      CmNssdbLocation *loc = g_ptr_array_index (s->targets, i);
+      g_autoptr (CmNssDb) db = cm_nss_db_open_sync (loc->dir, CM_NSS_DB_READ_ONLY, NULL, NULL);
+      g_autoptr (CmTrust) trust = db ? cm_nssdb_trust_from_db (db, NULL) : NULL;
+      guint roots = trust ? cm_trust_count_anchors (trust) : 0;
+
+      setup_client_label (loc, label, sizeof label);
+      if (roots)
+        printf ("  %s: %u trusted root CA%s installed (pass --bundle FILE --root-sha256 HEX for "
+                "a newer DoD bundle)\n",
+                label, roots, roots == 1 ? "" : "s");
+      else
+        missing++;
+    }
+  if (missing == 0)
+    return SETUP_ALREADY;
+  return setup_not_done (s, CLI_EXIT_USAGE,
+                         "no trusted root CA yet: download the DoD PKI bundle (.p7b) from DISA "
+                         "and pass --bundle FILE --root-sha256 HEX");
+}
+
 SetupStatus
 setup_step_chain (Setup *s)
 {
@@ -168,9 +198,7 @@ setup_step_chain (Setup *s)
   gboolean changed = FALSE, all = TRUE;
 
   if (s->analysis == NULL)
-    return setup_not_done (s, CLI_EXIT_USAGE,
-                           "no bundle given: download the DoD PKI bundle (.p7b) from DISA and "
-                           "pass --bundle FILE --root-sha256 HEX");
+    return chain_without_bundle (s);
   print_analysis (s->analysis);
   for (guint i = 0; i < s->targets->len; i++)
     all &= chain_one (s, g_ptr_array_index (s->targets, i), i == 0 ? bundle_path : NULL, &changed);

@@ -313,6 +313,12 @@ t.ok(p.returncode == 0, "rerun: exit 0", p.stdout + p.stderr)
 t.eq(snapshot(), after2, "rerun: nothing changed")
 t.ok("will " not in p.stdout, "rerun: no step plans a change", p.stdout)
 
+p = setup("--yes")
+t.ok(p.returncode == 0 and steps_said(p.stdout) == ["already done"] * 5 + ["offered"]
+     and "1 trusted root CA installed" in p.stdout,
+     "rerun without options: the chain and the saved directory settings count as done",
+     p.stdout + p.stderr)
+
 # ---- the bundle as PEM PKCS7: read the same way ----------------------------------------------
 pem_p7 = os.path.join(TMP, "bundle.p7b.pem")
 subprocess.run(["openssl", "pkcs7", "-inform", "der", "-in", BUNDLE, "-out", pem_p7], check=True)
