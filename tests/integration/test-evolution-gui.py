@@ -321,6 +321,9 @@ def steps(t, evo, pki, manifest, home, db, env, users, base_apdus, base_ldap):
     evo.screenshot(os.path.join(ARTIFACTS, "smart-card-page-before.png"), prefs)
 
     # ---- the card is inserted: the alert offers the page's live button -------------------
+    evo.click(evo.find(prefs, role="push button", name="Close"))
+    evo.poll(lambda: "Evolution Preferences" not in [w.name for w in evo.windows()], 30,
+             "the Preferences window to close")
     card(0, "insert")
     alert = evo.find(mail, role="label", pattern=r"^Smart card inserted: .*\(contractor\)",
                      timeout=60)
@@ -345,6 +348,10 @@ def steps(t, evo, pki, manifest, home, db, env, users, base_apdus, base_ldap):
     t.ok(OPENSC in saved or "p11-kit-proxy.so" in saved,
          "the module (OpenSC, or p11-kit's proxy to it) is saved in pkcs11.txt for the next "
          "start", saved)
+    evo.click(evo.find(mail, role="menu item", name="Preferences"))
+    prefs = evo.wait_frame("Evolution Preferences")
+    pages = evo.find(prefs, role="list box")
+    pages.querySelection().selectChild([row[0][1].name for row in pages].index("Smart Card"))
     wait_step(prefs, 2, "done", "step 2 done once the card module is loaded")
     wait_step(prefs, 5, "done", "step 5 done once the identity points at the card")
     evo.find(prefs, role="label", pattern=rf"^John Doe \(contractor\) <{CTR}>: ok$", timeout=60)

@@ -186,8 +186,9 @@ cm_evo_show_directory (GtkWidget *body, CmEvoState *st)
   if (d->error)
     text = g_strdup_printf ("%s. Directory Settings\342\200\246 writes them anew.", d->error);
   else if (cm_evo_directory_is_set (d))
-    text = g_strdup_printf ("Server: %s\nSearch base: %s\nBind: %s\n(in %s)", d->uri, d->base,
-                            d->bind ? d->bind : "simple", d->path);
+    text = g_strdup_printf ("Server: %s\nSearch base: %s\nBind: %s%s%s\n(in %s)", d->uri, d->base,
+                            d->bind ? d->bind : "simple", d->ca_file ? "\nServer CA file: " : "",
+                            d->ca_file ? d->ca_file : "", d->path);
   else
     text = g_strdup_printf ("No address list (LDAP) server is set. Directory Settings\342\200\246 "
                             "asks for its URI, search base and bind method, tests the "
