@@ -101,6 +101,29 @@ count_stale (const char *const *args, char **why)
   return n;
 }
 
+/* TRUE when Evolution has a mail identity: a .source file with a [Mail Identity] group in its
+ * sources folder. Without one there is nothing to fix, and the registry (a D-Bus service that a
+ * session without Evolution may lack) need not be asked. */
+static gboolean
+evolution_has_identities (void)
+{
+  g_autofree char *dir = g_build_filename (g_get_user_config_dir (), "evolution", "sources", NULL);
+  g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
+  const char *name;
+
+  while (d && (name = g_dir_read_name (d)))
+    {
+      g_autofree char *path = g_build_filename (dir, name, NULL);
+      g_autoptr (GKeyFile) kf = g_key_file_new ();
+
+      if (g_str_has_suffix (name, ".source")
+          && g_key_file_load_from_file (kf, path, G_KEY_FILE_NONE, NULL)
+          && g_key_file_has_group (kf, "Mail Identity"))
+        return TRUE;
+    }
+  return FALSE;
+}
+
 /* Check, then fix one client's identities: @check and @fix are cacmail's arguments. */
 static gboolean
 smime_one (Setup *s, CmNssdbLocation *loc, const char *const *check, const char *const *fix,
@@ -154,7 +177,10 @@ setup_step_smime (Setup *s)
     {
       CmNssdbLocation *loc = g_ptr_array_index (s->targets, i);
 
-      if (loc->client == CM_NSSDB_CLIENT_EVOLUTION)
+      if (loc->client == CM_NSSDB_CLIENT_EVOLUTION && !evolution_has_identities ())
+        printf ("  Evolution: no mail identity yet: nothing to fix (run cacmail setup again "
+                "after adding your mail account)\n");
+      else if (loc->client == CM_NSSDB_CLIENT_EVOLUTION)
         {
           const char *check[] = { "evolution", "--nssdb", loc->dir, "--json", "check", NULL };
           const char *fix[] = { "evolution", "--nssdb", loc->dir, "fix", NULL };
