@@ -26,7 +26,7 @@ spec = importlib.util.spec_from_file_location(
     "ldaplib", os.path.join(os.path.dirname(os.path.abspath(__file__)), "test-ldap-lib.py"))
 L = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(L)
-from cmtest import BUILD, CACMAIL, SOURCE, Tap, make_pki, skip  # noqa: E402
+from cmtest import BUILD, CACMAIL, SOURCE, Tap, make_pki, schema_errors, skip  # noqa: E402
 
 LOGIN = os.path.join(BUILD, "cli", "cacmail-login")
 # ASan build: MIT's PKINIT plugin leaks 2 bytes per login (see the file)
@@ -284,6 +284,7 @@ t.ok(cert.get("sha256") == PIV_AUTH["reservist"] and cert.get("upn") == UPN["res
      and cert.get("reader") == R1 and cert.get("card", "").startswith("token:"),
      "login --status --json: cert sha256, UPN, reader and card (token serial) of the reservist",
      p.stdout)
+t.eq(schema_errors(j), [], "login --status --json follows docs/cacmail.schema.json (card_login)")
 
 # ---- the contractor's card, PIN typed on a terminal -------------------------------------------
 c0 = size(card_log(0))
@@ -331,9 +332,9 @@ with open(users["contractor"]["krb5_password_file"]) as pw:
 p = login("--status", "--json")
 j = json.loads(p.stdout) if p.returncode == 0 else {}
 t.ok(k.returncode == 0 and (j.get("ticket") or {}).get("principal")
-     == users["contractor"]["principal"] and j.get("cert", 0) is None,
-     "after kinit with a password, login --status shows that ticket and no card cert",
-     k.stderr + p.stdout + p.stderr)
+     == users["contractor"]["principal"] and j.get("cert", 0) is None and not schema_errors(j),
+     "after kinit with a password, login --status --json shows that ticket and cert null "
+     "(schema-valid)", k.stderr + p.stdout + p.stderr)
 
 # ---- wrong PIN: one line with the tries left, each sent once; then the right PIN again -------
 c0 = size(card_log(0))
