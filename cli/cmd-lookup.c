@@ -24,7 +24,6 @@ ask_password (CmLdapSecretKind kind, const char *subject, gpointer data, GError 
   char *out;
 
   (void)kind;
-  (void)data;
   if (tty < 0 || !isatty (tty))
     {
       g_set_error (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CONFIG,
@@ -34,9 +33,12 @@ ask_password (CmLdapSecretKind kind, const char *subject, gpointer data, GError 
         close (tty);
       return NULL;
     }
-  out = cm_secret_read_line (tty, tty, prompt, "LDAP password", CM_SECRET_DEFAULT, NULL, &local);
+  /* @data: the run's cancellable (Ctrl-C ends the prompt) */
+  out = cm_secret_read_line (tty, tty, prompt, "LDAP password", CM_SECRET_DEFAULT, data, &local);
   close (tty);
-  if (out == NULL)
+  if (out == NULL && local->domain == G_IO_ERROR)
+    g_propagate_error (error, g_steal_pointer (&local));
+  else if (out == NULL)
     g_set_error_literal (error, CM_LDAP_ERROR,
                          g_error_matches (local, CM_ERROR, CM_ERROR_UNSAFE) ? CM_LDAP_ERROR_REFUSED
                                                                             : CM_LDAP_ERROR_CONFIG,
@@ -145,7 +147,7 @@ run_lookup (CmLdapConfig *cfg, LookupTargets *t, char **addresses, gint64 at, gb
   g_autofree char *uri = NULL;
   gboolean missing = FALSE, refused = FALSE;
 
-  found = cm_ldap_lookup_sync (cfg, (const char *const *)addresses, ask_password, NULL, &uri,
+  found = cm_ldap_lookup_sync (cfg, (const char *const *)addresses, ask_password, cancellable, &uri,
                                cancellable, &error);
   if (found == NULL)
     return ldap_fail (error);
