@@ -26,6 +26,8 @@ static const Command commands[] = {
     "Kerberos support (libkrb5)" },
   { "lookup", NULL, "find recipients' certificates in the directory, import them",
     "cacmail-lookup", "LDAP support" },
+  { "doctor", NULL, "find what stands between you and working S/MIME, with fixes",
+    "cacmail-doctor", "LDAP support" },
   { "nss", cmd_nss, "NSS databases of Evolution and Thunderbird: card module, trust", NULL, NULL },
   { "import-p12", cmd_import_p12, "import recovered encryption keys (PKCS#12)", NULL, NULL },
 #ifdef CM_HAVE_EVOLUTION

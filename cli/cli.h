@@ -61,6 +61,7 @@ int cmd_republish (int argc, char **argv);
 int cmd_setup (int argc, char **argv);
 int cmd_lookup (int argc, char **argv); /* cmd-lookup.c, helper cacmail-lookup */
 int cmd_login (int argc, char **argv); /* cacmail-login (cmd-login.c) */
+int cmd_doctor (int argc, char **argv); /* cacmail-doctor (cmd-doctor.c, doctor-*.c) */
 int cmd_nss (int argc, char **argv);
 int cmd_import_p12 (int argc, char **argv);
 /* cmd-nss.c: the NSS step of `cacmail demo` on a make-pki folder (sandbox database under it). */
