@@ -211,7 +211,8 @@ wipe_free (gpointer data)
 {
   GByteArray *a = data;
 
-  explicit_bzero (a->data, a->len);
+  if (a->len) /* an empty array may have no buffer at all */
+    explicit_bzero (a->data, a->len);
   g_byte_array_unref (a);
 }
 
@@ -246,7 +247,8 @@ octets (guint8 tag, Span body, Span *out, GPtrArray *keep, int depth)
       g_byte_array_append (joined, part.p, part.len);
     }
   b = wiped_bytes (joined->data, joined->len);
-  explicit_bzero (joined->data, joined->len);
+  if (joined->len) /* a constructed OCTET STRING of empty parts has no buffer */
+    explicit_bzero (joined->data, joined->len);
   g_ptr_array_add (keep, b);
   out->p = g_bytes_get_data (b, &out->len);
   return TRUE;
