@@ -307,8 +307,9 @@ cm_tb_probe_server_sync (CmTbServerProbe *p, guint timeout_ms, GCancellable *can
 
   if (p->socket_type != 2 && p->socket_type != 3)
     {
-      p->error = g_strdup ("the account connects without TLS, so no certificate can be sent: "
-                           "set its connection security to SSL/TLS or STARTTLS first");
+      p->error = g_strdup ("the account connects without TLS, so neither a certificate nor a "
+                           "Kerberos login is set up for it: set its connection security to "
+                           "SSL/TLS or STARTTLS first");
       goto out;
     }
   if ((c.fd = connect_tcp (p->host, p->port, timeout_ms, &error)) < 0)

@@ -160,17 +160,22 @@ env = dict(E, HOME=home, XDG_CONFIG_HOME=os.path.join(home, ".config"),
 subprocess.run(["certutil", "-N", "-d", "sql:" + prof, "--empty-password"], check=True,
                capture_output=True)
 prefs = {
-    "mail.accountmanager.accounts": "account1,account2",
+    "mail.accountmanager.accounts": "account1,account2,account3",
     "mail.account.account1.server": "server1",
     "mail.account.account1.identities": "id1",
     "mail.account.account2.server": "server2",
     "mail.account.account2.identities": "id2",
     "mail.identity.id1.useremail": ADDR,
     "mail.identity.id2.useremail": ADDR,
+    "mail.account.account3.server": "server3",
+    "mail.account.account3.identities": "id3",
+    "mail.identity.id3.useremail": ADDR,
 }
-for srv, port in (("server1", GSS_PORT), ("server2", PLAIN_PORT)):
+# server3: the GSSAPI server, but the account connects without TLS
+for srv, port, sock in (("server1", GSS_PORT, 2), ("server2", PLAIN_PORT, 2),
+                        ("server3", GSS_PORT, 0)):
     prefs.update({f"mail.server.{srv}.type": "imap", f"mail.server.{srv}.hostname": HOST,
-                  f"mail.server.{srv}.port": port, f"mail.server.{srv}.socketType": 2,
+                  f"mail.server.{srv}.port": port, f"mail.server.{srv}.socketType": sock,
                   f"mail.server.{srv}.userName": USER, f"mail.server.{srv}.authMethod": 3})
 prefs_js = os.path.join(prof, "prefs.js")
 with open(prefs_js, "w") as f:
@@ -211,6 +216,11 @@ t.ok(len(p.stderr.strip().splitlines()) == 1 and "GSSAPI" in p.stderr
      and f":{PLAIN_PORT}" in p.stderr, "... with one line naming the server and the fix", p.stderr)
 t.ok(open(prefs_js, "rb").read() == before and backups() == [],
      "... prefs.js is byte for byte as before and no backup was made")
+p = tb("--identity", "id3", "--method", "kerberos", "login")
+t.ok(p.returncode == 5 and len(p.stderr.strip().splitlines()) == 1
+     and "without TLS" in p.stderr and open(prefs_js, "rb").read() == before,
+     "--method kerberos on an account without TLS: refused with one line, nothing written",
+     p.stderr)
 p = tb("--identity", "id2", "login")
 t.ok(p.returncode == 0 and "Changed 0 servers" in p.stdout and "nothing to do" in p.stdout
      and open(prefs_js, "rb").read() == before,
