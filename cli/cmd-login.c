@@ -15,6 +15,7 @@ typedef struct
 {
   char *reader;
   char *pin_file;
+  char *pin; /* read from --pin-file before anything else, wiped at the end */
   char *realm;
   gboolean status;
   gboolean json;
@@ -65,6 +66,17 @@ step (const char *what, int seconds, const char *fix)
 }
 
 /* ---- the PIN ---- */
+static gboolean
+have_tty (void)
+{
+  int tty = open ("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  gboolean ok = tty >= 0 && isatty (tty);
+
+  if (tty >= 0)
+    close (tty);
+  return ok;
+}
+
 static char *
 ask_pin (const LoginCard *card, guint flags, gpointer data, GError **error)
 {
@@ -83,8 +95,8 @@ ask_pin (const LoginCard *card, guint flags, gpointer data, GError **error)
              "cacmail: warning: the card in '%s' says a wrong PIN was entered before (PIN "
              "count low): type it carefully\n",
              card->reader);
-  if (o->pin_file)
-    return cm_secret_read_file (o->pin_file, "PIN file", CM_SECRET_DEFAULT, error);
+  if (o->pin)
+    return g_strdup (o->pin); /* the caller wipes this copy */
   tty = open ("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (tty < 0 || !isatty (tty))
     {
@@ -273,6 +285,15 @@ do_login (Options *o)
   const char *upn;
   int rc = CLI_EXIT_OK;
 
+  /* a PIN file that cannot be used, or no way to ask, stops here: before the card or the KDC
+   * is asked for anything */
+  if (o->pin_file
+      && (o->pin = cm_secret_read_file (o->pin_file, "PIN file", CM_SECRET_DEFAULT, &error))
+           == NULL)
+    return cli_fail (error);
+  if (o->pin_file == NULL && !have_tty ())
+    return cli_usage ("no terminal to ask for the PIN: pass it in a file only you can read "
+                      "(--pin-file FILE, chmod 600)");
   step ("reading the card", o->timeout,
         "check the card and the reader (cacmail status), then try again");
   if (!login_card_find (o->reader, cm_time_now (), &card, &error))
@@ -342,6 +363,7 @@ cmd_login (int argc, char **argv)
     }
   g_free (o.reader);
   g_free (o.pin_file);
+  cm_secret_free (o.pin);
   g_free (o.realm);
   return rc;
 }

@@ -203,8 +203,10 @@ PIV_AUTH = {u: sha256_of(os.path.join(pki, "cards", u, "3 - PIV_Auth.crt")) for 
 
 
 def login(*args, env=None, timeout=60):
+    """cacmail login ARGS in a session of its own: no controlling terminal to ask a PIN on."""
     return subprocess.run([CACMAIL, "login", *args], capture_output=True, text=True,
-                          env=env or ENV, stdin=subprocess.DEVNULL, timeout=timeout)
+                          env=env or ENV, stdin=subprocess.DEVNULL, timeout=timeout,
+                          start_new_session=True)
 
 
 def size(path):
@@ -249,6 +251,18 @@ one_line(t, p, 2, ["2 cards are inserted", R0, R1, "--reader"], "two cards, no -
 t.ok("AS_REQ" not in tail(KDC_LOG, k0) and not verified(tail(card_log(0), c0))
      and not verified(tail(card_log(1), c1)),
      "two cards, no --reader: no PIN sent to either card, nothing asked of the KDC")
+
+# ---- a PIN file others can read, no PIN at all: refused before the card or the KDC is asked --
+OPEN_PIN = L.write_secret(os.path.join(tmp, "open-pin"), L.PIN + "\n", mode=0o644)
+k0, c0 = size(KDC_LOG), size(card_log(0))
+p = login("--reader", R0, "--pin-file", OPEN_PIN)
+one_line(t, p, 5, ["chmod 600"], "a PIN file others can read")
+p2 = login("--reader", R0)  # no --pin-file, no terminal
+t.ok(p2.returncode == 2 and "--pin-file" in p2.stderr and len(p2.stderr.splitlines()) == 1,
+     "no --pin-file and no terminal: usage error naming --pin-file", p2.stderr)
+t.ok("AS_REQ" not in tail(KDC_LOG, k0) and not verified(tail(card_log(0), c0))
+     and L.PIN not in p.stderr + p2.stderr,
+     "PIN file refused / no terminal: no PIN sent, nothing asked of the KDC")
 
 # ---- the reservist's card by its reader ------------------------------------------------------
 k0, c0, c1 = size(KDC_LOG), size(card_log(0)), size(card_log(1))
