@@ -295,6 +295,39 @@ with open(os.path.join(over, "org.mozilla.Thunderbird"), "w") as f:
 rc, codes, doc = report()
 t.ok("sandboxed-client-no-pcscd" not in codes, "... with the override: gone", doc)
 
+# ---- other cards, each in a fresh pcscd (with-pcscd nests) -----------------------------------
+import shutil  # noqa: E402
+
+
+def doctor_with_cards(*cards):
+    out = os.path.join(TMP, "nested.json")
+    cmd = [os.path.join(HARNESS, "with-pcscd")]
+    for c in cards:
+        cmd += ["--card", c]
+    p = subprocess.run(cmd + ["--", "sh", "-c", f'"$0" doctor --json > "{out}"', CACMAIL],
+                       capture_output=True, text=True, timeout=120)
+    try:
+        doc = json.load(open(out))
+    except ValueError:
+        doc = {"problems": [], "harness": p.stdout + p.stderr}
+    return p.returncode, {q["code"]: q for q in doc["problems"]}, doc
+
+
+noauth = os.path.join(TMP, "no-piv-auth")
+shutil.copytree(os.path.join(PKI, "cards", "contractor"), noauth)
+for f in glob.glob(os.path.join(noauth, "3 - PIV_Auth.*")):
+    os.unlink(f)
+rc, codes, doc = doctor_with_cards(noauth)
+t.ok(rc == 7 and "piv-auth-missing" in codes
+     and "card maintenance portal" in codes["piv-auth-missing"]["hint"],
+     "a card without its PIV Authentication certificate: piv-auth-missing, activate it", doc)
+rc, codes, doc = doctor_with_cards(os.path.join(PKI, "cards", "contractor"),
+                                   os.path.join(PKI, "cards", "reservist-same-email"))
+t.ok(rc == 7 and "email-shared-by-personas" in codes
+     and len(codes["email-shared-by-personas"]["certs"]) >= 2,
+     "two persona cards with one address: email-shared-by-personas, naming the certificates",
+     doc)
+
 # ---- --forget -----------------------------------------------------------------------------------
 cache = os.path.join(os.environ["XDG_CACHE_HOME"], "cacmail")
 cached = sorted(glob.glob(os.path.join(cache, "**", "*"), recursive=True))
