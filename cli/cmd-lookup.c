@@ -240,7 +240,7 @@ cmd_lookup (int argc, char **argv)
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON (docs/ldap.md)", NULL },
     { "at", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &at_text, "Check validity at TIME",
       "TIME" },
-    { NULL },
+    G_OPTION_ENTRY_NULL,
   };
   g_autoptr (GOptionContext) octx
     = g_option_context_new ("ADDR... - find recipients' certificates in the directory");
@@ -294,6 +294,9 @@ cmd_lookup (int argc, char **argv)
     }
   if ((targets = lookup_targets_open (nssdb, client, ca, &error)) == NULL)
     {
+      /* exit 3 says "nothing found in the directory": a missing database is the environment */
+      if (g_error_matches (error, CM_ERROR, CM_ERROR_NOT_FOUND))
+        error->code = CM_ERROR_ENVIRONMENT;
       rc = cli_fail (error);
       goto out;
     }

@@ -365,6 +365,8 @@ p = subprocess.run([CACMAIL, "lookup", "--uri", E("CACMAIL_LDAP_URI"), "--base",
                    text=True, env=dict(os.environ, HOME=tmp,
                                        XDG_CONFIG_HOME=os.path.join(tmp, "config")))
 L.one_line_error(t, p, 4, "could not be verified", "server cert not verifiable (no --ca-file)")
+p = lookup("--nssdb", os.path.join(tmp, "no-such-db"), L.CTR)
+L.one_line_error(t, p, 4, "no-such-db", "a target database that does not exist (exit 4, not 3)")
 bad_pw = L.write_secret(os.path.join(tmp, "bad.pw"), "wrong\n")
 p = lookup("--nssdb", db, "--bind-dn", users["someone"]["dn"], "--password-file", bad_pw, L.CTR)
 L.one_line_error(t, p, 1, "refused the password", "wrong password")
