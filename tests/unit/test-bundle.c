@@ -85,6 +85,20 @@ test_gsa_analysis (void)
   g_assert_cmpint (role_of (a, ROLLOVER_B, &why), ==, CM_BUNDLE_INTERMEDIATE);
   g_assert_cmpuint (cm_bundle_analysis_count (a, CM_BUNDLE_INTERMEDIATE), ==, 7);
   g_assert_cmpuint (cm_bundle_analysis_count (a, CM_BUNDLE_SKIPPED), ==, 4);
+  {
+    g_autoptr (JsonNode) doc = cm_bundle_analysis_to_json (a);
+    JsonObject *o = json_node_get_object (doc);
+    JsonArray *skipped = json_object_get_array_member (o, "skipped");
+
+    g_assert_cmpstr (
+      json_object_get_string_member (json_object_get_object_member (o, "root"), "sha256"), ==,
+      ROOT);
+    g_assert_cmpuint (json_array_get_length (json_object_get_array_member (o, "intermediates")), ==,
+                      7);
+    g_assert_cmpuint (json_array_get_length (skipped), ==, 4);
+    g_assert_nonnull (
+      json_object_get_string_member (json_array_get_object_element (skipped, 0), "reason"));
+  }
   /* the root first, then parents before children (the rollover certs last) */
   ders = cm_bundle_analysis_get_ders (a);
   g_assert_cmpuint (ders->len, ==, 8);
