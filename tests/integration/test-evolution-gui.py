@@ -204,7 +204,7 @@ def inside(pki, tmp):
     evo = evogui.Evolution(tmp, env, private_x11=True)
     try:
         evo.__enter__()
-        steps(t, evo, pki, manifest, home, db, env, users, base_apdus, base_ldap)
+        steps(t, evo, pki, manifest, home, db, users, base_apdus, base_ldap)
     except Exception as e:  # a time-out or a lost window: say where, with what was on screen
         detail = [f"{type(e).__name__}: {e}"]
         try:
@@ -231,7 +231,7 @@ def colon_hex(sha):
     return ":".join(sha[i:i + 2] for i in range(0, len(sha), 2)).upper()
 
 
-def steps(t, evo, pki, manifest, home, db, env, users, base_apdus, base_ldap):
+def steps(t, evo, pki, manifest, home, db, users, base_apdus, base_ldap):
     import pyatspi  # only now: it talks to the accessibility bus of our session
 
     def sensitive(acc):
@@ -251,7 +251,9 @@ def steps(t, evo, pki, manifest, home, db, env, users, base_apdus, base_ldap):
         return tuple(sensitive(evo.find(prefs, role="push button", name=n)) for n in names)
 
     def page_alert(prefs, title):
-        lab = evo.find(prefs, role="label", pattern="^" + re.escape(title), timeout=90)
+        """The text of the page's alert titled @title (its label starts with the title line)."""
+        lab = evo.find(prefs, role="label", pattern="^" + re.escape(title) + "(\n|$)",
+                       timeout=90)
         return evo.all_text(evo.ancestor(lab, "info bar"))
 
     def close_alert(root, lab_pattern):
@@ -309,8 +311,9 @@ def steps(t, evo, pki, manifest, home, db, env, users, base_apdus, base_ldap):
     t.ok("Virtual PCD 00 00: no card" in text and "no card module is registered" in text,
          "page: no card in the readers, no card module", text)
     # the doctor report: the command line's words, or why it could not be made
+    # (in Evolution's environment: its session bus, its display)
     doctor = subprocess.run([os.path.join(BUILD, "cli", "cacmail"), "doctor", "--json"],
-                            env=env, capture_output=True, text=True)
+                            env=evo.env, capture_output=True, text=True)
     if doctor.returncode in (0, 7):
         first = json.loads(doctor.stdout)["problems"]
         want = first[0]["message"] if first else "cacmail doctor found no problem."
@@ -336,7 +339,9 @@ def steps(t, evo, pki, manifest, home, db, env, users, base_apdus, base_ldap):
          "user to a terminal", text)
     evo.screenshot(os.path.join(ARTIFACTS, "card-alert-load.png"), mail)
     evo.click(button)
-    evo.find(mail, role="label", pattern="^Card certificates available", timeout=60)
+    # "Card certificates available", then (the bar shows the newest alert) the re-check's
+    evo.find(mail, role="label", pattern="^S/MIME settings pointed at the card in the reader",
+             timeout=60)
     ctr = evo.poll(lambda: smime(home, "cacmail-ctr").get("SigningCertificate") and
                    smime(home, "cacmail-ctr"), 30, "the contractor's settings written")
     t.eq((ctr["SigningCertificate"], ctr["EncryptionCertificate"], ctr["SigningAlgorithm"]),
@@ -416,7 +421,9 @@ def steps(t, evo, pki, manifest, home, db, env, users, base_apdus, base_ldap):
     uri, base = os.environ["CACMAIL_LDAP_URI"], os.environ["CACMAIL_LDAP_BASE"]
 
     def fill_directory(server):
-        evo.click(evo.find(prefs, role="push button", name="Directory Settings\u2026"))
+        b = evo.find(prefs, role="push button", name="Directory Settings\u2026")
+        evo.poll(lambda: sensitive(b), 60, "the page to be idle")  # it reloads after a job
+        evo.click(b)
         d = evo.wait_frame("Directory Settings", timeout=30)
         evo.set_text(evo.find(d, role="text", name="Server URI"), server)
         evo.set_text(evo.find(d, role="text", name="Search base"), base)
