@@ -325,6 +325,14 @@ t.ok(p.returncode == 0 and steps_said(p.stdout) == ["already done"] * 5 + ["offe
      "rerun without options: the chain and the saved directory settings count as done",
      p.stdout + p.stderr)
 
+conf3 = os.path.join(TMP, "wrong-base.conf")
+p = setup("--config", conf3, "--uri", URI, "--base", "ou=nowhere," + BASE, "--ca-file",
+          os.environ["CACMAIL_LDAP_CA"], "--yes")
+t.ok(p.returncode == 2 and "ou=nowhere," + BASE + " does not exist" in p.stdout
+     and not os.path.exists(conf3),
+     "a base the server does not have: the connection test fails (exit 2), nothing written",
+     p.stdout + p.stderr)
+
 # ---- the bundle as PEM PKCS7: read the same way ----------------------------------------------
 pem_p7 = os.path.join(TMP, "bundle.p7b.pem")
 subprocess.run(["openssl", "pkcs7", "-inform", "der", "-in", BUNDLE, "-out", pem_p7], check=True)
