@@ -204,7 +204,7 @@ cmd_lookup (int argc, char **argv)
 {
   g_autofree char *config = NULL, *at_text = NULL, *nssdb = NULL, *client = NULL;
   g_autofree char *configure = NULL, *profile = NULL;
-  g_auto (GStrv) ca = NULL;
+  g_auto (GStrv) ca = NULL, orig_argv = NULL;
   gboolean json = FALSE, insecure = FALSE, plain = FALSE;
   const char *keys[]
     = { "uri", "base", "bind", "bind-dn", "password-file", "ca-file", "filter", "timeout" };
@@ -254,6 +254,9 @@ cmd_lookup (int argc, char **argv)
   int rc = CLI_EXIT_OK;
 
   signal (SIGPIPE, SIG_IGN);
+  orig_argv = g_new0 (char *, argc + 1);
+  for (int i = 0; i < argc; i++)
+    orig_argv[i] = g_strdup (argv[i]);
   g_option_context_add_main_entries (octx, entries, NULL);
   if (!g_option_context_parse (octx, &argc, &argv, &error))
     rc = cli_usage ("%s", error->message);
@@ -289,7 +292,7 @@ cmd_lookup (int argc, char **argv)
     cm_ldap_config_set (cfg, "allow-plain-ldap", "true", NULL);
   if (configure)
     {
-      rc = lookup_configure (cfg, configure, profile, json);
+      rc = lookup_configure (cfg, configure, profile, json, orig_argv);
       goto out;
     }
   if ((targets = lookup_targets_open (nssdb, client, ca, &error)) == NULL)

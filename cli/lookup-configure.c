@@ -6,14 +6,16 @@
 #include <cm-tb-ldap.h>
 #include <stdio.h>
 #include <string.h>
-#ifdef CM_HAVE_EVOLUTION
+#ifdef CM_LOOKUP_EVOLUTION
 #include <cm-evo-addressbook.h>
 #endif
 
+/* In cacmail-lookup-evolution (the only program of the lookup that links
+ * evolution-data-server, packaged with the Evolution plugin), or through it. */
 static int
-configure_evolution (CmLdapConfig *cfg, gboolean json)
+configure_evolution (CmLdapConfig *cfg, gboolean json, char **argv)
 {
-#ifdef CM_HAVE_EVOLUTION
+#ifdef CM_LOOKUP_EVOLUTION
   g_autoptr (GError) error = NULL;
   g_autoptr (CmEvoAddressbook) ab = NULL, back = NULL;
   const char *bind = cm_ldap_config_get (cfg, "bind");
@@ -48,9 +50,8 @@ configure_evolution (CmLdapConfig *cfg, gboolean json)
 #else
   (void)cfg;
   (void)json;
-  fprintf (stderr, "cacmail: error: this cacmail was built without Evolution support: install "
-                   "the package that has it\n");
-  return CLI_EXIT_ENVIRONMENT;
+  return cli_run_helper ("cacmail-lookup-evolution", "Evolution support (evolution-data-server)",
+                         (int)g_strv_length (argv), argv);
 #endif
 }
 
@@ -102,9 +103,10 @@ configure_thunderbird (CmLdapConfig *cfg, const char *profile_dir, gboolean json
 }
 
 int
-lookup_configure (CmLdapConfig *cfg, const char *client, const char *profile, gboolean json)
+lookup_configure (CmLdapConfig *cfg, const char *client, const char *profile, gboolean json,
+                  char **argv)
 {
   if (strcmp (client, "evolution") == 0)
-    return configure_evolution (cfg, json);
+    return configure_evolution (cfg, json, argv);
   return configure_thunderbird (cfg, profile, json);
 }

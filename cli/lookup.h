@@ -50,5 +50,8 @@ void lookup_import (LookupTargets *t, const char *address, GPtrArray *certs, gin
 
 /* lookup-configure.c: --configure evolution|thunderbird: an address book for the directory of
  * @cfg in the client (Evolution through its source registry, Thunderbird's prefs.js of
- * @profile or the default profile). Prints what it did; returns a CLI exit code. */
-int lookup_configure (CmLdapConfig *cfg, const char *client, const char *profile, gboolean json);
+ * @profile or the default profile). Prints what it did; returns a CLI exit code. For Evolution,
+ * a program without evolution-data-server runs cacmail-lookup-evolution with @argv (the
+ * command line as given, argv[0] "lookup") instead. */
+int lookup_configure (CmLdapConfig *cfg, const char *client, const char *profile, gboolean json,
+                      char **argv);
