@@ -1,15 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* doctor-clients.c: `cacmail doctor`'s checks of the directory settings (present, and a
  * connection test with TLS verified and a deadline: cm_ldap_config_test_sync) and of the S/MIME
- * settings of every mail client (Evolution through its registry, each Thunderbird profile's
- * prefs.js), with the same code `cacmail evolution check` and `cacmail thunderbird check` use. */
+ * settings of every mail client (Evolution through `cacmail evolution check`, each Thunderbird
+ * profile's prefs.js with the code `cacmail thunderbird check` uses). */
 #include "doctor.h"
 #include <cm-ldap.h>
 #include <cm-nssdb.h>
 #include <cm-tb.h>
-#ifdef CM_HAVE_EVOLUTION
-#include <cm-evo.h>
-#endif
 #include <stdio.h>
 
 #define SETUP_HINT                                                                                 \
@@ -52,66 +49,83 @@ doctor_check_directory (Doctor *d)
   doctor_checked (d, "directory: %s", report);
 }
 
-#ifdef CM_HAVE_EVOLUTION
-static char *
-joined_messages (const char *const *m)
+/* `cacmail evolution check --json` (the helper cacmail-evolution, packaged with the Evolution
+ * plugin: it links evolution-data-server, which this program does not), parsed. NULL with
+ * @why (caller frees) when it cannot run or answer. */
+static JsonNode *
+evolution_check (char **why)
 {
-  return g_strjoinv ("; ", (char **)m);
+  g_autofree char *path = cli_helper_path ("cacmail-evolution");
+  g_autofree char *bus = g_build_filename (g_get_user_runtime_dir (), "bus", NULL);
+  g_autofree char *out = NULL, *err = NULL;
+  g_autoptr (GError) error = NULL;
+  char *argv[] = { NULL, (char *)"evolution", (char *)"check", (char *)"--json", NULL };
+  int status = 0;
+
+  if (path == NULL)
+    return *why = g_strdup ("cacmail-evolution is not installed"), NULL;
+  /* without a session bus there is no registry to ask (and nothing to start one) */
+  if (g_getenv ("DBUS_SESSION_BUS_ADDRESS") == NULL && !g_file_test (bus, G_FILE_TEST_EXISTS))
+    return *why = g_strdup ("no session bus, so no settings registry"), NULL;
+  argv[0] = path;
+  if (!g_spawn_sync (NULL, argv, NULL, G_SPAWN_FILE_AND_ARGV_ZERO, NULL, NULL, &out, &err, &status,
+                     &error))
+    return *why = g_strdup (error->message), NULL;
+  if (!g_spawn_check_wait_status (status, NULL))
+    return *why = g_strdup (g_strstrip (err)), NULL;
+  if ((out = g_strstrip (out)) == NULL || *out == '\0')
+    return *why = g_strdup ("no answer"), NULL;
+  {
+    JsonNode *root = json_from_string (out, &error);
+    if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+      return *why = g_strdup ("an answer that is not JSON"), NULL;
+    return root;
+  }
+}
+
+static const char *
+member (JsonObject *o, const char *name)
+{
+  JsonNode *n = json_object_get_member (o, name);
+  return n && JSON_NODE_HOLDS_VALUE (n) ? json_node_get_string (n) : NULL;
 }
 
 void
 doctor_check_evolution (Doctor *d)
 {
-  g_autoptr (GError) error = NULL;
-  g_autoptr (CmEvoRegistry) reg = NULL;
-  g_autoptr (CmInventory) inv = cm_inventory_new ();
-  g_autoptr (CmNssDb) db = NULL;
-  g_autofree char *dir = g_build_filename (g_get_home_dir (), ".pki", "nssdb", NULL);
-  GPtrArray *settings;
-  guint stale = 0;
+  g_autofree char *why = NULL;
+  g_autoptr (JsonNode) root = evolution_check (&why);
+  JsonArray *ids;
+  guint stale = 0, n;
 
-  g_autofree char *bus = g_build_filename (g_get_user_runtime_dir (), "bus", NULL);
-
-  /* without a session bus there is no registry to ask (and nothing to start one) */
-  if ((g_getenv ("DBUS_SESSION_BUS_ADDRESS") == NULL && !g_file_test (bus, G_FILE_TEST_EXISTS))
-      || (reg = cm_evo_registry_new_sync (NULL, &error)) == NULL)
+  if (root == NULL
+      || (ids = json_object_get_array_member (json_node_get_object (root), "identities")) == NULL)
     {
-      doctor_checked (d, "Evolution: its settings registry is not running (not checked)");
+      doctor_checked (d, "Evolution: not checked (%s)", why ? why : "no identities");
       return;
     }
-  db = cm_nss_db_open_sync (dir, CM_NSS_DB_READ_ONLY | CM_NSS_DB_LOAD_MODULES, NULL, NULL);
-  if (db)
-    cm_nss_db_add_certs_sync (db, inv, NULL, NULL);
-  cm_nssdb_mark_recovered (inv);
-  doctor_read_cards (NULL, inv, NULL);
-  settings = cm_evo_registry_list_identities (reg);
-  for (guint i = 0; i < settings->len; i++)
+  n = json_array_get_length (ids);
+  for (guint i = 0; i < n; i++)
     {
-      g_autoptr (CmEvoIdentity) id
-        = cm_evo_identity_check (g_ptr_array_index (settings, i), inv, d->inserted, d->at);
-      const CmEvoSettings *cur = cm_evo_identity_get_current (id);
-      g_autofree char *why = NULL;
+      JsonObject *id = json_array_get_object_element (ids, i);
+      JsonArray *msgs = json_object_get_array_member (id, "messages");
+      g_autoptr (GString) text = g_string_new (NULL);
 
-      if (!cm_evo_identity_is_stale (id))
+      if (g_strcmp0 (member (id, "state"), "stale") != 0)
         continue;
       stale++;
-      why = joined_messages (cm_evo_identity_get_messages (id));
+      for (guint j = 0; msgs && j < json_array_get_length (msgs); j++)
+        g_string_append_printf (text, "%s%s", j ? "; " : "",
+                                json_array_get_string_element (msgs, j));
       doctor_problem (d, "evolution-settings-stale", CM_SEVERITY_ERROR,
                       "Run cacmail evolution fix (cacmail evolution undo puts the old settings "
                       "back)",
-                      "Evolution identity %s <%s>: %s", cur->name ? cur->name : cur->uid,
-                      cur->address, why);
+                      "Evolution identity %s <%s>: %s",
+                      member (id, "name") ? member (id, "name") : member (id, "uid"),
+                      member (id, "address"), text->str);
     }
-  doctor_checked (d, "Evolution: %u mail identit%s, %u stale", settings->len,
-                  settings->len == 1 ? "y" : "ies", stale);
+  doctor_checked (d, "Evolution: %u mail identit%s, %u stale", n, n == 1 ? "y" : "ies", stale);
 }
-#else
-void
-doctor_check_evolution (Doctor *d)
-{
-  doctor_checked (d, "Evolution: this cacmail was built without Evolution support (not checked)");
-}
-#endif
 
 static void
 check_profile (Doctor *d, CmNssdbLocation *loc)
