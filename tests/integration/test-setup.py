@@ -333,6 +333,15 @@ t.ok(p.returncode == 2 and "ou=nowhere," + BASE + " does not exist" in p.stdout
      "a base the server does not have: the connection test fails (exit 2), nothing written",
      p.stdout + p.stderr)
 
+conf4 = os.path.join(TMP, "insecure.conf")
+with open(conf4, "w") as f:
+    f.write("[ldap]\ninsecure=true\n")
+p = setup("--config", conf4, "--uri", URI, "--base", BASE, "--yes")
+t.ok(p.returncode == 2 and "insecure is set" in p.stdout
+     and open(conf4).read() == "[ldap]\ninsecure=true\n",
+     "insecure=true in the config: the connection test refuses to skip verification, nothing "
+     "written", p.stdout + p.stderr)
+
 # ---- the bundle as PEM PKCS7: read the same way ----------------------------------------------
 pem_p7 = os.path.join(TMP, "bundle.p7b.pem")
 subprocess.run(["openssl", "pkcs7", "-inform", "der", "-in", BUNDLE, "-out", pem_p7], check=True)
