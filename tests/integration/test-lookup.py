@@ -430,6 +430,28 @@ t.ok(p.returncode == 0 and certutil_has(prof, enc) and f"sql:{prof}" in p.stdout
 t.ok(not certutil_has(prof, L.der(cas[0])),
      "the root from --ca is not put into the database (trusting it is cacmail nss trust's)")
 
+# ---- what Thunderbird's own fetch gets here: it asks for usercertificate;binary and reads
+# back only an attribute of that name (certFetchingStatus.js); OpenLDAP answers with it ------
+p = subprocess.run(["ldapsearch", "-LLL", "-o", "ldif-wrap=no", "-x", "-ZZ", "-H",
+                    E("CACMAIL_LDAP_URI"), "-D", users["someone"]["dn"], "-y",
+                    users["someone"]["password_file"], "-b", E("CACMAIL_LDAP_BASE"),
+                    f"(mail={L.CTR})", "usercertificate;binary"],
+                   capture_output=True, text=True, env=L.ldap_env())
+t.ok(p.returncode == 0 and f"userCertificate;binary:: {L.b64(enc)}" in p.stdout,
+     "OpenLDAP answers Thunderbird's query with userCertificate;binary (found there)",
+     p.stdout + p.stderr)
+
+# ---- usage --------------------------------------------------------------------------------
+p = subprocess.run([CACMAIL, "lookup", "--help"], capture_output=True, text=True)
+t.ok(p.returncode == 0 and p.stdout.startswith("Usage:") and "  lookup [OPTION" in p.stdout,
+     "cacmail lookup --help runs cacmail-lookup under the command's name", p.stdout[:200])
+for args, what in ((["--nssdb", db], "no address"),
+                   (["--client", "outlook", L.CTR], "an unknown client"),
+                   (["--nssdb", db, "--client", "evolution", L.CTR], "--nssdb with --client")):
+    p = subprocess.run([CACMAIL, "lookup", *args], capture_output=True, text=True)
+    t.ok(p.returncode == 2 and p.stderr.startswith("cacmail: usage error:"),
+         f"{what}: usage error (exit 2)", (p.returncode, p.stderr))
+
 # ---- Thunderbird's directory prefs ---------------------------------------------------------
 ldaps = E("CACMAIL_LDAPS_URI")
 prefs_js = os.path.join(prof, "prefs.js")
