@@ -64,7 +64,7 @@ def inside_ad(pki):
     """Inside with-samba-ad (and the outer with-pcscd): turn on the Samba KDC's PKINIT (a KDC
     cert from a CA of this run, the cards' root as anchor, the ID CA as pool), make the card's
     UPN the contractor's userPrincipalName (as AD has it), log in with the card, get a service
-    ticket with the TGT. Prints one JSON object of results (the outer test reports them)."""
+    ticket with the TGT, republish with it (GSSAPI). Prints one JSON object of results (the outer test reports them)."""
     E = os.environ
     d = os.path.join(E["CACMAIL_AD_DIR"], "pkinit")
     os.makedirs(d)
@@ -139,12 +139,27 @@ name_string=EXP:1,SEQUENCE:kdc_names
     s = subprocess.run([CACMAIL, "login", "--status", "--json"], capture_output=True, text=True,
                        env=env)
     out["status"] = json.loads(s.stdout) if s.returncode == 0 else s.stderr
-    # a service ticket with the card's TGT (the DC registers host/ and cifs/ but no ldap/ SPN:
-    # GSSAPI binds to this DC's LDAP fail "Server not found", docs/login.md)
+    # a service ticket with the card's TGT
     k = subprocess.run(["kvno", f"host/{E['CACMAIL_AD_HOST']}"], capture_output=True, text=True,
                        env=env)
     out["kvno"] = (k.stdout + k.stderr).strip()
     out["kvno_rc"] = k.returncode
+    # the card's ticket publishes: republish --bind gssapi to AD (ldap://, sign and seal), no
+    # password anywhere; the entry read back by someone else
+    spec = importlib.util.spec_from_file_location(
+        "adlib", os.path.join(os.path.dirname(os.path.abspath(__file__)), "test-ad-lib.py"))
+    A = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(A)
+    c = A.Ctx(pki, tmp)
+    asan = ":".join(o for o in (E.get("ASAN_OPTIONS"),
+                                "fast_unwind_on_malloc=0:malloc_context_size=24") if o)
+    r = c.run("--bind", "gssapi", "--json", bind_as=None,
+              env_extra={"KRB5CCNAME": env["KRB5CCNAME"], "ASAN_OPTIONS": asan})
+    out["republish_rc"] = r.returncode
+    out["republish"] = (r.stdout + r.stderr)[-3000:]
+    out["entry_ok"] = A.read_entry(ctr["dn"])["certs"] == [
+        L.card_cert(pki, "contractor", "5 - Key_Mgmt.crt"),
+        L.card_cert(pki, "contractor", "4 - Dig_Sig.crt")]
     print(json.dumps(out))
 
 
@@ -424,6 +439,10 @@ else:
          "Samba AD: the DC mapped the card's UPN to the account (canonical name contractor)")
     t.ok(ad.get("kvno_rc") == 0 and "kvno = " in ad.get("kvno", ""),
          "Samba AD: the card's TGT gets a service ticket for the DC (host/)", ad.get("kvno"))
+    t.ok(ad.get("republish_rc") == 0 and ad.get("entry_ok") is True,
+         "Samba AD: republish --bind gssapi with the card's ticket (no password anywhere) "
+         "writes the contractor's encryption and signing certs, read back by someone else",
+         ad.get("republish"))
 
 shutil.rmtree(tmp, ignore_errors=True)
 t.done()
