@@ -142,6 +142,10 @@ char *cm_evo_card_summary (CmInventory *inv, CmCard *card);
  * where inside Evolution a button does what it says to run (borrowed or static). */
 const char *cm_evo_reason_text (const char *code, const char *message);
 
+/* Rewrite, in place, a library error whose fix names a command-line option to name the Smart
+ * Card page's step instead (a server certificate that cannot be verified). */
+void cm_evo_error_to_page_words (GError *error);
+
 /* "valid until 2028-08-31", "EXPIRED 2025-08-31", "not valid before ...". Caller frees. */
 char *cm_evo_cert_validity (CmCert *cert, gint64 at);
 

@@ -241,6 +241,7 @@ republish_thread (GTask *task, gpointer source, gpointer data, GCancellable *can
                                 "Certificates Available (Edit, Preferences, Smart Card). ");
     }
 out:
+  cm_evo_error_to_page_words (error);
   if (result)
     g_task_return_pointer (task, result, (GDestroyNotify)cm_ldap_result_free);
   else

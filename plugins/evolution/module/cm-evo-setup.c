@@ -316,6 +316,7 @@ directory_job (gpointer data, char **report, GCancellable *cancellable, GError *
 
   if (!cm_ldap_config_test_sync (cfg, &tested, cancellable, error))
     {
+      cm_evo_error_to_page_words (error ? *error : NULL);
       g_prefix_error (error, "Nothing was saved: ");
       return FALSE;
     }

@@ -313,6 +313,28 @@ cm_evo_directory_is_set (const CmEvoDirectory *dir)
 
 /* ---- descriptions ---- */
 
+void
+cm_evo_error_to_page_words (GError *error)
+{
+  /* the library's fix for an unverified server names the command line's option */
+  static const char cli_fix[] = ": pass the CA that issued it with --ca-file";
+  char *at;
+
+  if (error == NULL || !g_error_matches (error, CM_LDAP_ERROR, CM_LDAP_ERROR_TLS)
+      || (at = strstr (error->message, cli_fix)) == NULL)
+    return;
+  *at = '\0';
+  {
+    char *msg = g_strconcat (error->message,
+                             ": install the DoD trust chain, or give the CA that issued the "
+                             "server's certificate as Server CA file in Directory Settings (Edit, "
+                             "Preferences, Smart Card)",
+                             NULL);
+    g_free (error->message);
+    error->message = msg;
+  }
+}
+
 const char *
 cm_evo_reason_text (const char *code, const char *message)
 {
