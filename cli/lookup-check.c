@@ -400,17 +400,17 @@ import_into (LookupTargets *t, Target *tg, CmNssDb *db, CmInventory *have, Looku
         continue;
       nick = pick_nickname (have, c);
       ok = store (slot, c, nick);
-      if (ok)
-        g_ptr_array_add (added, c);
-      else
+      /* a failed store may still have left the object (a write that failed after the commit) */
+      g_ptr_array_add (added, c);
+      if (!ok)
         g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
                      "NSS could not store '%s' in %s (%s): check that cert9.db is writable; "
                      "nothing of it was kept",
                      cm_cert_get_subject (c), cm_nss_db_get_dir (db), cm_nss_error_text ());
     }
   if (!ok)
-    for (guint i = 0; i < added->len; i++)
-      unstore (slot, g_ptr_array_index (added, i));
+    for (guint i = added->len; i > 0; i--)
+      unstore (slot, g_ptr_array_index (added, i - 1));
   return ok;
 }
 

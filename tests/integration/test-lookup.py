@@ -335,6 +335,42 @@ t.ok(p.returncode == 0 and c0.get("chain") == "ok" and c0.get("imported")
      and certutil_has(db3, enc),
      "... and imported when --ca names the root", p.stdout + p.stderr)
 
+# ---- all or nothing: a write to cert9.db that fails (tests/fault/cacmail-failwrite.c: ENOSPC
+# on the 1st, 2nd, ... write in turn) leaves the cert and the intermediate it came with both
+# in the database (exit 0) or neither (exit 5, recipient-import-failed) -------------------------
+shim = os.environ.get("CACMAIL_FAILWRITE")
+t.ok(shim and os.path.exists(shim), "the fault injector is built (CACMAIL_FAILWRITE)", shim)
+ca64 = os.path.join(pki, "ca", "email-ca-64.crt")
+fired, problems = 0, []
+for n in range(40):
+    fdb = os.path.join(tmp, f"fault-{n}")
+    os.makedirs(fdb)
+    subprocess.run(["certutil", "-N", "-d", f"sql:{fdb}", "--empty-password"], check=True)
+    subprocess.run(["certutil", "-A", "-d", f"sql:{fdb}", "-n", "root", "-t", "C,C,C", "-i",
+                    os.path.join(pki, "ca", "root.crt")], check=True)
+    mark = os.path.join(tmp, f"fault-{n}.fired")
+    p = lookup("--nssdb", fdb, "--ca", ca64, "--json", L.CTR, env_extra={
+        "LD_PRELOAD": shim or "", "CACMAIL_FAULT_FILE": os.path.realpath(
+            os.path.join(fdb, "cert9.db")), "CACMAIL_FAULT_AFTER": str(n),
+        "CACMAIL_FAULT_MARK": mark,
+        "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"})
+    have = certs_in(fdb)
+    both, none = enc in have and L.der(ca64) in have, enc not in have and L.der(ca64) not in have
+    if not os.path.exists(mark):
+        if p.returncode != 0 or not both:
+            problems.append(f"write {n} (not reached): exit {p.returncode} {p.stderr}")
+        break
+    fired += 1
+    codes = [x["code"] for c in (json.loads(p.stdout)["lookups"][0]["certs"]
+                                 if p.stdout.startswith("{") else []) for x in c["problems"]]
+    if not ((p.returncode == 0 and both) or (p.returncode == 5 and none
+                                              and "recipient-import-failed" in codes)):
+        problems.append(f"write {n}: exit {p.returncode}, cert {enc in have}, "
+                        f"CA {L.der(ca64) in have}: {p.stderr.strip()}")
+t.ok(fired > 0 and not problems,
+     f"a failed write at each of {fired} points: the cert and its CA both stored or neither",
+     "\n".join(problems))
+
 # ---- not found, several addresses, anonymous ----------------------------------------------
 p = lookup("--nssdb", db, "--json", "nobody@mail.mil")
 t.eq(p.returncode, 3, "nobody under the address: exit 3")
