@@ -25,7 +25,7 @@ spec = importlib.util.spec_from_file_location(
     "ldaplib", os.path.join(os.path.dirname(os.path.abspath(__file__)), "test-ldap-lib.py"))
 L = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(L)
-from cmtest import CACMAIL, SOURCE, Tap, make_pki, skip  # noqa: E402
+from cmtest import CACMAIL, SOURCE, Tap, make_pki, schema_errors, skip  # noqa: E402
 
 WITH_EDS = os.path.join(SOURCE, "tests", "harness", "with-eds")
 JANE = "jane.roe@mail.mil"
@@ -242,6 +242,7 @@ p = lookup("--nssdb", db, "--json", L.CTR)
 t.eq(p.returncode, 0, "lookup of a published colleague: exit 0")
 doc = json.loads(p.stdout) if p.returncode == 0 else {"lookups": []}
 t.eq(list(doc.keys()), ["lookups"], "JSON: one member, lookups")
+t.ok(not schema_errors(doc), "JSON: matches docs/cacmail.schema.json (lookup)", schema_errors(doc))
 lk = doc["lookups"][0] if doc["lookups"] else {"certs": []}
 t.eq(set(lk.keys()), {"address", "certs"}, "JSON: each lookup has address and certs")
 t.eq(lk.get("address"), L.CTR, "JSON: the address asked for")
