@@ -60,7 +60,7 @@ int cmd_republish (int argc, char **argv);
 /* cmd-setup.c: `cacmail setup` (the cacmail-setup helper program). */
 int cmd_setup (int argc, char **argv);
 int cmd_lookup (int argc, char **argv); /* cmd-lookup.c, helper cacmail-lookup */
-int cmd_login (int argc, char **argv); /* cacmail-login (cmd-login.c) */
+int cmd_login (int argc, char **argv);  /* cacmail-login (cmd-login.c) */
 int cmd_doctor (int argc, char **argv); /* cacmail-doctor (cmd-doctor.c, doctor-*.c) */
 int cmd_nss (int argc, char **argv);
 int cmd_import_p12 (int argc, char **argv);
