@@ -126,19 +126,6 @@ bundle_blobs (GBytes *data, const char *name, GError **error)
   return g_steal_pointer (&out);
 }
 
-/* Self-issued and its own key verifies its signature (a key-rollover cert is self-issued but
- * signed by the old key: not a root). */
-static gboolean
-is_self_signed (CmCert *c)
-{
-  CERTCertificate *n = cm_cert_get_nss (c);
-
-  return cm_cert_is_self_issued (c)
-         && CERT_VerifySignedDataWithPublicKeyInfo (&n->signatureWrap, &n->subjectPublicKeyInfo,
-                                                    NULL)
-              == SECSuccess;
-}
-
 CmBundle *
 cm_bundle_load_bytes (GBytes *data, const char *name, GError **error)
 {
@@ -171,7 +158,7 @@ cm_bundle_load_bytes (GBytes *data, const char *name, GError **error)
           continue;
         }
       g_ptr_array_add (b->certs, c);
-      if (cm_cert_is_ca (c) && is_self_signed (c))
+      if (cm_cert_is_ca (c) && cm_cert_is_self_signed (c))
         g_ptr_array_add (b->roots, c);
     }
   return b;
@@ -341,7 +328,7 @@ skip_reason (CmCert *c, CmCert *root, CmChainStatus st, gint64 at)
 {
   g_autofree char *until = cm_time_format_date (cm_cert_get_not_after (c));
 
-  if (is_self_signed (c))
+  if (cm_cert_is_self_signed (c))
     return g_strdup_printf ("another root, not the one you confirmed (%s)", name_of (root));
   if (!cm_cert_is_valid_at (c, at))
     return g_strdup_printf ("not valid now (valid until %s)", until);
@@ -377,7 +364,7 @@ judge (CmTrust *trust, CmCert *c, CmCert *root, gint64 at, GHashTable *depth)
       g_hash_table_insert (depth, c, GUINT_TO_POINTER (0));
       return it;
     }
-  if (!is_self_signed (c) && cm_cert_is_valid_at (c, at))
+  if (!cm_cert_is_self_signed (c) && cm_cert_is_valid_at (c, at))
     st = cm_trust_build_chain (trust, c, at, &chain);
   if (st == CM_CHAIN_OK)
     {

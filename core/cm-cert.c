@@ -603,6 +603,16 @@ cm_cert_get_role (CmCert *c)
 {
   return c->role;
 }
+gboolean
+cm_cert_is_self_signed (CmCert *c)
+{
+  CERTCertificate *n;
+
+  if (!c->self_issued || (n = cm_cert_get_nss (c)) == NULL)
+    return FALSE;
+  return CERT_VerifySignedDataWithPublicKeyInfo (&n->signatureWrap, &n->subjectPublicKeyInfo, NULL)
+         == SECSuccess;
+}
 const char *const *
 cm_cert_get_reasons (CmCert *c)
 {

@@ -113,6 +113,9 @@ const CmFascn *cm_cert_get_fascn (CmCert *cert);   /* FASC-N otherName, or NULL 
 const char *cm_cert_get_uuid (CmCert *cert);       /* urn:uuid SAN URI (lowercase), or NULL */
 gboolean cm_cert_is_ca (CmCert *cert);             /* basicConstraints cA */
 gboolean cm_cert_is_self_issued (CmCert *cert);
+/* Self-issued AND its own key verifies its signature: a root. A key-rollover certificate is
+ * self-issued but signed by the old key: not a root. */
+gboolean cm_cert_is_self_signed (CmCert *cert);
 CmRole cm_cert_get_role (CmCert *cert);
 const char *const *cm_cert_get_reasons (CmCert *cert); /* stable codes, NULL-terminated */
 GPtrArray *cm_cert_get_sources (CmCert *cert);         /* CmSource*, owned by @cert */

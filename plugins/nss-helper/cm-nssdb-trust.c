@@ -366,7 +366,7 @@ import_one (CmNssDb *db, Held *held, GBytes *der, CERTCertTrust *ca_trust, GPtrA
   item = g_new0 (CmNssdbTrustItem, 1);
   item->subject = g_strdup (cm_cert_get_subject (c));
   item->sha256 = g_strdup (cm_cert_get_sha256 (c));
-  item->root = cm_cert_is_self_issued (c);
+  item->root = cm_cert_is_self_signed (c); /* not a key-rollover cert: self-issued, old key */
   g_ptr_array_add (out, item);
   if (cm_inventory_lookup (held->inv, item->sha256) == NULL)
     {

@@ -6,6 +6,7 @@ databases found from a temp $HOME (Evolution, Thunderbird profiles.ini rules), r
 client runs, trust anchors (PEM, DER, PKCS#7) with the CA bundle, and a SoftHSM2 token's certs
 named "token:label" with Thunderbird's dbKey."""
 import base64
+import glob
 import json
 import os
 import shutil
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from cmtest import CACMAIL, SOURCE, Tap, make_pki, need, schema_errors, skip, tmpdir
+from cmtest import CACMAIL, GSA, SOURCE, Tap, make_pki, need, schema_errors, skip, tmpdir
 
 for tool in ("certutil", "modutil", "openssl", "softhsm2-util", "pkcs11-tool"):
     need(tool)
@@ -288,6 +289,38 @@ with tmpdir() as tmp:
     p = cm(env, "nss", "trust", "--nssdb", db3, leaf)
     t.ok(p.returncode == 3 and one_line(p) and "no CA certificate" in p.stderr,
          "a leaf cert is refused: exit 3, one line", p.stderr)
+
+    # --- GSA's CAs: two key-rollover certs are self-issued but signed by the other generation's
+    # key (not roots): nss trust stores them without trust; only self-signed roots get C,C, ---
+    gsa = sorted(glob.glob(os.path.join(GSA, "ca", "*.crt")))
+    if not gsa:
+        t.ok(os.environ.get("CI") != "true", "GSA rollover certs # SKIP ../shared/testdata missing")
+    else:
+        dbg = newdb(os.path.join(tmp, "db-gsa"))
+        p = cm(env, "nss", "trust", "--nssdb", dbg, *gsa)
+        lst = subprocess.run(["certutil", "-L", "-d", f"sql:{dbg}"], capture_output=True,
+                             text=True).stdout
+        # GSA's two key-rollover certs (third-party ground truth, as in unit-bundle)
+        rollover = {"a4d77270ad649af119661c1254eb8ff6a67c63264c0592e1f5d693f05f49d83d",
+                    "48055802ea1a1a53dd9a383d7497cfa4b9c7e68f497639274f72d6b33ea4d837"}
+        selfiss, found = set(), set()  # by fingerprint: two files hold the same root
+        for c in gsa:
+            o = subprocess.run(["openssl", "x509", "-in", c, "-noout", "-subject", "-issuer",
+                                "-fingerprint", "-sha256", "-nameopt", "RFC2253"],
+                               capture_output=True, text=True).stdout.splitlines()
+            sub, iss, fp = (l.split("=", 1)[1] for l in o[:3])
+            fp = fp.replace(":", "").lower()
+            if sub == iss:
+                selfiss.add(fp)
+            if fp in rollover and sub == iss:
+                found.add(fp)
+        trusted = [l[:60].strip() for l in lst.splitlines()[4:] if l.strip().endswith("C,C,")]
+        t.ok(p.returncode == 0 and found == rollover and len(trusted) == len(selfiss) - 2
+             and all("Root CA" in n for n in trusted),
+             f"GSA's CAs: of {len(selfiss)} self-issued CAs only the {len(selfiss) - 2} self-signed "
+             "roots"
+             " are trusted C,C,; the 2 key-rollover certs (signed by the other key) get no trust",
+             p.stdout + p.stderr + lst)
 
     # --- built-in root CAs (nssckbi, as Firefox and Thunderbird register it) are no card ---
     db5 = newdb(os.path.join(tmp, "db5"))
