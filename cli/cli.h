@@ -56,6 +56,9 @@ int cmd_thunderbird (int argc, char **argv);
 char *cli_demo_tree_file (gboolean in_build, const char *rel);
 /* demo-ldap.c: the LDAP step of `cacmail demo` (a sandbox slapd). */
 int cli_demo_ldap_step (const char *pki_dir);
+/* demo-setup.c: the guided-setup step of `cacmail demo` (cacmail setup and doctor in a sandbox
+ * home against a sandbox slapd). */
+int cli_demo_setup_step (const char *pki_dir);
 int cmd_republish (int argc, char **argv);
 /* cmd-setup.c: `cacmail setup` (the cacmail-setup helper program). */
 int cmd_setup (int argc, char **argv);

@@ -397,7 +397,7 @@ cmd_demo (int argc, char **argv)
     {
       if ((sandbox = g_dir_make_tmp ("cacmail-demo-XXXXXX", &error)) == NULL)
         return cli_fail (error);
-      printf ("[1/9] Generating a test PKI in %s\n"
+      printf ("[1/10] Generating a test PKI in %s\n"
               "      (a DoD-like root, ID and EMAIL CAs; one person, EDIPI 1234567890, with a\n"
               "      contractor card and a reservist card; last generation's expired certs)...\n",
               sandbox);
@@ -410,7 +410,7 @@ cmd_demo (int argc, char **argv)
       pki = sandbox;
     }
 
-  printf ("[2/9] Reading both persona cards and the previous certificates\n");
+  printf ("[2/10] Reading both persona cards and the previous certificates\n");
   if (!load (inv, pki, dual, &error))
     {
       rc = cli_fail (error);
@@ -432,10 +432,10 @@ cmd_demo (int argc, char **argv)
       }
   }
 
-  printf ("\n[3/9] What to use for each mail identity, and why\n");
+  printf ("\n[3/10] What to use for each mail identity, and why\n");
   show_identities (inv, at);
 
-  printf ("\n[4/9] A mistake cacmail catches: the reservist card issued with the contractor's "
+  printf ("\n[4/10] A mistake cacmail catches: the reservist card issued with the contractor's "
           "address\n");
   if (!load (inv2, pki, shared, &error))
     {
@@ -454,22 +454,22 @@ cmd_demo (int argc, char **argv)
         cli_print_picks (inv2, pk);
       }
   }
-  printf ("\n[5/9] The two persona cards in two card readers (virtual cards, real pcscd)\n");
+  printf ("\n[5/10] The two persona cards in two card readers (virtual cards, real pcscd)\n");
   {
     g_autofree char *at_iso = cm_time_format (at);
     if (!show_cards_in_readers (pki, at_iso))
       rc = CLI_EXIT_FAILED;
   }
-  printf ("\n[6/9] Evolution's and Thunderbird's NSS database: card module, trust, a "
+  printf ("\n[6/10] Evolution's and Thunderbird's NSS database: card module, trust, a "
           "recovered key\n");
   fflush (stdout);
   if (cli_demo_nss_step (pki) != CLI_EXIT_OK)
     rc = CLI_EXIT_FAILED;
-  printf ("\n[7/9] Republish to the address list (GAL): a sandbox LDAP server\n");
+  printf ("\n[7/10] Republish to the address list (GAL): a sandbox LDAP server\n");
   fflush (stdout);
   if (cli_demo_ldap_step (pki) != CLI_EXIT_OK)
     rc = CLI_EXIT_FAILED;
-  printf ("\n[8/9] Evolution: stale S/MIME settings found and fixed through its registry\n");
+  printf ("\n[8/10] Evolution: stale S/MIME settings found and fixed through its registry\n");
 #ifdef CM_HAVE_EVOLUTION
   {
     g_autofree char *at_iso = cm_time_format (at);
@@ -479,12 +479,17 @@ cmd_demo (int argc, char **argv)
 #else
   printf ("      (skipped: built without evolution-data-server-dev)\n");
 #endif
-  printf ("\n[9/9] Thunderbird: a stale identity found and fixed in a sandbox profile\n");
+  printf ("\n[9/10] Thunderbird: a stale identity found and fixed in a sandbox profile\n");
   {
     g_autofree char *at_iso = cm_time_format (at);
     if (!show_thunderbird_fix (pki, at_iso))
       rc = CLI_EXIT_FAILED;
   }
+  printf ("\n[10/10] A new user's guided setup: DoD trust chain from the DISA bundle, directory "
+          "settings after a connection test, then cacmail doctor\n");
+  fflush (stdout);
+  if (cli_demo_setup_step (pki) != CLI_EXIT_OK)
+    rc = CLI_EXIT_FAILED;
   printf ("\nDemo finished.%s%s\n", keep && sandbox ? " Sandbox kept in " : "",
           keep && sandbox ? sandbox : "");
 

@@ -47,7 +47,7 @@ with tmpdir() as tmp:
 
 p = run("demo", "--at", "2026-06-01")
 out = p.stdout
-t.ok(all(f"[{i}/9]" in out for i in range(1, 10)) and "Demo finished." in out,
+t.ok(all(f"[{i}/10]" in out for i in range(1, 11)) and "Demo finished." in out,
      "demo runs all its steps and exits 0", out[-2000:])
 # A step that cannot run says "(skipped: WHY)". CI installs everything (scripts/install-deps),
 # so there a skipped step fails the test; elsewhere it is a TAP skip.
