@@ -169,8 +169,9 @@ def certutil_has(db, der):
 def ad_phase():
     """Active Directory (Samba AD DC): a colleague's certs published (userCertificate, no
     ;binary), looked up by a second user with a simple bind (UPN over LDAPS, NetBIOS name over
-    StartTLS), referrals from the domain root ignored; anonymous refused; what Thunderbird's own
-    query (usercertificate;binary) finds there."""
+    StartTLS) and with a Kerberos ticket (GSSAPI over ldap://, sign and seal), referrals from the
+    domain root ignored; anonymous refused; what Thunderbird's own query
+    (usercertificate;binary) finds there."""
     users = {u["uid"]: u for u in json.load(open(E("CACMAIL_AD_USERS")))}
     aenv = dict(os.environ, LDAPTLS_CACERT=E("CACMAIL_AD_CA"))
     ldif = f"dn: {users['contractor']['dn']}\nchangetype: modify\nreplace: userCertificate\n"
@@ -184,10 +185,11 @@ def ad_phase():
     env = dict(os.environ, XDG_CONFIG_HOME=os.path.join(tmp, "config"), HOME=tmp,
                LSAN_OPTIONS=L.LSAN)
 
-    def ad_lookup(uri, *args):
+    def ad_lookup(uri, *args, target=None, env_extra=None):
         return subprocess.run([CACMAIL, "lookup", "--uri", uri, "--base", E("CACMAIL_AD_BASE"),
-                               "--ca-file", E("CACMAIL_AD_CA"), "--nssdb", db, *args],
-                              capture_output=True, text=True, env=env)
+                               "--ca-file", E("CACMAIL_AD_CA"), "--nssdb", target or db, *args],
+                              capture_output=True, text=True, env=dict(env, **(env_extra or {})),
+                              stdin=subprocess.DEVNULL)
 
     p = ad_lookup(E("CACMAIL_AD_LDAPS_URI"), "--bind-dn", someone["upn"], "--password-file",
                   someone["password_file"], "--json", L.CTR)
@@ -211,6 +213,24 @@ def ad_phase():
          p.stdout + p.stderr)
     p = ad_lookup(E("CACMAIL_AD_URI"), L.CTR)
     L.one_line_error(t, p, 1, "needs a bind", "AD: an anonymous lookup (AD refuses it)")
+    # GSSAPI: the second user's ticket (kinit, the password from its file on stdin), then no
+    # password for cacmail (no file, no terminal): ldap:// with sign and seal, as republish
+    cc = "FILE:" + os.path.join(tmp, "cc-ad-someone")
+    with open(someone["password_file"]) as pw:
+        k = subprocess.run(["kinit", someone["principal"]], stdin=pw, capture_output=True,
+                           text=True, env=dict(env, KRB5CCNAME=cc))
+    t.ok(k.returncode == 0, "AD: kinit someone@REALM with the password on stdin", k.stderr)
+    gdb = nssdb("ad-gssapi")
+    p = ad_lookup(E("CACMAIL_AD_URI"), "--bind", "gssapi", "--json", L.CTR, target=gdb,
+                  env_extra={"KRB5CCNAME": cc, "ASAN_OPTIONS": ":".join(o for o in (
+                      E("ASAN_OPTIONS"), "fast_unwind_on_malloc=0:malloc_context_size=24")
+                      if o)})
+    doc = json.loads(p.stdout) if p.stdout.startswith("{") else {"lookups": [{"certs": []}]}
+    got = {c["sha256"]: c.get("imported") for c in doc["lookups"][0]["certs"]}
+    t.ok(p.returncode == 0 and got == {sha(enc): True, sha(sign): False, sha(old_enc): False}
+         and certutil_has(gdb, enc),
+         "AD: lookup --bind gssapi with the ticket (ldap://, sign and seal, no password) "
+         "imports the colleague's encryption cert", p.stdout + p.stderr)
     # Thunderbird asks for exactly this attribute and reads back only this name
     p = subprocess.run(["ldapsearch", "-LLL", "-o", "ldif-wrap=no", "-x", "-H",
                         E("CACMAIL_AD_LDAPS_URI"), "-D", someone["upn"], "-y",
