@@ -4,18 +4,25 @@
  * the certificate that made a ticket is remembered next to it in cacmail's state folder. */
 #include "login.h"
 #include "cm-private.h"
+#include <errno.h>
 #include <fcntl.h>
 #include <krb5.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define DEFAULT_TIMEOUT 30 /* seconds per step */
+#define NO_PIN_FD G_MININT
+#define NO_WAY_TO_ASK                                                                              \
+  "no terminal to ask for the PIN: pass it in a file only you can read (--pin-file FILE, chmod "   \
+  "600) or on a pipe (--pin-fd N)"
 
 typedef struct
 {
   char *reader;
   char *pin_file;
-  char *pin; /* read from --pin-file before anything else, wiped at the end */
+  int pin_fd; /* --pin-fd, or NO_PIN_FD */
+  char *pin;  /* read from --pin-file or --pin-fd before anything else, wiped at the end */
   char *realm;
   gboolean status;
   gboolean json;
@@ -100,9 +107,7 @@ ask_pin (const LoginCard *card, guint flags, gpointer data, GError **error)
   tty = open ("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (tty < 0 || !isatty (tty))
     {
-      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                   "no terminal to ask for the PIN: pass it in a file only you can read "
-                   "(--pin-file FILE, chmod 600)");
+      g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, NO_WAY_TO_ASK);
       if (tty >= 0)
         close (tty);
       return NULL;
@@ -112,6 +117,46 @@ ask_pin (const LoginCard *card, guint flags, gpointer data, GError **error)
   pin = cm_secret_read_line (tty, tty, prompt, "PIN", CM_SECRET_DEFAULT, NULL, error);
   close (tty);
   step (step_name, seconds, fix);
+  return pin;
+}
+
+/* The PIN on descriptor @fd (--pin-fd: a pipe the caller made, or a file only the user may
+ * read): one line, within the step's deadline; @fd is closed after (unless it is 0-2). Checked
+ * like a PIN file: not open or empty is CM_ERROR_BAD_INPUT, a file others may read
+ * CM_ERROR_UNSAFE. Caller frees with cm_secret_free. */
+static char *
+read_pin_fd (int fd, int timeout, GError **error)
+{
+  struct stat st;
+  char *pin = NULL;
+
+  if (fstat (fd, &st) != 0)
+    {
+      g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
+                   "--pin-fd %d: that file descriptor is not open (%s): give cacmail login the "
+                   "read end of the pipe that carries the PIN as that descriptor",
+                   fd, g_strerror (errno));
+      return NULL;
+    }
+  if (S_ISDIR (st.st_mode))
+    g_set_error (error, CM_ERROR, CM_ERROR_BAD_INPUT,
+                 "--pin-fd %d: that file descriptor is a directory: pass the PIN on a pipe", fd);
+  else if (S_ISREG (st.st_mode) && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+    g_set_error (error, CM_ERROR, CM_ERROR_UNSAFE,
+                 "--pin-fd %d: the PIN file there can be read or changed by other users (mode "
+                 "%04o): run chmod 600 on it",
+                 fd, (unsigned)(st.st_mode & 07777));
+  else
+    {
+      step ("reading the PIN from --pin-fd", timeout,
+            "write the PIN and a newline to the descriptor, or close it");
+      pin = cm_secret_read_line (fd, -1, NULL, "PIN", CM_SECRET_DEFAULT, NULL, error);
+      step (NULL, 0, NULL);
+      if (pin == NULL)
+        g_prefix_error (error, "--pin-fd %d: ", fd);
+    }
+  if (fd > 2)
+    close (fd);
   return pin;
 }
 
@@ -291,9 +336,10 @@ do_login (Options *o)
       && (o->pin = cm_secret_read_file (o->pin_file, "PIN file", CM_SECRET_DEFAULT, &error))
            == NULL)
     return cli_fail (error);
-  if (o->pin_file == NULL && !have_tty ())
-    return cli_usage ("no terminal to ask for the PIN: pass it in a file only you can read "
-                      "(--pin-file FILE, chmod 600)");
+  if (o->pin_fd != NO_PIN_FD && (o->pin = read_pin_fd (o->pin_fd, o->timeout, &error)) == NULL)
+    return cli_fail (error);
+  if (o->pin == NULL && !have_tty ())
+    return cli_usage (NO_WAY_TO_ASK);
   step ("reading the card", o->timeout,
         "check the card and the reader (cacmail status), then try again");
   if (!login_card_find (o->reader, cm_time_now (), &card, &error))
@@ -331,7 +377,7 @@ do_login (Options *o)
 int
 cmd_login (int argc, char **argv)
 {
-  Options o = { .timeout = DEFAULT_TIMEOUT };
+  Options o = { .timeout = DEFAULT_TIMEOUT, .pin_fd = NO_PIN_FD };
   g_autoptr (GError) error = NULL;
   g_autoptr (GOptionContext) oc = g_option_context_new ("- Kerberos login with the card (PKINIT)");
   GOptionEntry entries[] = {
@@ -339,6 +385,8 @@ cmd_login (int argc, char **argv)
       "NAME" },
     { "pin-file", 0, 0, G_OPTION_ARG_FILENAME, &o.pin_file, "Card PIN in a file (else asked)",
       "FILE" },
+    { "pin-fd", 0, 0, G_OPTION_ARG_INT, &o.pin_fd,
+      "Card PIN on this file descriptor (one line; a pipe)", "N" },
     { "realm", 0, 0, G_OPTION_ARG_STRING, &o.realm, "Kerberos realm (default: krb5.conf's)",
       "REALM" },
     { "status", 0, 0, G_OPTION_ARG_NONE, &o.status, "Show the ticket and which cert made it",
@@ -356,6 +404,9 @@ cmd_login (int argc, char **argv)
     rc = cli_usage ("login takes no arguments ('%s')", argv[1]);
   else if (o.timeout <= 0 || o.timeout > 3600)
     rc = cli_usage ("--timeout must be 1 to 3600 seconds");
+  else if (o.pin_fd != NO_PIN_FD && (o.pin_fd < 0 || o.pin_file))
+    rc = cli_usage (o.pin_file ? "give the PIN with --pin-file or --pin-fd, not both"
+                               : "--pin-fd takes a file descriptor number (0 or more)");
   else
     {
       g_thread_unref (g_thread_new ("deadline", watchdog, NULL));

@@ -6,7 +6,8 @@
 smart-card logon). Two persona cards in two readers share one token label: login refuses to
 guess, then logs in with the card of the reader named (its own principal, only that card asked
 for the PIN). The ticket lands in KRB5CCNAME; login --status [--json] names the ticket and the
-cert that made it (and not for a password ticket); the PIN typed on a terminal; a wrong PIN is
+cert that made it (and not for a password ticket); the PIN typed on a terminal or on a pipe
+(--pin-fd; a closed or empty descriptor refused before the card is touched); a wrong PIN is
 one line with the tries left; no card; an expired PIV Authentication cert refused before the
 card is asked for a PIN or the KDC for a ticket; a KDC that never answers ends at the deadline;
 last, `republish --bind gssapi` with the card's ticket and no password anywhere."""
@@ -279,6 +280,33 @@ t.ok("AS_REQ" not in tail(KDC_LOG, k0) and not verified(tail(card_log(0), c0))
      and L.PIN not in p.stderr + p2.stderr,
      "PIN file refused / no terminal: no PIN sent, nothing asked of the KDC")
 
+
+def login_fd(data, *args):
+    """cacmail login --pin-fd N ARGS, N the read end of a pipe holding @data (None: N closed)."""
+    r, w = os.pipe()
+    if data is not None:
+        os.write(w, data)
+    os.close(w)
+    if data is None:
+        os.close(r)
+    try:
+        return subprocess.run([CACMAIL, "login", "--pin-fd", str(r), *args], capture_output=True,
+                              text=True, env=ENV, stdin=subprocess.DEVNULL, timeout=60,
+                              start_new_session=True, pass_fds=() if data is None else (r,))
+    finally:
+        if data is not None:
+            os.close(r)
+
+
+# ---- --pin-fd: a closed descriptor or an empty pipe is refused before the card is touched ----
+k0, c0 = size(KDC_LOG), size(card_log(0))
+p = login_fd(None, "--reader", R0)
+one_line(t, p, 3, ["--pin-fd", "not open"], "--pin-fd naming a closed descriptor")
+p2 = login_fd(b"", "--reader", R0)
+one_line(t, p2, 3, ["--pin-fd", "no PIN"], "--pin-fd on a pipe closed with nothing in it")
+t.ok("AS_REQ" not in tail(KDC_LOG, k0) and not verified(tail(card_log(0), c0)),
+     "--pin-fd closed / empty: no PIN sent, nothing asked of the KDC")
+
 # ---- the reservist's card by its reader ------------------------------------------------------
 k0, c0, c1 = size(KDC_LOG), size(card_log(0)), size(card_log(1))
 start = time.monotonic()
@@ -330,6 +358,15 @@ j = json.loads(p.stdout) if p.returncode == 0 else {}
 t.ok((j.get("ticket") or {}).get("principal") == PRINC["contractor"]
      and (j.get("cert") or {}).get("sha256") == PIV_AUTH["contractor"],
      "login --status --json after the second login: the contractor's ticket and cert", p.stdout)
+
+# ---- the PIN on a pipe (--pin-fd), as Evolution's Log In with Smart Card passes it ----------
+c0 = size(card_log(0))
+p = login_fd(L.PIN.encode() + b"\n", "--reader", R0)
+t.ok(p.returncode == 0 and PRINC["contractor"] in p.stdout and verified(tail(card_log(0), c0)),
+     "login --pin-fd N (the PIN on a pipe): logged in as the contractor, the card got the PIN",
+     p.stdout + p.stderr)
+t.eq(klist_principal(), PRINC["contractor"], "--pin-fd: klist shows the contractor card's "
+     "principal in KRB5CCNAME's cache")
 
 # ---- the card's ticket binds republish --bind gssapi: no password anywhere ------------------
 c = L.Ctx(pki, tmp)
