@@ -192,7 +192,7 @@ list_modules (CmNssDb *db, JsonBuilder *jb, GPtrArray *warnings)
   if (opensc && proxy && cm_nssdb_p11kit_has_opensc (NULL))
     warn (jb, warnings,
           "OpenSC and the p11-kit proxy (which loads OpenSC) are both registered, so the card "
-          "shows twice; fix: cacmail nss unregister, then cacmail nss register");
+          "shows twice; fix: cacmail nss register (it keeps one of them)");
 }
 
 /* Card certs with the names mail clients use, and nicknames two different certs share (text,

@@ -63,9 +63,9 @@ check_modules (Doctor *d, CmNssdbLocation *loc, CmNssDb *db)
     }
   else if (n > 1)
     {
-      hint = g_strdup_printf ("With %s closed, run cacmail nss unregister %s, then cacmail nss "
-                              "register %s",
-                              client, opt, opt);
+      hint = g_strdup_printf ("With %s closed, run cacmail nss register %s (it keeps one "
+                              "entry)",
+                              client, opt);
       doctor_problem (d, "card-module-registered-twice", CM_SEVERITY_ERROR, hint,
                       "the card module is registered %d times in the NSS database of %s (%s): "
                       "%s shows the card twice and may pick the wrong copy",

@@ -252,6 +252,71 @@ make_friendly (CmNssDb *db, CmNssdbModule *m, char **report, GError **error)
   return TRUE;
 }
 
+/* How many entries reach the card (as `cacmail doctor` counts them): OpenSC, and the p11-kit
+ * proxy when p11-kit loads OpenSC, whose library is there. */
+static guint
+card_entries (GPtrArray *mods, gboolean p11kit_opensc)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < mods->len; i++)
+    {
+      CmNssdbModule *m = g_ptr_array_index (mods, i);
+      if (m->library_exists
+          && (m->kind == CM_NSSDB_MODULE_OPENSC
+              || (m->kind == CM_NSSDB_MODULE_P11KIT_PROXY && p11kit_opensc)))
+        n++;
+    }
+  return n;
+}
+
+/* Remove every OpenSC and p11-kit-proxy entry of @mods from @db, one line per entry appended
+ * to @out ("removed: ..."). NSS deletes the first entry with that name or library, one per
+ * call: as many calls as entries (the callers check what is left). */
+static gboolean
+remove_card_entries (CmNssDb *db, GPtrArray *mods, GString *out, GError **error)
+{
+  for (guint i = 0; i < mods->len; i++)
+    {
+      CmNssdbModule *m = g_ptr_array_index (mods, i);
+      if (m->kind == CM_NSSDB_MODULE_OTHER)
+        continue;
+      if (!db_func (db, SECMOD_MODULE_DB_FUNCTION_DEL, m->name, m->library, NULL, error))
+        return FALSE;
+      g_string_append_printf (out, "%sremoved: \"%s\" (%s)", out->len ? "\n" : "", m->name,
+                              m->library);
+    }
+  return TRUE;
+}
+
+/* The module to add: @kind, or (CM_NSSDB_MODULE_OTHER) the p11-kit proxy when p11-kit loads
+ * OpenSC, else OpenSC; its library in *@lib (borrowed from @opensc or @proxy). */
+static gboolean
+choose_module (CmNssdbModuleKind *kind, const char *opensc, const char *proxy,
+               gboolean p11kit_opensc, const char **lib, GError **error)
+{
+  if (*kind == CM_NSSDB_MODULE_OTHER)
+    *kind = (p11kit_opensc && proxy) ? CM_NSSDB_MODULE_P11KIT_PROXY : CM_NSSDB_MODULE_OPENSC;
+  if (*kind == CM_NSSDB_MODULE_P11KIT_PROXY && (proxy == NULL || !p11kit_opensc))
+    {
+      g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
+                   proxy ? "p11-kit has no OpenSC module configured, so its proxy would not "
+                           "reach the card: install opensc-pkcs11 or use --module opensc"
+                         : "the p11-kit proxy (p11-kit-proxy.so) is not installed: install "
+                           "p11-kit-modules or use --module opensc");
+      return FALSE;
+    }
+  if (*kind == CM_NSSDB_MODULE_OPENSC && opensc == NULL)
+    {
+      g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
+                   "the OpenSC PKCS#11 module (opensc-pkcs11.so) is not installed: install it "
+                   "with apt-get install opensc-pkcs11");
+      return FALSE;
+    }
+  *lib = *kind == CM_NSSDB_MODULE_OPENSC ? opensc : proxy;
+  return TRUE;
+}
+
 gboolean
 cm_nssdb_register_card_sync (CmNssDb *db, CmNssdbModuleKind kind, char **report,
                              GCancellable *cancellable, GError **error)
@@ -262,20 +327,24 @@ cm_nssdb_register_card_sync (CmNssDb *db, CmNssdbModuleKind kind, char **report,
   g_autofree char *conf = NULL, *friendly = NULL;
   gboolean p11kit_opensc = cm_nssdb_p11kit_has_opensc (&conf);
   g_autoptr (GPtrArray) after = NULL;
+  g_autoptr (GString) removed = g_string_new (NULL);
   CmNssdbModule *there;
   const char *lib, *name;
+  guint reach;
 
   *report = NULL;
   if (mods == NULL || g_cancellable_set_error_if_cancelled (cancellable, error))
     return FALSE;
-  if ((there = find_entry (mods, CM_NSSDB_MODULE_OPENSC, NULL)))
+  reach = card_entries (mods, p11kit_opensc);
+  if (reach <= 1 && (there = find_entry (mods, CM_NSSDB_MODULE_OPENSC, NULL)))
     {
       if (!there->friendly)
         return make_friendly (db, there, report, error);
       *report = g_strdup ("unchanged: OpenSC is already registered (the card is available)");
       return TRUE;
     }
-  if ((there = find_entry (mods, CM_NSSDB_MODULE_P11KIT_PROXY, NULL)) && p11kit_opensc)
+  if (reach <= 1 && (there = find_entry (mods, CM_NSSDB_MODULE_P11KIT_PROXY, NULL))
+      && p11kit_opensc)
     {
       if (!there->friendly)
         return make_friendly (db, there, report, error);
@@ -284,25 +353,15 @@ cm_nssdb_register_card_sync (CmNssDb *db, CmNssdbModuleKind kind, char **report,
                                  conf);
       return TRUE;
     }
-  if (kind == CM_NSSDB_MODULE_OTHER)
-    kind = (p11kit_opensc && proxy) ? CM_NSSDB_MODULE_P11KIT_PROXY : CM_NSSDB_MODULE_OPENSC;
-  if (kind == CM_NSSDB_MODULE_P11KIT_PROXY && (proxy == NULL || !p11kit_opensc))
-    {
-      g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
-                   proxy ? "p11-kit has no OpenSC module configured, so its proxy would not "
-                           "reach the card: install opensc-pkcs11 or use --module opensc"
-                         : "the p11-kit proxy (p11-kit-proxy.so) is not installed: install "
-                           "p11-kit-modules or use --module opensc");
-      return FALSE;
-    }
-  if (kind == CM_NSSDB_MODULE_OPENSC && opensc == NULL)
-    {
-      g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
-                   "the OpenSC PKCS#11 module (opensc-pkcs11.so) is not installed: install it "
-                   "with apt-get install opensc-pkcs11");
-      return FALSE;
-    }
-  lib = kind == CM_NSSDB_MODULE_OPENSC ? opensc : proxy;
+  /* the card reachable through several entries (the clients show it twice): keep one, OpenSC
+   * where it is among them; everything is checked before anything is removed */
+  if (reach > 1 && kind == CM_NSSDB_MODULE_OTHER)
+    kind = find_entry (mods, CM_NSSDB_MODULE_OPENSC, NULL) ? CM_NSSDB_MODULE_OPENSC
+                                                           : CM_NSSDB_MODULE_P11KIT_PROXY;
+  if (!choose_module (&kind, opensc, proxy, p11kit_opensc, &lib, error))
+    return FALSE;
+  if (reach > 1 && !remove_card_entries (db, mods, removed, error))
+    return FALSE;
   name = kind == CM_NSSDB_MODULE_OPENSC ? OPENSC_NAME : P11KIT_NAME;
   friendly = friendly_slots (kind);
   if (!db_func (db, SECMOD_MODULE_DB_FUNCTION_ADD, name, lib, friendly, error))
@@ -310,16 +369,20 @@ cm_nssdb_register_card_sync (CmNssDb *db, CmNssdbModuleKind kind, char **report,
   after = cm_nssdb_list_modules (db, error);
   if (after == NULL)
     return FALSE;
-  if (!has_entry (after, kind, lib))
+  if (!has_entry (after, kind, lib) || card_entries (after, p11kit_opensc) > 1)
     {
       g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
-                   "NSS did not keep the module in %s/pkcs11.txt: check that the file is "
-                   "writable",
+                   "NSS did not keep the module once in %s/pkcs11.txt: check that the file is "
+                   "writable, then run cacmail nss register again",
                    cm_nss_db_get_dir (db));
       return FALSE;
     }
   *report = g_strdup_printf (
-    "added: \"%s\" (%s)%s", name, lib,
+    "%s%s%sadded: \"%s\" (%s)%s",
+    reach > 1 ? "repaired: the card was reachable through several entries (the clients showed "
+                "it twice), now through one\n"
+              : "",
+    removed->str, removed->len ? "\n" : "", name, lib,
     kind == CM_NSSDB_MODULE_P11KIT_PROXY ? ", which loads OpenSC through p11-kit" : "");
   return TRUE;
 }
@@ -333,18 +396,9 @@ cm_nssdb_unregister_card_sync (CmNssDb *db, char **report, GCancellable *cancell
   g_autoptr (GPtrArray) after = NULL;
 
   *report = NULL;
-  if (mods == NULL || g_cancellable_set_error_if_cancelled (cancellable, error))
+  if (mods == NULL || g_cancellable_set_error_if_cancelled (cancellable, error)
+      || !remove_card_entries (db, mods, out, error))
     return FALSE;
-  for (guint i = 0; i < mods->len; i++)
-    {
-      CmNssdbModule *m = g_ptr_array_index (mods, i);
-      if (m->kind == CM_NSSDB_MODULE_OTHER)
-        continue;
-      if (!db_func (db, SECMOD_MODULE_DB_FUNCTION_DEL, m->name, m->library, NULL, error))
-        return FALSE;
-      g_string_append_printf (out, "%sremoved: \"%s\" (%s)", out->len ? "\n" : "", m->name,
-                              m->library);
-    }
   after = cm_nssdb_list_modules (db, error);
   if (after == NULL)
     return FALSE;

@@ -88,8 +88,9 @@ gboolean cm_nssdb_p11kit_has_opensc (char **where);
 
 /* Register the card module in @db unless a module that already reaches the card is there:
  * @kind CM_NSSDB_MODULE_OTHER picks the p11-kit proxy when p11-kit has OpenSC, else OpenSC.
- * *@report (caller frees) says what changed or why nothing did. Errors: no module installed
- * (CM_ERROR_ENVIRONMENT), pkcs11.txt not writable. */
+ * When several entries reach the card (it shows twice), they are all removed and one is added
+ * (@kind, else OpenSC when it was among them). *@report (caller frees) says what changed or why
+ * nothing did. Errors: no module installed (CM_ERROR_ENVIRONMENT), pkcs11.txt not writable. */
 gboolean cm_nssdb_register_card_sync (CmNssDb *db, CmNssdbModuleKind kind, char **report,
                                       GCancellable *cancellable, GError **error);
 

@@ -15,7 +15,7 @@ import re
 import subprocess
 import sys
 
-from cmtest import CACMAIL, SOURCE, Tap, make_pki, need, skip, tmpdir
+from cmtest import CACMAIL, SOURCE, Tap, make_pki, need, schema_errors, skip, tmpdir
 
 HARNESS = os.path.join(SOURCE, "tests", "harness")
 OPENSC = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"
@@ -30,13 +30,21 @@ def doctor(*args, env=None):
     return p
 
 
+# every document doctor --json printed that docs/cacmail.schema.json refuses, with its errors
+SCHEMA_BAD = []
+
+
 def report(*args, env=None):
-    """(exit status, {code: [problem...]}, the document) of doctor --json."""
+    """(exit status, {code: [problem...]}, the document) of doctor --json; each document is
+    validated against docs/cacmail.schema.json (SCHEMA_BAD)."""
     p = doctor("--json", *args, env=env)
     try:
         doc = json.loads(p.stdout)
     except ValueError:
         return p.returncode, {}, {"stdout": p.stdout, "stderr": p.stderr}
+    errors = schema_errors(doc)
+    if errors:
+        SCHEMA_BAD.append((doc, errors))
     codes = {}
     for prob in doc.get("problems", []):
         codes.setdefault(prob["code"], []).append(prob)
@@ -171,6 +179,8 @@ t.ok("systemctl start pcscd.socket" in hint, "... its hint says how to start pcs
 # ---- the first report: a new profile --------------------------------------------------------
 rc, codes, doc = report()
 t.ok(rc == 7 and shape_ok(doc), "a new profile: exit 7, JSON in the pick problem shape", doc)
+t.ok(not schema_errors(doc), "... and it matches docs/cacmail.schema.json (doctor)",
+     schema_errors(doc))
 want = {"card-module-not-registered", "client-chain-untrusted", "directory-not-set",
         "evolution-settings-stale", "thunderbird-settings-stale"}
 t.ok(want <= set(codes) and "pcscd-not-running" not in codes and "no-card" not in codes,
@@ -195,19 +205,18 @@ cycle("card-module-not-registered", PROF, ["cacmail", "nss", "register", "--nssd
 # a second entry for OpenSC, as another tool may add one (pkcs11-register, by hand)
 with open(os.path.join(PROF, "pkcs11.txt"), "a") as f:
     f.write(f'\nlibrary={OPENSC}\nname="OpenSC again"\n')
-rc, codes, doc = report()
-t.ok("card-module-registered-twice" in codes, "OpenSC added a second time: registered-twice",
-     sorted(codes))
+LAST["report"] = rc, codes, doc = report()
 hint = codes.get("card-module-registered-twice", [{}])[0].get("hint", "")
-t.ok(f"cacmail nss unregister --nssdb {PROF}" in hint
-     and f"cacmail nss register --nssdb {PROF}" in hint, "... hint: unregister, then register",
+t.ok(f"cacmail nss register --nssdb {PROF}" in hint and "unregister" not in hint,
+     "OpenSC added a second time: the hint is one command, cacmail nss register --nssdb PROFILE",
      hint)
-run(CACMAIL, "nss", "unregister", "--nssdb", PROF)
-run(CACMAIL, "nss", "register", "--nssdb", PROF)
-rc, codes, doc = report()
-t.ok("card-module-registered-twice" not in codes and "card-module-not-registered" not in codes,
-     "... after running them, once", sorted(codes))
-LAST["report"] = rc, codes, doc
+codes = cycle("card-module-registered-twice", PROF, ["cacmail", "nss", "register", "--nssdb", PROF],
+              "OpenSC registered twice (another tool added it again)")
+listed = run(CACMAIL, "nss", "list", "--nssdb", PROF, "--json").stdout
+mods = json.loads(listed)["databases"][0]["modules"] if listed.startswith("{") else []
+t.ok("card-module-not-registered" not in codes and [(m["kind"], m["friendly"]) for m in mods]
+     == [("opensc", True)], "... the module is registered there once, friendly (nss list)",
+     (sorted(codes), mods))
 
 # ---- the trust chain in each database --------------------------------------------------------
 prob = codes.get("client-chain-untrusted", [])
@@ -342,9 +351,13 @@ t.ok(p.returncode == 0 and cached and all(f"removed {c}" in p.stdout for c in ca
      and not os.path.exists(cache), "--forget removes the card cache and lists each file",
      (cached, p.stdout, p.stderr))
 p = doctor("--forget", "--json")
-t.ok(p.returncode == 0 and json.loads(p.stdout) == {"removed": []},
-     "--forget --json again: {\"removed\": []}", p.stdout + p.stderr)
+t.ok(p.returncode == 0 and json.loads(p.stdout) == {"removed": []}
+     and not schema_errors(json.loads(p.stdout)),
+     "--forget --json again: {\"removed\": []} (docs/cacmail.schema.json: doctor_forget)",
+     p.stdout + p.stderr)
 p = doctor("frob")
 t.eq(p.returncode, 2, "an argument: usage error (exit 2)")
+t.ok(not SCHEMA_BAD, "every doctor --json document of this test matches docs/cacmail.schema.json",
+     SCHEMA_BAD[:2])
 
 t.done()
