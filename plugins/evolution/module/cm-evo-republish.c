@@ -234,7 +234,9 @@ republish_thread (GTask *task, gpointer source, gpointer data, GCancellable *can
     }
   else if (result == NULL && g_error_matches (error, CM_LDAP_ERROR, CM_LDAP_ERROR_CARD))
     {
-      /* the library's hint names modutil; in Evolution the Smart Card page does it */
+      /* the library's hint names cacmail nss register; in Evolution the Smart Card page's
+       * Make Card Certificates Available does it, so point there when no card module is
+       * loaded */
       g_autofree char *loaded = cm_evo_card_module_loaded ();
       if (loaded == NULL)
         g_prefix_error (&error, "Evolution cannot see your card: load its module with Make Card "
