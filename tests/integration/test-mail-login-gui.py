@@ -1,14 +1,23 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """File > Log In with Smart Card in the real Evolution (module-cacmail from the build tree,
-Xvfb, AT-SPI: tests/gui/evogui.py) against a real Dovecot with GSSAPI and the MIT KDC
-(tests/harness/with-slapd --kerberos, tests/harness/with-imap-gssapi): without a ticket the
-action says to run `cacmail login` and changes nothing; with a ticket (kinit, password on stdin)
-it sets the IMAP account to GSSAPI through the registry (read back from the source file), says
-so in an alert, and Evolution itself, going online, logs in to Dovecot with the ticket (Dovecot
-logs method=GSSAPI) and asks for no password."""
+Xvfb, AT-SPI: tests/gui/evogui.py) against a real Dovecot with GSSAPI and the MIT KDC with
+PKINIT (tests/harness/with-slapd --kerberos --pki, tests/harness/with-imap-gssapi) and two
+virtual persona cards (tests/harness/with-pcscd: the reservist's in reader 0, the contractor's
+in reader 1). Without a ticket the action asks the PIN of the identity's card (the contractor's,
+in reader 1) in the module's PIN dialog, with the tries left: cancelled, nothing changes and no
+PIN reaches a card; a wrong PIN gives an alert with the tries left, no ticket and no change;
+the right PIN makes a ticket with the card (`cacmail login --pin-fd`: klist in the test's
+KRB5CCNAME shows the contractor card's principal), the IMAP account is set to GSSAPI through
+the registry (read back from the source file), and Evolution itself, going online, logs in to
+Dovecot with the ticket (Dovecot logs method=GSSAPI) and asks for no password. With the ticket
+there, the action asks no PIN."""
+import glob
+import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -16,13 +25,15 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "gui"))
-from cmtest import BUILD, SOURCE, Tap, skip  # noqa: E402
+from cmtest import BUILD, SOURCE, Tap, make_pki, skip  # noqa: E402
 import evogui  # noqa: E402
 
 MODULE = os.path.join(BUILD, "plugins", "evolution", "module", "module-cacmail.so")
 H = os.path.join(SOURCE, "tests", "harness")
 ACTION = "Log In with Smart Card"
 ADDR, USER = "john.q.doe.ctr@mail.mil", "contractor"
+PIN, BAD_PIN = "123456", "654321"
+R1 = "Virtual PCD 00 01"  # the contractor's card
 
 
 def outside():
@@ -32,14 +43,18 @@ def outside():
     if tool:
         skip(f"{tool} is not installed (scripts/test installs it)")
     for f in ("/usr/sbin/dovecot", "/usr/lib/dovecot/modules/auth/libmech_gssapi.so",
-              "/usr/sbin/krb5kdc", "/usr/bin/kinit"):
+              "/usr/sbin/krb5kdc", "/usr/bin/kinit", "/usr/bin/klist"):
         if not os.path.exists(f):
             skip(f"{f} is not installed (scripts/install-deps test installs it)")
+    if not glob.glob("/usr/lib/*/krb5/plugins/preauth/pkinit.so"):
+        skip("MIT's PKINIT plugin is not installed (Debian: krb5-pkinit)")
     if os.geteuid() != 0:
         skip("the harnesses need root for their namespaces")
     with tempfile.TemporaryDirectory(prefix="cacmail-mail-login-gui-") as tmp:
-        cmd = [os.path.join(H, "with-pcscd"), "--no-readers", "--",
-               os.path.join(H, "with-slapd"), "--kerberos", "--",
+        pki, _ = make_pki(tmp)
+        cmd = [os.path.join(H, "with-pcscd"), "--card", os.path.join(pki, "cards", "reservist"),
+               "--card", os.path.join(pki, "cards", "contractor"), "--",
+               os.path.join(H, "with-slapd"), "--kerberos", "--pki", pki, "--",
                os.path.join(H, "with-imap-gssapi"), "--",
                "/usr/bin/python3", os.path.abspath(__file__), "--inside", tmp]
         rc = subprocess.run(cmd, env=dict(os.environ, TMPDIR=tmp)).returncode
@@ -96,26 +111,118 @@ def method(home):
     return text.split("[Authentication]")[1].split("Method=")[1].split("\n")[0]
 
 
+def card_log(n):
+    return os.path.join(os.environ["CACMAIL_VCARD_LOG_DIR"], f"card{n}.log")
+
+
+def size(path):
+    return os.path.getsize(path) if os.path.exists(path) else 0
+
+
+def verified(n, offset):
+    """PIN VERIFYs with a PIN (key reference 80, 8 bytes) card @n got after @offset."""
+    with open(card_log(n), errors="replace") as f:
+        f.seek(offset)
+        return sum(line.startswith("C 0020008008") for line in f)
+
+
+def klist_principal(ccache):
+    p = subprocess.run(["klist"], capture_output=True, text=True,
+                       env=dict(os.environ, KRB5CCNAME=ccache))
+    for line in p.stdout.splitlines():
+        if line.startswith("Default principal: "):
+            return line.split(": ", 1)[1]
+    return None
+
+
+def card_principal():
+    """The contractor card's enterprise principal; mapped to the mail user as a site maps card
+    logins to accounts (auth_to_local in krb5.conf, which Dovecot reads; the user is not a
+    local account, so a missing .k5login must not decide). Dovecot must also take the name's
+    '\\' (auth_username_chars): its configuration is reloaded (SIGHUP)."""
+    d = os.path.join(os.environ["CACMAIL_IMAP_DIR"], "gssapi")
+    with open(os.path.join(d, "dovecot.conf"), "a") as f:
+        f.write("auth_username_chars =\n")
+    with open(os.path.join(d, "run", "master.pid")) as f:
+        os.kill(int(f.read().strip()), signal.SIGHUP)
+    with open(os.environ["CACMAIL_LDAP_USERS"]) as f:
+        upn = next(u["upn"] for u in json.load(f) if u["uid"] == USER)
+    realm = os.environ["CACMAIL_KRB5_REALM"]
+    with open(os.environ["KRB5_CONFIG"], "r+") as f:
+        text = f.read()
+        text = text.replace("[libdefaults]\n", "[libdefaults]\n k5login_authoritative = false\n", 1)
+        text = text.replace(f" {realm} = {{\n", f" {realm} = {{\n  auth_to_local = RULE:[1:$1]"
+                            f"(^{re.escape(upn)}$)s/^.*$/{USER}/\n  auth_to_local = DEFAULT\n", 1)
+        f.seek(0)
+        f.write(text)
+        f.truncate()
+    return upn.replace("@", "\\@") + "@" + realm
+
+
+def sensitive(acc):
+    import pyatspi
+    return acc.getState().contains(pyatspi.STATE_SENSITIVE)
+
+
+def pin_dialog(evo, mail):
+    evo.click(evo.find(mail, role="menu item", name=ACTION))
+    dlg = evo.wait_frame("Smart Card PIN", timeout=60)
+    return dlg, evo.all_text(dlg)
+
+
+def answer(evo, dlg, pin):
+    evo.set_text(evo.find(dlg, role="password text"), pin)
+    evo.click(evo.find(dlg, role="push button", name="OK"))
+
+
 def steps(t, evo, home, ccache):
+    princ = card_principal()
     mail = evo.wait_frame("Mail", timeout=60)
     item = evo.find(mail, role="menu item", name=ACTION)
     t.ok(item is not None, "File menu: 'Log In with Smart Card'")
 
-    evo.click(item)
-    alert = evo.find(mail, role="label", pattern=r"^No Kerberos ticket", timeout=60)
-    t.ok(alert is not None and "cacmail login" in evo.all_text(mail),
-         "without a ticket: an alert says to run 'cacmail login'")
-    t.eq(method(home), "PLAIN", "... and the account is unchanged")
+    # no ticket: the PIN dialog of the identity's card; cancelled, nothing changes
+    c0, c1 = size(card_log(0)), size(card_log(1))
+    dlg, text = pin_dialog(evo, mail)
+    t.ok(R1 in text and "3 tries left" in text, "without a ticket: the PIN dialog names the "
+         "identity's card (the contractor's, in reader 1 of 2) and its tries left", text)
+    evo.click(evo.find(dlg, role="push button", name="Cancel"))
+    evo.poll(lambda: sensitive(evo.find(mail, role="menu item", name=ACTION)), 30,
+             "the action to be available again")
+    time.sleep(0.5)
+    t.ok(not evo.find_all(mail, role="label", pattern=r"^(Not logged in|Mail accounts)",
+                          showing=True, limit=1)
+         and klist_principal(ccache) is None and method(home) == "PLAIN"
+         and verified(0, c0) + verified(1, c1) == 0,
+         "PIN dialog cancelled: no alert, no ticket, the account unchanged, no PIN sent")
 
-    with open(os.path.join(os.environ["CACMAIL_SLAPD_DIR"], "users",
-                           USER + ".krb5.pw")) as pw:
-        subprocess.run(["kinit", USER], stdin=pw, check=True, capture_output=True,
-                       env=dict(os.environ, KRB5CCNAME=ccache))
+    # a wrong PIN: the alert says the tries left; no ticket, no change
+    dlg, _ = pin_dialog(evo, mail)
+    answer(evo, dlg, BAD_PIN)
+    alert = evo.find(mail, role="label", pattern=r"^Not logged in with your smart card",
+                     timeout=60)
+    text = evo.all_text(mail)
+    t.ok(alert is not None and "wrong PIN" in text and "2 tries left" in text
+         and "choose File > Log In with Smart Card again" in text,
+         "a wrong PIN: the alert says so with the tries left and the fix", text[-2000:])
+    t.ok(klist_principal(ccache) is None and method(home) == "PLAIN" and BAD_PIN not in text,
+         "a wrong PIN: no ticket, the account unchanged, the PIN shown nowhere")
+
+    # the right PIN: a ticket with the card, the account set to GSSAPI
+    c0, c1 = size(card_log(0)), size(card_log(1))
     before = gss_logins()
-    evo.click(evo.find(mail, role="menu item", name=ACTION))
+    evo.poll(lambda: sensitive(evo.find(mail, role="menu item", name=ACTION)), 30,
+             "the action to be available again")
+    dlg, text = pin_dialog(evo, mail)
+    t.ok("2 tries left" in text, "the PIN dialog now says 2 tries left", text)
+    answer(evo, dlg, PIN)
     done = evo.find(mail, role="label", pattern=r"^Mail accounts set to log in", timeout=60)
-    t.ok(done is not None, "with a ticket: the alert says the accounts log in with it",
-         evo.all_text(mail))
+    t.ok(done is not None, "the right PIN: the alert says the accounts log in with the ticket",
+         evo.all_text(mail)[-2000:])
+    t.eq(klist_principal(ccache), princ,
+         "klist in KRB5CCNAME: a ticket for the contractor card's principal")
+    t.ok(verified(1, c1) > 0 and verified(0, c0) == 0,
+         "the PIN went to the contractor's card (reader 1) only")
     evo.poll(lambda: method(home) == "GSSAPI", 20, "Method=GSSAPI in the source")
     t.eq(method(home), "GSSAPI", "the account's source has Method=GSSAPI (through the registry)")
     evo.click(evo.find(mail, role="menu item", name="Work Online"))
@@ -132,10 +239,18 @@ def steps(t, evo, home, ccache):
         time.sleep(0.3)
     with open(os.environ["CACMAIL_IMAP_LOG"]) as f:
         log = f.read()[-3000:]
-    t.ok(gss_logins() > before, "Evolution then logs in to Dovecot with the ticket "
+    t.ok(gss_logins() > before, "Evolution then logs in to Dovecot with the card's ticket "
          "(method=GSSAPI)", "windows: %s\n--- Dovecot's log (tail):\n%s\n--- Evolution's "
          "output (tail):\n%s" % ([w.name for w in evo.windows()], log, evo.read_log()[-3000:]))
     t.ok(not asked, "... and no password was asked for")
+
+    # with the ticket there: no PIN asked
+    evo.poll(lambda: sensitive(evo.find(mail, role="menu item", name=ACTION)), 30,
+             "the action to be available again")
+    evo.click(evo.find(mail, role="menu item", name=ACTION))
+    again = evo.find(mail, role="label", pattern=r"^No mail account changed", timeout=60)
+    t.ok(again is not None and not any(w.name == "Smart Card PIN" for w in evo.windows()),
+         "with the ticket: no PIN dialog, nothing left to change")
 
 
 def inside(tmp):

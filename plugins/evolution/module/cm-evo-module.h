@@ -40,11 +40,14 @@ void cm_evo_watch_type_register (GTypeModule *module);
 
 /* ---- secrets (cm-evo-secret.c) ------------------------------------------------------------ */
 
-/* What a secret is for: the card PIN (@subject = token label), the LDAP simple-bind password
- * (@subject = DN) or the password of a PKCS#12 file (@subject = its file name). */
+/* What a secret is for: the card PIN (@subject = token label), the card PIN for a Kerberos
+ * login (@subject = the sentence under the heading: card, reader, tries left), the LDAP
+ * simple-bind password (@subject = DN) or the password of a PKCS#12 file (@subject = its file
+ * name). */
 typedef enum
 {
   CM_EVO_SECRET_PIN,
+  CM_EVO_SECRET_LOGIN_PIN,
   CM_EVO_SECRET_LDAP_PASSWORD,
   CM_EVO_SECRET_P12_PASSWORD,
 } CmEvoSecretKind;

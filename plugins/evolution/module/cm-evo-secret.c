@@ -47,8 +47,8 @@ ask_response (GtkDialog *dialog, gint response, Ask *ask)
     secret = g_strdup (gtk_entry_get_text (GTK_ENTRY (ask->entry)));
   else
     error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                                 ask->kind == CM_EVO_SECRET_PIN ? "no PIN was entered"
-                                                                : "no password was entered");
+                                 ask->kind <= CM_EVO_SECRET_LOGIN_PIN ? "no PIN was entered"
+                                                                      : "no password was entered");
   gtk_entry_set_text (GTK_ENTRY (ask->entry), "");
   if (ask->cancellable && ask->cancel_id)
     g_cancellable_disconnect (ask->cancellable, ask->cancel_id);
@@ -94,6 +94,12 @@ cm_evo_secret_ask (GtkWindow *parent, CmEvoSecretKind kind, const char *subject,
                                    "only; it is not stored.",
                                    subject);
       break;
+    case CM_EVO_SECRET_LOGIN_PIN:
+      title = "Smart Card PIN";
+      primary = "Enter the PIN of your smart card to log in";
+      label = "_PIN:";
+      secondary = g_strdup (subject);
+      break;
     case CM_EVO_SECRET_LDAP_PASSWORD:
       title = "Address List Password";
       primary = "Enter your password for the address list (LDAP)";
@@ -134,7 +140,7 @@ cm_evo_secret_ask (GtkWindow *parent, CmEvoSecretKind kind, const char *subject,
   ask->entry = gtk_entry_new ();
   gtk_entry_set_visibility (GTK_ENTRY (ask->entry), FALSE);
   gtk_entry_set_activates_default (GTK_ENTRY (ask->entry), TRUE);
-  gtk_entry_set_input_purpose (GTK_ENTRY (ask->entry), kind == CM_EVO_SECRET_PIN
+  gtk_entry_set_input_purpose (GTK_ENTRY (ask->entry), kind <= CM_EVO_SECRET_LOGIN_PIN
                                                          ? GTK_INPUT_PURPOSE_PIN
                                                          : GTK_INPUT_PURPOSE_PASSWORD);
   gtk_widget_set_hexpand (ask->entry, TRUE);
