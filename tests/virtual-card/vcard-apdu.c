@@ -433,7 +433,8 @@ vc_card_process (VcCard *card, const uint8_t *raw, size_t len, VcBuf *out)
       vc_buf_add (&all, apdu.data, apdu.lc);
       card->chaining = FALSE;
       vc_buf_clear (&card->chain);
-      apdu.data = all.data;
+      /* a chain of commands with no data: an empty range, never NULL (data + lc is used) */
+      apdu.data = all.len ? all.data : apdu.data;
       apdu.lc = all.len;
       dispatch (card, &apdu, out);
       vc_buf_free (&all);
