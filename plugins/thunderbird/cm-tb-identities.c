@@ -105,8 +105,12 @@ cm_tb_prefs_list_identities (CmTbPrefs *prefs)
       for (guint i = 0; i < names->len; i++)
         {
           const char *n = g_ptr_array_index (names, i);
-          if (g_str_has_suffix (n, ".useremail") && strcmp (n, "mail.identity.default.useremail"))
-            g_ptr_array_add (ids, g_strndup (n + 14, strlen (n) - 14 - 10));
+          gsize len = strlen (n);
+          /* "mail.identity." ID ".useremail": "mail.identity.useremail" has no ID (the prefix
+           * and the suffix share its dot) */
+          if (len > 14 + 10 && g_str_has_suffix (n, ".useremail")
+              && strcmp (n, "mail.identity.default.useremail"))
+            g_ptr_array_add (ids, g_strndup (n + 14, len - 14 - 10));
         }
       g_ptr_array_sort (ids, by_id_number);
     }
