@@ -35,12 +35,19 @@ cm_time_now (void)
   return g_get_real_time () / G_USEC_PER_SEC;
 }
 
+/* Always four digits for the year (GLib's %Y gives "583" for 583, which ISO 8601 and
+ * cm_time_parse do not read back). */
 char *
 cm_time_format (gint64 t)
 {
   g_autoptr (GDateTime) dt = g_date_time_new_from_unix_utc (t);
 
-  return dt ? g_date_time_format (dt, "%Y-%m-%dT%H:%M:%SZ") : g_strdup ("invalid");
+  if (dt == NULL)
+    return g_strdup ("invalid");
+  return g_strdup_printf ("%04d-%02d-%02dT%02d:%02d:%02dZ", g_date_time_get_year (dt),
+                          g_date_time_get_month (dt), g_date_time_get_day_of_month (dt),
+                          g_date_time_get_hour (dt), g_date_time_get_minute (dt),
+                          g_date_time_get_second (dt));
 }
 
 char *
@@ -48,5 +55,8 @@ cm_time_format_date (gint64 t)
 {
   g_autoptr (GDateTime) dt = g_date_time_new_from_unix_utc (t);
 
-  return dt ? g_date_time_format (dt, "%Y-%m-%d") : g_strdup ("invalid");
+  if (dt == NULL)
+    return g_strdup ("invalid");
+  return g_strdup_printf ("%04d-%02d-%02d", g_date_time_get_year (dt), g_date_time_get_month (dt),
+                          g_date_time_get_day_of_month (dt));
 }
