@@ -452,9 +452,13 @@ def steps(t, evo, pki, manifest, home, db, users, base_apdus, base_ldap):
          "Directory Settings: tested, then uri, base and bind saved; the other keys kept")
     wait_step(prefs, 4, "done", "after the save: step 4 done")
     wait_step(prefs, 6, "ready", "step 6 ready once the directory is set")
-    evo.poll(lambda: sensitive(evo.find(mail, role="menu item", name=REPUBLISH)), 30,
-             "the menu's Republish to be enabled")
-    t.ok(True, "the mail window's Republish is enabled once the directory is set")
+    try:
+        evo.poll(lambda: sensitive(evo.find(mail, role="menu item", name=REPUBLISH)), 30,
+                 "the menu's Republish to be enabled")
+    except AssertionError:
+        pass
+    t.ok(sensitive(evo.find(mail, role="menu item", name=REPUBLISH)),
+         "the mail window's Republish is enabled once the directory is set")
     evo.screenshot(os.path.join(ARTIFACTS, "smart-card-page.png"), prefs)
 
     # ---- Republish from the page ------------------------------------------------------------
@@ -601,9 +605,13 @@ def steps(t, evo, pki, manifest, home, db, users, base_apdus, base_ldap):
 
     # no address list server: the action is disabled (cacmail.conf is watched)
     os.rename(conf, conf + ".away")
-    evo.poll(lambda: not sensitive(evo.find(mail, role="menu item", name=REPUBLISH)), 30,
-             "the action to be disabled")
-    t.ok(True, "Republish, cacmail.conf gone: the mail window's action is disabled")
+    try:
+        evo.poll(lambda: not sensitive(evo.find(mail, role="menu item", name=REPUBLISH)), 30,
+                 "the action to be disabled")
+    except AssertionError:
+        pass
+    t.ok(not sensitive(evo.find(mail, role="menu item", name=REPUBLISH)),
+         "Republish, cacmail.conf gone: the mail window's action is disabled")
     os.rename(conf + ".away", conf)
 
     # the PIN dialog cancelled: the run stops quietly, nothing is written
