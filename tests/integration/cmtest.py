@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Shared helpers for cacmail's integration tests (TAP output, real CLI, temp dirs only)."""
+import configparser
 import json
 import os
 import shutil
@@ -108,3 +109,34 @@ def schema_errors(doc):
         with open(os.path.join(SOURCE, "docs", "cacmail.schema.json")) as f:
             _validator = jsonschema.Draft202012Validator(json.load(f))
     return [f"{list(e.path)}: {e.message}" for e in _validator.iter_errors(doc)]
+
+
+def sandbox_home(tmp, address, smime_section="Secure MIME (S/MIME)"):
+    """A sandbox HOME below tmp (returned): Evolution's NSS database (~/.pki/nssdb) and one mail
+    identity for address with empty S/MIME settings, and a Thunderbird profile (profiles.ini,
+    one account whose identity is address) with its own NSS database, both made by certutil."""
+    home = os.path.join(tmp, "home")
+    evo = os.path.join(home, ".pki", "nssdb")
+    tb_root = os.path.join(home, ".thunderbird")
+    prof = os.path.join(tb_root, "abcd1234.default")
+    for d in (evo, prof, os.path.join(home, ".config", "evolution", "sources")):
+        os.makedirs(d)
+    for db in (evo, prof):
+        subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=True)
+    with open(os.path.join(tb_root, "profiles.ini"), "w") as f:
+        f.write("[General]\nStartWithLastProfile=1\n\n[Profile0]\nName=default\nIsRelative=1\n"
+                "Path=abcd1234.default\nDefault=1\n")
+    with open(os.path.join(prof, "prefs.js"), "w") as f:
+        f.write('user_pref("mail.accountmanager.accounts", "account1");\n'
+                'user_pref("mail.account.account1.identities", "id1");\n'
+                f'user_pref("mail.identity.id1.useremail", "{address}");\n')
+    cp = configparser.ConfigParser(interpolation=None)
+    cp.optionxform = str
+    cp["Data Source"] = {"DisplayName": "ctr", "Enabled": "true", "Parent": ""}
+    cp["Mail Identity"] = {"Address": address, "Name": "John Doe"}
+    cp[smime_section] = {"SigningCertificate": "", "EncryptionCertificate": "",
+                         "SignByDefault": "false", "EncryptByDefault": "false",
+                         "EncryptToSelf": "true", "SigningAlgorithm": ""}
+    with open(os.path.join(home, ".config", "evolution", "sources", "ctr.source"), "w") as f:
+        cp.write(f, space_around_delimiters=False)
+    return home

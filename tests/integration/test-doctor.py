@@ -7,7 +7,6 @@ command its hint names, after which doctor no longer reports it; exit 7 while a 
 found, 0 with none; the JSON is exactly {"problems": [problem...]} in the pick problem shape;
 pcscd absent; a card removed; a Flatpak Thunderbird without the pcsc socket; certificates
 expiring within 30 days (--at); --forget removes the card cache and lists it."""
-import configparser
 import glob
 import json
 import os
@@ -15,12 +14,12 @@ import re
 import subprocess
 import sys
 
-from cmtest import CACMAIL, SOURCE, Tap, make_pki, need, schema_errors, skip, tmpdir
+from cmtest import (CACMAIL, SOURCE, Tap, make_pki, need, sandbox_home, schema_errors, skip,
+                    tmpdir)
 
 HARNESS = os.path.join(SOURCE, "tests", "harness")
 OPENSC = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"
 CTR = "john.q.doe.ctr@mail.mil"
-SMIME = "Secure MIME (S/MIME)"
 PROBLEM_KEYS = ["code", "severity", "message", "hint", "certs"]
 
 
@@ -58,34 +57,6 @@ def shape_ok(doc):
                     for p in doc["problems"]))
 
 
-def prepare(tmp):
-    """The sandbox HOME: Evolution's database and one identity, a Thunderbird profile."""
-    home = os.path.join(tmp, "home")
-    evo = os.path.join(home, ".pki", "nssdb")
-    tb_root = os.path.join(home, ".thunderbird")
-    prof = os.path.join(tb_root, "abcd1234.default")
-    for d in (evo, prof, os.path.join(home, ".config", "evolution", "sources")):
-        os.makedirs(d)
-    for db in (evo, prof):
-        subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=True)
-    with open(os.path.join(tb_root, "profiles.ini"), "w") as f:
-        f.write("[General]\nStartWithLastProfile=1\n\n[Profile0]\nName=default\nIsRelative=1\n"
-                "Path=abcd1234.default\nDefault=1\n")
-    with open(os.path.join(prof, "prefs.js"), "w") as f:
-        f.write('user_pref("mail.accountmanager.accounts", "account1");\n'
-                'user_pref("mail.account.account1.identities", "id1");\n'
-                f'user_pref("mail.identity.id1.useremail", "{CTR}");\n')
-    cp = configparser.ConfigParser(interpolation=None)
-    cp.optionxform = str
-    cp["Data Source"] = {"DisplayName": "ctr", "Enabled": "true", "Parent": ""}
-    cp["Mail Identity"] = {"Address": CTR, "Name": "John Doe"}
-    cp[SMIME] = {"SigningCertificate": "", "EncryptionCertificate": "", "SignByDefault": "false",
-                 "EncryptByDefault": "false", "EncryptToSelf": "true", "SigningAlgorithm": ""}
-    with open(os.path.join(home, ".config", "evolution", "sources", "ctr.source"), "w") as f:
-        cp.write(f, space_around_delimiters=False)
-    return home
-
-
 def outside():
     for tool in ("certutil", "modutil", "pcscd", "unshare", "openssl", "dbus-run-session"):
         need(tool)
@@ -101,7 +72,7 @@ def outside():
         skip("the pcscd harness needs root for its mount namespace")
     with tmpdir() as tmp:
         pki, _ = make_pki(tmp)
-        home = prepare(tmp)
+        home = sandbox_home(tmp, CTR)
         nomods = os.path.join(tmp, "no-p11kit-modules")
         os.makedirs(nomods)
         env = dict(os.environ, TMPDIR=tmp, CACMAIL_P11KIT_MODULE_DIRS=nomods, HOME=home,

@@ -21,41 +21,13 @@ import subprocess
 import sys
 import time
 
-from cmtest import CACMAIL, GSA, SOURCE, Tap, make_pki, need, skip, tmpdir
+from cmtest import CACMAIL, GSA, SOURCE, Tap, make_pki, need, sandbox_home, skip, tmpdir
 
 HARNESS = os.path.join(SOURCE, "tests", "harness")
 OPENSC = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"
 CTR = "john.q.doe.ctr@mail.mil"
 SMIME = "Secure MIME (S/MIME)"
 GSA_ROOT = "65:C8:1E:10:E7:26:14:3F:72:19:2D:96:A7:2B:DA:6F:F7:30:D5:34:03:D0:40:F0:CD:8C:10:85:80:0E:7B:E1"
-
-
-def prepare(tmp, pki):
-    """The sandbox HOME: Evolution's database and one identity, a Thunderbird profile."""
-    home = os.path.join(tmp, "home")
-    evo = os.path.join(home, ".pki", "nssdb")
-    tb_root = os.path.join(home, ".thunderbird")
-    prof = os.path.join(tb_root, "abcd1234.default")
-    for d in (evo, prof, os.path.join(home, ".config", "evolution", "sources")):
-        os.makedirs(d)
-    for db in (evo, prof):
-        subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=True)
-    with open(os.path.join(tb_root, "profiles.ini"), "w") as f:
-        f.write("[General]\nStartWithLastProfile=1\n\n[Profile0]\nName=default\nIsRelative=1\n"
-                "Path=abcd1234.default\nDefault=1\n")
-    with open(os.path.join(prof, "prefs.js"), "w") as f:
-        f.write('user_pref("mail.accountmanager.accounts", "account1");\n'
-                'user_pref("mail.account.account1.identities", "id1");\n'
-                f'user_pref("mail.identity.id1.useremail", "{CTR}");\n')
-    cp = configparser.ConfigParser(interpolation=None)
-    cp.optionxform = str
-    cp["Data Source"] = {"DisplayName": "ctr", "Enabled": "true", "Parent": ""}
-    cp["Mail Identity"] = {"Address": CTR, "Name": "John Doe"}
-    cp[SMIME] = {"SigningCertificate": "", "EncryptionCertificate": "", "SignByDefault": "false",
-                 "EncryptByDefault": "false", "EncryptToSelf": "true", "SigningAlgorithm": ""}
-    with open(os.path.join(home, ".config", "evolution", "sources", "ctr.source"), "w") as f:
-        cp.write(f, space_around_delimiters=False)
-    return home
 
 
 def gsa_rollover(t, tmp):
@@ -115,7 +87,7 @@ def outside():
         skip("the pcscd harness needs root for its mount namespace")
     with tmpdir() as tmp:
         pki, _ = make_pki(tmp)
-        home = prepare(tmp, pki)
+        home = sandbox_home(tmp, CTR)
         cmd = [os.path.join(HARNESS, "with-pcscd"), "--card", os.path.join(pki, "cards",
                                                                           "contractor"), "--",
                os.path.join(HARNESS, "with-slapd"), "--pki", pki, "--",
