@@ -192,3 +192,40 @@ cli_print_picks (CmInventory *inv, CmPicks *pk)
     cli_print_problem (g_ptr_array_index (problems, i));
   (void)inv;
 }
+
+void
+cli_print_identity_findings (const char *const *messages, JsonArray *problems)
+{
+  for (; *messages; messages++)
+    printf ("  - %s\n", *messages);
+  for (guint i = 0; i < json_array_get_length (problems); i++)
+    {
+      JsonObject *p = json_array_get_object_element (problems, i);
+      printf ("  problem %s: %s\n    fix: %s\n", json_object_get_string_member (p, "code"),
+              json_object_get_string_member (p, "message"),
+              json_object_get_string_member (p, "hint"));
+    }
+}
+
+GPtrArray *
+cli_inserted_certs (CmInventory *inv, CmReadFlags flags)
+{
+  g_autoptr (GPtrArray) readers = cm_pcsc_list_readers_sync (NULL, NULL);
+  GPtrArray *out = NULL;
+
+  for (guint i = 0; readers && i < readers->len; i++)
+    {
+      CmReaderInfo *r = g_ptr_array_index (readers, i);
+      GPtrArray *cards, *certs;
+      if (!r->card_present
+          || !cm_card_read_sync (inv, r->name, flags | CM_READ_NO_CACHE, NULL, NULL, NULL))
+        continue;
+      cards = cm_inventory_get_cards (inv);
+      certs = cm_card_get_certs (g_ptr_array_index (cards, cards->len - 1));
+      if (out == NULL)
+        out = g_ptr_array_new_with_free_func (g_free);
+      for (guint j = 0; j < certs->len; j++)
+        g_ptr_array_add (out, g_strdup (cm_cert_get_sha256 (g_ptr_array_index (certs, j))));
+    }
+  return out;
+}

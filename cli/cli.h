@@ -43,6 +43,13 @@ void cli_print_cert_line (CmInventory *inv, CmCert *cert, gint64 at);
 void cli_print_picks (CmInventory *inv, CmPicks *picks);
 void cli_print_problem (const CmProblem *problem);
 char *cli_short_name (CmCert *cert); /* CN or subject; caller frees */
+/* An identity's findings under its heading line: each message ("  - "), then each problem of
+ * @problems (the pick problem shape) with its fix. Nothing is freed. */
+void cli_print_identity_findings (const char *const *messages, JsonArray *problems);
+/* The sha256 of every cert on the cards in the readers now, read with @flags (plus
+ * CM_READ_NO_CACHE) into @inv; NULL when pcscd is not there (then "not on the inserted card" is
+ * simply not judged). Caller frees the array (g_ptr_array_unref). */
+GPtrArray *cli_inserted_certs (CmInventory *inv, CmReadFlags flags);
 
 int cmd_certs (int argc, char **argv);
 int cmd_pick (int argc, char **argv);

@@ -8,34 +8,6 @@
 #include <cm-nssdb.h>
 #include <stdio.h>
 
-/* The sha256 of every cert on the cards in the readers now; NULL when pcscd is not there
- * (then "not on the inserted card" is simply not judged). */
-static GPtrArray *
-inserted_cards (CmInventory *inv)
-{
-  g_autoptr (GPtrArray) readers = cm_pcsc_list_readers_sync (NULL, NULL);
-  GPtrArray *out = NULL;
-
-  for (guint i = 0; readers && i < readers->len; i++)
-    {
-      CmReaderInfo *r = g_ptr_array_index (readers, i);
-      GPtrArray *cards;
-      if (!r->card_present
-          || !cm_card_read_sync (inv, r->name, CM_READ_DEFAULT | CM_READ_NO_CACHE, NULL, NULL,
-                                 NULL))
-        continue;
-      cards = cm_inventory_get_cards (inv);
-      if (out == NULL)
-        out = g_ptr_array_new_with_free_func (g_free);
-      {
-        GPtrArray *certs = cm_card_get_certs (g_ptr_array_index (cards, cards->len - 1));
-        for (guint j = 0; j < certs->len; j++)
-          g_ptr_array_add (out, g_strdup (cm_cert_get_sha256 (g_ptr_array_index (certs, j))));
-      }
-    }
-  return out;
-}
-
 static void
 print_identity (CmEvoIdentity *id)
 {
@@ -47,15 +19,7 @@ print_identity (CmEvoIdentity *id)
           cm_evo_identity_is_stale (id) ? "STALE" : "ok");
   printf ("  signing:    %s\n", cur->signing && *cur->signing ? cur->signing : "(none)");
   printf ("  encryption: %s\n", cur->encryption && *cur->encryption ? cur->encryption : "(none)");
-  for (; *m; m++)
-    printf ("  - %s\n", *m);
-  for (guint i = 0; i < json_array_get_length (problems); i++)
-    {
-      JsonObject *p = json_array_get_object_element (problems, i);
-      printf ("  problem %s: %s\n    fix: %s\n", json_object_get_string_member (p, "code"),
-              json_object_get_string_member (p, "message"),
-              json_object_get_string_member (p, "hint"));
-    }
+  cli_print_identity_findings (m, problems);
   if (cm_evo_identity_is_stale (id))
     {
       const char *ps = cm_evo_identity_get_proposed_signing (id);
@@ -164,7 +128,7 @@ cmd_evolution (int argc, char **argv)
       || !cm_nssdb_mark_recovered_checked (inv, NULL, &error))
     goto fail;
   if (!no_card)
-    inserted = inserted_cards (inv);
+    inserted = cli_inserted_certs (inv, CM_READ_DEFAULT);
   settings = cm_evo_registry_list_identities (reg);
   for (guint i = 0; i < settings->len; i++)
     {

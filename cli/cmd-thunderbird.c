@@ -6,32 +6,6 @@
 #include <cm-tb.h>
 #include <stdio.h>
 
-/* The sha256 of every cert on the cards in the readers now, the retired key-management ones
- * too (CM_READ_ALL: an identity may name one); NULL when pcscd is not there (then "not on the
- * inserted card" is simply not judged). */
-static GPtrArray *
-inserted_cards (CmInventory *inv)
-{
-  g_autoptr (GPtrArray) readers = cm_pcsc_list_readers_sync (NULL, NULL);
-  GPtrArray *out = NULL;
-
-  for (guint i = 0; readers && i < readers->len; i++)
-    {
-      CmReaderInfo *r = g_ptr_array_index (readers, i);
-      GPtrArray *cards, *certs;
-      if (!r->card_present
-          || !cm_card_read_sync (inv, r->name, CM_READ_ALL | CM_READ_NO_CACHE, NULL, NULL, NULL))
-        continue;
-      cards = cm_inventory_get_cards (inv);
-      certs = cm_card_get_certs (g_ptr_array_index (cards, cards->len - 1));
-      if (out == NULL)
-        out = g_ptr_array_new_with_free_func (g_free);
-      for (guint j = 0; j < certs->len; j++)
-        g_ptr_array_add (out, g_strdup (cm_cert_get_sha256 (g_ptr_array_index (certs, j))));
-    }
-  return out;
-}
-
 static void
 print_setting (const char *label, const char *name, const char *dbkey, CmCert *cert)
 {
@@ -55,15 +29,7 @@ print_identity (CmTbIdentity *id)
                  cm_tb_identity_get_current_cert (id, TRUE));
   print_setting ("encryption:", s->encryption_name, s->encryption_dbkey,
                  cm_tb_identity_get_current_cert (id, FALSE));
-  for (; *m; m++)
-    printf ("  - %s\n", *m);
-  for (guint i = 0; i < json_array_get_length (problems); i++)
-    {
-      JsonObject *p = json_array_get_object_element (problems, i);
-      printf ("  problem %s: %s\n    fix: %s\n", json_object_get_string_member (p, "code"),
-              json_object_get_string_member (p, "message"),
-              json_object_get_string_member (p, "hint"));
-    }
+  cli_print_identity_findings (m, problems);
   if (cm_tb_identity_is_stale (id))
     for (int sig = 1; sig >= 0; sig--)
       {
@@ -276,7 +242,7 @@ cmd_thunderbird (int argc, char **argv)
   if (strcmp (verb, "login") == 0)
     return do_login (profile, inv, only, json, at, mode);
   if (!no_card)
-    inserted = inserted_cards (inv);
+    inserted = cli_inserted_certs (inv, CM_READ_ALL); /* an identity may name a retired cert */
   if ((ids = cm_tb_profile_check (profile, inv, inserted, at, only, &error)) == NULL)
     return fail (error);
   if (strcmp (verb, "fix") == 0)
