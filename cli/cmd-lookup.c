@@ -249,7 +249,6 @@ cmd_lookup (int argc, char **argv)
   g_autoptr (LookupTargets) targets = NULL;
   g_autoptr (GCancellable) cancellable = g_cancellable_new ();
   g_autoptr (GMainContext) sigctx = g_main_context_new ();
-  g_autofree char *def = cm_ldap_config_default_path ();
   gint64 at = cm_time_now ();
   int rc = CLI_EXIT_OK;
 
@@ -275,21 +274,12 @@ cmd_lookup (int argc, char **argv)
     rc = cli_usage ("--at: %s", error->message);
   if (rc != CLI_EXIT_OK)
     goto out;
-  if (!cm_ldap_config_load_file (cfg, config ? config : def, config != NULL, &error))
+  if (!cli_ldap_config_prepare (cfg, config, keys, vals, G_N_ELEMENTS (keys), insecure, plain,
+                                &error))
     {
       rc = ldap_fail (error);
       goto out;
     }
-  for (gsize i = 0; i < G_N_ELEMENTS (keys); i++)
-    if (vals[i] && !cm_ldap_config_set (cfg, keys[i], vals[i], &error))
-      {
-        rc = ldap_fail (error);
-        goto out;
-      }
-  if (insecure)
-    cm_ldap_config_set (cfg, "insecure", "true", NULL);
-  if (plain)
-    cm_ldap_config_set (cfg, "allow-plain-ldap", "true", NULL);
   if (configure)
     {
       rc = lookup_configure (cfg, configure, profile, json, orig_argv);

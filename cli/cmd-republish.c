@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cmd-republish.c: `cacmail republish`, the card's certificates to the address list (GAL) over
  * LDAP in one command (docs/ldap.md), and the LDAP step of `cacmail demo`. */
-#include "cli.h"
+#include "cli-ldap.h"
 #include "cm-config.h"
 #include "cm-private.h"
 #include <cm-ldap.h>
@@ -363,7 +363,6 @@ cmd_republish (int argc, char **argv)
   g_autoptr (GError) error = NULL;
   g_autoptr (CmLdapConfig) cfg = cm_ldap_config_new ();
   g_autoptr (CmLdapResult) result = NULL;
-  g_autofree char *def = cm_ldap_config_default_path ();
   g_autofree char *home_db = g_build_filename (g_get_home_dir (), ".pki", "nssdb", NULL);
   gint64 at = cm_time_now ();
   int rc = CLI_EXIT_OK;
@@ -386,21 +385,12 @@ cmd_republish (int argc, char **argv)
       rc = cli_usage ("--at: %s", error->message);
       goto out;
     }
-  if (!cm_ldap_config_load_file (cfg, config ? config : def, config != NULL, &error))
+  if (!cli_ldap_config_prepare (cfg, config, keys, vals, G_N_ELEMENTS (keys), insecure, plain,
+                                &error))
     {
       rc = ldap_fail (error);
       goto out;
     }
-  for (gsize i = 0; i < G_N_ELEMENTS (keys); i++)
-    if (vals[i] && !cm_ldap_config_set (cfg, keys[i], vals[i], &error))
-      {
-        rc = ldap_fail (error);
-        goto out;
-      }
-  if (insecure)
-    cm_ldap_config_set (cfg, "insecure", "true", NULL);
-  if (plain)
-    cm_ldap_config_set (cfg, "allow-plain-ldap", "true", NULL);
   if (!cm_ldap_config_get (cfg, "nssdb") && g_file_test (home_db, G_FILE_TEST_IS_DIR))
     cm_ldap_config_set (cfg, "nssdb", home_db, NULL);
   warn_settings (cfg);

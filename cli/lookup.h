@@ -4,7 +4,7 @@
  * settings of the mail clients (lookup-configure.c). */
 #pragma once
 
-#include "cli.h"
+#include "cli-ldap.h"
 #include <cm-ldap-lookup.h>
 #include <cm-nssdb.h>
 
