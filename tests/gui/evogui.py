@@ -148,6 +148,15 @@ class Evolution:
         for k in ("NO_AT_BRIDGE", "G_DEBUG", "DBUS_SESSION_BUS_ADDRESS", "DISPLAY",
                   "WAYLAND_DISPLAY", "GTK_USE_PORTAL"):
             env.pop(k, None)
+        self._start_session(env)
+        self.log = open(self.log_path, "w")
+        self.evo = subprocess.Popen(["evolution", "-c", "mail"], env=env, stdout=self.log,
+                                    stderr=subprocess.STDOUT)
+
+    def _start_session(self, env):
+        """Xvfb on a display of its own (env's DISPLAY), a session bus (env's
+        DBUS_SESSION_BUS_ADDRESS) and its accessibility bus answering; this process talks
+        AT-SPI on them. The app's own settings are the caller's."""
         if self.private_x11:
             os.makedirs("/tmp/.X11-unix", exist_ok=True)
             subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=1777", "tmpfs",
@@ -197,9 +206,6 @@ class Evolution:
             if time.time() > end:
                 raise AssertionError("the accessibility bus does not start: " + p.stderr)
             time.sleep(0.1)
-        self.log = open(self.log_path, "w")
-        self.evo = subprocess.Popen(["evolution", "-c", "mail"], env=env, stdout=self.log,
-                                    stderr=subprocess.STDOUT)
 
     def close(self):
         if self.evo:

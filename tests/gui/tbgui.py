@@ -23,7 +23,6 @@ import json
 import os
 import re
 import subprocess
-import time
 
 import evogui
 
@@ -86,52 +85,7 @@ class Thunderbird(evogui.Evolution):
             env.pop(k, None)
         env["GNOME_ACCESSIBILITY"] = "1"
         env["MOZ_CRASHREPORTER_DISABLE"] = "1"
-        if self.private_x11:
-            os.makedirs("/tmp/.X11-unix", exist_ok=True)
-            subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=1777", "tmpfs",
-                            "/tmp/.X11-unix"], check=True)
-        r, w = os.pipe()
-        self.xvfb_log = os.path.join(self.tmp, "xvfb.log")
-        with open(self.xvfb_log, "w") as xlog:
-            self.xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(w), "-screen", "0",
-                                          "1280x1024x24", "-nolisten", "tcp", "-noreset"],
-                                         pass_fds=(w,), stdout=xlog, stderr=subprocess.STDOUT)
-        os.close(w)
-        display = b""
-        while not display.endswith(b"\n"):
-            chunk = os.read(r, 16)
-            if not chunk:
-                raise AssertionError("Xvfb did not start: " + open(self.xvfb_log).read())
-            display += chunk
-        os.close(r)
-        num = display.decode().strip()
-        env["DISPLAY"] = ":" + num
-        sock = f"/tmp/.X11-unix/X{num}"
-        end = time.time() + 10
-        while time.time() < end and self.xvfb.poll() is None and not evogui._x_answers(sock):
-            time.sleep(0.05)
-        if self.xvfb.poll() is not None or not evogui._x_answers(sock):
-            raise AssertionError(f"Xvfb is not serving {sock}: " + open(self.xvfb_log).read())
-        out = subprocess.run(["dbus-launch", "--sh-syntax"], env=env, capture_output=True,
-                             text=True, check=True).stdout
-        env["DBUS_SESSION_BUS_ADDRESS"] = re.search(r"DBUS_SESSION_BUS_ADDRESS='([^']*)'",
-                                                    out).group(1)
-        self.bus_pid = int(re.search(r"DBUS_SESSION_BUS_PID=(\d+)", out).group(1))
-        # this process talks AT-SPI on that bus and display; wait for the accessibility bus
-        os.environ["DISPLAY"] = env["DISPLAY"]
-        os.environ["DBUS_SESSION_BUS_ADDRESS"] = env["DBUS_SESSION_BUS_ADDRESS"]
-        os.environ.pop("NO_AT_BRIDGE", None)
-        end = time.time() + 30
-        while True:
-            p = subprocess.run(["gdbus", "call", "--session", "--dest", "org.a11y.Bus",
-                                "--object-path", "/org/a11y/bus", "--method",
-                                "org.a11y.Bus.GetAddress"], env=env, capture_output=True,
-                               text=True)
-            if p.returncode == 0 and "unix:" in p.stdout:
-                break
-            if time.time() > end:
-                raise AssertionError("the accessibility bus does not start: " + p.stderr)
-            time.sleep(0.1)
+        self._start_session(env)
         self.log = open(self.log_path, "w")
         self.wm = subprocess.Popen(["openbox", "--sm-disable"], env=env, stdout=self.log,
                                    stderr=subprocess.STDOUT)
