@@ -394,6 +394,25 @@ def inside(pki):
     t.ok(m.get("ok") and m["result"]["identities"][0]["changed"] is True
          and m["result"]["identities"][0]["signing"]["dbkey"] == dbkey(sign),
          "fix: the identity summary says what it will use", m)
+    # the add-on sends the values Thunderbird holds ("live"): prefs.js lags behind them
+    h.send({"id": 101, "command": "check", "profile": profile, "live": prefs})
+    m = h.final(101)[0]
+    t.ok(m.get("ok") and m["result"]["identities"][0]["state"] == "ok",
+         "check with the live prefs while prefs.js is not yet written: id1 is ok", m)
+    h.send({"id": 102, "command": "fix", "profile": profile, "live": prefs})
+    m = h.final(102)[0]
+    t.ok(m.get("ok") and m["result"]["prefs"] == []
+         and m["result"]["identities"][0]["changed"] is False,
+         "fix with the live prefs already right: nothing to set", m)
+    for rid, live, why in ((103, {"browser.startup.homepage": "x"}, "a pref that is not one of "
+                            "an identity's certificate prefs"),
+                           (104, {"mail.identity.id1.signing_cert_name": 5}, "a value that is "
+                            "not a string"),
+                           (105, ["mail.identity.id1.signing_cert_name"], "a list")):
+        h.send({"id": rid, "command": "check", "profile": profile, "live": live})
+        code, msg = err_of(h.final(rid)[0])
+        t.ok(code == "bad-request" and "live" in msg and one_line_with_fix(msg),
+             f"check refuses \"live\" with {why} (bad-request, one line with its fix)", msg)
     # what the add-on does next: Thunderbird's pref service writes prefs.js (emulated here),
     # then it reports the changes
     with open(os.path.join(profile, "prefs.js"), "a") as f:
@@ -403,6 +422,11 @@ def inside(pki):
     m = h.final(11)[0]
     t.ok(m.get("ok") and m["result"]["identities"][0]["state"] == "ok",
          "check after the prefs are set: id1 is ok", m)
+    h.send({"id": 106, "command": "check", "profile": profile, "live": {}})
+    m = h.final(106)[0]
+    t.ok(m.get("ok") and m["result"]["identities"][0]["state"] == "stale",
+         "check with live prefs that no longer have them (cleared, prefs.js not yet written): "
+         "id1 is stale again", m)
     h.send({"id": 12, "command": "fixed", "profile": profile, "changes": changes})
     m = h.final(12)[0]
     t.ok(m.get("ok") and m["result"]["recorded"] == 4, "fixed: the 4 changes recorded", m)

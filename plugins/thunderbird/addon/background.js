@@ -120,7 +120,8 @@ async function runCheck() {
   publish();
   try {
     await browser.cacmail.savePrefs();
-    state.check = await request("check", { profile: await profile() });
+    state.check = await request("check", { profile: await profile(),
+                                           live: await browser.cacmail.getSmimePrefs() });
     state.checkError = null;
   } catch (e) {
     state.checkError = asError(e);
@@ -160,7 +161,8 @@ function describeCert(s) {
 async function fix(job) {
   const prof = await profile();
   await browser.cacmail.savePrefs();
-  const plan = await request("fix", { profile: prof }, { onStart: id => (job.hostId = id) });
+  const plan = await request("fix", { profile: prof, live: await browser.cacmail.getSmimePrefs() },
+                            { onStart: id => (job.hostId = id) });
   if (plan.prefs.length) {
     const done = await browser.cacmail.setSmimePrefs(
       plan.prefs.map(p => ({ name: p.name, value: p.value })));

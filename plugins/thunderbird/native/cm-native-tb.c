@@ -60,7 +60,73 @@ checked_clear (Checked *c)
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Checked, checked_clear)
 
-/* Open the request's profile and check its identities (all, or "identity"). */
+/* One of the four certificate prefs of an identity:
+ * mail.identity.ID.{signing,encryption}_cert_{name,dbkey}, ID of [A-Za-z0-9_]. */
+static gboolean
+is_smime_cert_pref (const char *name)
+{
+  static const char *const kinds[] = { ".signing_cert_name", ".signing_cert_dbkey",
+                                       ".encryption_cert_name", ".encryption_cert_dbkey" };
+  const char *id;
+  gsize id_len = 0;
+
+  if (!g_str_has_prefix (name, "mail.identity."))
+    return FALSE;
+  id = name + strlen ("mail.identity.");
+  while (g_ascii_isalnum (id[id_len]) || id[id_len] == '_')
+    id_len++;
+  for (gsize i = 0; i < G_N_ELEMENTS (kinds); i++)
+    if (id_len > 0 && strcmp (id + id_len, kinds[i]) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+/* The request's "live" (optional): the certificate prefs Thunderbird holds now, read from its
+ * pref service by the add-on ({NAME: STRING}, every one that has a value). prefs.js lags
+ * behind them (Thunderbird writes it in the background), so they replace the file's: a
+ * certificate pref the file has and "live" lacks was cleared. */
+static gboolean
+apply_live (CmTbPrefs *prefs, JsonObject *request, GError **error)
+{
+  JsonNode *n = json_object_get_member (request, "live");
+  g_autoptr (GList) names = NULL;
+  g_autoptr (GPtrArray) in_file = NULL;
+  const CmTbPrefValue unset = { .type = CM_TB_PREF_UNSET };
+  JsonObject *live;
+
+  if (n == NULL)
+    return TRUE;
+  live = JSON_NODE_HOLDS_OBJECT (n) ? json_node_get_object (n) : NULL;
+  names = live ? json_object_get_members (live) : NULL;
+  for (GList *l = names; l; l = l->next)
+    {
+      JsonNode *v = json_object_get_member (live, l->data);
+      if (!is_smime_cert_pref (l->data) || !JSON_NODE_HOLDS_VALUE (v)
+          || json_node_get_value_type (v) != G_TYPE_STRING)
+        live = NULL;
+    }
+  if (live == NULL)
+    {
+      g_set_error_literal (
+        error, CM_NATIVE_ERROR, CM_NATIVE_ERROR_BAD_REQUEST,
+        "\"live\" must map identities' certificate prefs "
+        "(mail.identity.ID.signing_cert_name, ...) to strings: update the add-on");
+      return FALSE;
+    }
+  in_file = cm_tb_prefs_list_names (prefs, "mail.identity.");
+  for (guint i = 0; i < in_file->len; i++)
+    {
+      const char *name = g_ptr_array_index (in_file, i);
+      if (is_smime_cert_pref (name) && !json_object_has_member (live, name))
+        cm_tb_prefs_set (prefs, name, &unset);
+    }
+  for (GList *l = names; l; l = l->next)
+    cm_tb_prefs_set_string (prefs, l->data, json_object_get_string_member (live, l->data));
+  return TRUE;
+}
+
+/* Open the request's profile (its prefs.js, then "live" over it) and check its identities (all,
+ * or "identity"). */
 static gboolean
 check_profile (CmNativeJob *job, JsonObject *request, Checked *out, GError **error)
 {
@@ -70,7 +136,8 @@ check_profile (CmNativeJob *job, JsonObject *request, Checked *out, GError **err
 
   if (dir == NULL || (only == NULL && json_object_has_member (request, "identity")))
     return FALSE;
-  if ((out->profile = cm_tb_profile_open (dir, error)) == NULL)
+  if ((out->profile = cm_tb_profile_open (dir, error)) == NULL
+      || !apply_live (cm_tb_profile_get_prefs (out->profile), request, error))
     return FALSE;
   out->inv = cm_inventory_new ();
   if (!cm_tb_profile_add_certs_sync (out->profile, out->inv, cm_native_job_cancellable (job),

@@ -21,6 +21,19 @@ var cacmail = class extends ExtensionCommon.ExtensionAPI {
           Services.prefs.savePrefFile(null);
         },
 
+        async getSmimePrefs() {
+          // prefs.js is written in the background (savePrefFile returns before the file is
+          // on disk): the native host judges these values instead of the file's
+          const live = {};
+          for (const name of Services.prefs.getChildList("mail.identity.")) {
+            if (SMIME_PREF.test(name)
+                && Services.prefs.getPrefType(name) === Ci.nsIPrefBranch.PREF_STRING) {
+              live[name] = Services.prefs.getStringPref(name, "");
+            }
+          }
+          return live;
+        },
+
         async setSmimePrefs(prefs) {
           for (const p of prefs) {
             if (!SMIME_PREF.test(p.name)) {
