@@ -63,8 +63,8 @@ cm_pcsc_set_error (GError **error, LONG rv, const char *reader, const char *what
 
   if (rv == (LONG)SCARD_E_NO_SERVICE || rv == (LONG)SCARD_E_SERVICE_STOPPED)
     g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
-                 "pcscd is not running: start it (systemctl start pcscd.socket, or pcscd as "
-                 "root) and try again");
+                 CM_PCSCD_NOT_RUNNING_TEXT ": start it (systemctl start pcscd.socket, or pcscd "
+                                           "as root) and try again");
   else if ((rv == (LONG)SCARD_W_REMOVED_CARD || rv == (LONG)SCARD_E_NO_SMARTCARD
             || rv == (LONG)SCARD_E_NOT_TRANSACTED || rv == (LONG)SCARD_W_UNPOWERED_CARD
             || rv == (LONG)SCARD_W_UNRESPONSIVE_CARD)

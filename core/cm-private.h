@@ -46,6 +46,10 @@ cm_cert_get_aki (CmCert *cert); /* authority key ID keyIdentifier, or NULL */
 /* Ensure NSS can decode (cm_init) -- returns FALSE with error otherwise. */
 G_GNUC_INTERNAL gboolean cm_nss_ready (GError **error);
 
+/* The start of the error when pcscd does not answer (cm-pcsc.c); the problem pcscd-not-running
+ * (cm-select.c) shows it without the fix that follows, which its hint gives. */
+#define CM_PCSCD_NOT_RUNNING_TEXT "pcscd is not running"
+
 /* ---- secrets (cm-secret.c) ----
  * Exported (not G_GNUC_INTERNAL) for libcacmail-ldap and the CLI, but not part of the installed
  * API: every PIN and password cacmail reads goes through these. */

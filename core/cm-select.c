@@ -118,7 +118,10 @@ cm_problem_new_state (CmState state, const char *reader, const char *detail)
   switch (state)
     {
     case CM_STATE_PCSCD_NOT_RUNNING:
-      msg = g_strdup (detail ? detail : "pcscd is not running");
+      /* the error's own fix is the hint's: say it once */
+      msg = g_strdup (detail && !g_str_has_prefix (detail, CM_PCSCD_NOT_RUNNING_TEXT)
+                        ? detail
+                        : CM_PCSCD_NOT_RUNNING_TEXT);
       break;
     case CM_STATE_NO_READER: msg = g_strdup ("no smart card reader is connected"); break;
     case CM_STATE_NO_CARD: msg = g_strdup ("no card in any reader"); break;

@@ -146,6 +146,9 @@ t.ok(rc == 7 and "pcscd-not-running" in codes and shape_ok(doc),
      "no pcscd: pcscd-not-running, exit 7, {\"problems\": [...]} in the pick shape", doc)
 hint = codes.get("pcscd-not-running", [{}])[0].get("hint", "")
 t.ok("systemctl start pcscd.socket" in hint, "... its hint says how to start pcscd", hint)
+msg = codes.get("pcscd-not-running", [{}])[0].get("message", "")
+t.ok(msg == "pcscd is not running", "... and its message says what is wrong, without repeating "
+     "the fix", msg)
 
 # ---- the first report: a new profile --------------------------------------------------------
 rc, codes, doc = report()
