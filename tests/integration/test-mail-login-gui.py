@@ -11,7 +11,17 @@ the right PIN makes a ticket with the card (`cacmail login --pin-fd`: klist in t
 KRB5CCNAME shows the contractor card's principal), the IMAP account is set to GSSAPI through
 the registry (read back from the source file), and Evolution itself, going online, logs in to
 Dovecot with the ticket (Dovecot logs method=GSSAPI) and asks for no password. With the ticket
-there, the action asks no PIN."""
+there, the action asks no PIN.
+
+Then the real Thunderbird (tests/gui/tbgui.py, in a child process: a session and an AT-SPI
+connection of its own) against the same KDC, Dovecot and cards: a profile with one IMAP
+account on the GSSAPI port (STARTTLS, password login, login_at_startup as the wizard sets it,
+the harness's CA imported with certutil), Thunderbird closed; a ticket made with the
+contractor's card (`cacmail login --reader R1 --pin-fd`) in a KRB5CCNAME of its own; `cacmail thunderbird login --method kerberos --profile
+DIR` sets the server's authMethod to 5 (read back from prefs.js); Thunderbird, started with that
+KRB5CCNAME, then logs in to Dovecot with the card's ticket (a new method=GSSAPI login of the
+card's user, and a ticket for imap/localhost in that cache) and shows no password prompt."""
+
 import glob
 import json
 import os
@@ -25,8 +35,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "gui"))
-from cmtest import BUILD, SOURCE, Tap, make_pki, skip  # noqa: E402
+from cmtest import BUILD, CACMAIL, SOURCE, Tap, make_pki, skip  # noqa: E402
 import evogui  # noqa: E402
+import tbgui  # noqa: E402
 
 MODULE = os.path.join(BUILD, "plugins", "evolution", "module", "module-cacmail.so")
 H = os.path.join(SOURCE, "tests", "harness")
@@ -39,11 +50,11 @@ R1 = "Virtual PCD 00 01"  # the contractor's card
 def outside():
     if not os.path.exists(MODULE):
         skip("module-cacmail.so was not built (needs evolution-dev and libebook1.2-dev)")
-    tool = evogui.missing_tool()
+    tool = evogui.missing_tool() or tbgui.missing_tool()
     if tool:
         skip(f"{tool} is not installed (scripts/test installs it)")
     for f in ("/usr/sbin/dovecot", "/usr/lib/dovecot/modules/auth/libmech_gssapi.so",
-              "/usr/sbin/krb5kdc", "/usr/bin/kinit", "/usr/bin/klist"):
+              "/usr/sbin/krb5kdc", "/usr/bin/kinit", "/usr/bin/klist", "/usr/bin/certutil"):
         if not os.path.exists(f):
             skip(f"{f} is not installed (scripts/install-deps test installs it)")
     if not glob.glob("/usr/lib/*/krb5/plugins/preauth/pkinit.so"):
@@ -175,8 +186,7 @@ def answer(evo, dlg, pin):
     evo.click(evo.find(dlg, role="push button", name="OK"))
 
 
-def steps(t, evo, home, ccache):
-    princ = card_principal()
+def steps(t, evo, home, ccache, princ):
     mail = evo.wait_frame("Mail", timeout=60)
     item = evo.find(mail, role="menu item", name=ACTION)
     t.ok(item is not None, "File menu: 'Log In with Smart Card'")
@@ -253,14 +263,189 @@ def steps(t, evo, home, ccache):
          "with the ticket: no PIN dialog, nothing left to change")
 
 
+# ---- the real Thunderbird (a child process: its own X session and AT-SPI connection) ------
+
+TB_PREFS_JS = re.compile(r'^user_pref\("([^"]+)", (.*)\);$')
+
+
+def read_prefs(profile):
+    with open(os.path.join(profile, "prefs.js")) as f:
+        return {m.group(1): json.loads(m.group(2))
+                for m in map(TB_PREFS_JS.match, f.read().splitlines()) if m}
+
+
+def tb_profile(tmp):
+    """A closed profile (no profiles.ini: tbgui starts `thunderbird --profile DIR`) with one
+    IMAP account on Dovecot's GSSAPI port, STARTTLS, set up for a password; the harness's CA
+    trusted in its NSS DB."""
+    profile = os.path.join(tmp, "tb-profile")
+    os.makedirs(profile)
+    for cmd in (["-N", "--empty-password"],
+                ["-A", "-n", "with-imap-gssapi test CA", "-t", "C,,", "-i",
+                 os.environ["CACMAIL_IMAP_CA"]]):
+        subprocess.run(["certutil", *cmd, "-d", f"sql:{profile}"], check=True,
+                       capture_output=True)
+    prefs = {
+        "mail.accountmanager.accounts": "account1",
+        "mail.accountmanager.defaultaccount": "account1",
+        "mail.account.account1.server": "server1",
+        "mail.account.account1.identities": "id1",
+        "mail.identity.id1.useremail": ADDR,
+        "mail.identity.id1.fullName": "John Doe",
+        "mail.identity.id1.valid": True,
+        "mail.server.server1.type": "imap",
+        "mail.server.server1.name": "Work",
+        "mail.server.server1.hostname": os.environ["CACMAIL_IMAP_HOST"],
+        "mail.server.server1.port": int(os.environ["CACMAIL_IMAP_PORT"]),
+        "mail.server.server1.socketType": 2,
+        "mail.server.server1.userName": USER,
+        "mail.server.server1.authMethod": 3,
+        "mail.server.server1.login_at_startup": True,
+    }
+    with open(os.path.join(profile, "prefs.js"), "w") as f:
+        for k, v in prefs.items():
+            f.write(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n")
+    tbgui.write_user_js(profile, tbgui.QUIET_PREFS)
+    return profile
+
+
+def tb_env(tmp, ccache):
+    home = os.path.join(tmp, "tb-home")
+    env = dict(os.environ, HOME=home, XDG_CONFIG_HOME=os.path.join(home, ".config"),
+               XDG_DATA_HOME=os.path.join(home, ".local", "share"),
+               XDG_CACHE_HOME=os.path.join(home, ".cache"),
+               XDG_RUNTIME_DIR=os.path.join(tmp, "tb-run"), LANG="C.UTF-8", LC_ALL="C.UTF-8",
+               KRB5CCNAME=ccache)
+    os.makedirs(env["XDG_RUNTIME_DIR"], mode=0o700)
+    os.makedirs(home)
+    return env
+
+
+def card_login(env):
+    """`cacmail login` with the contractor's card, the PIN on a pipe (--pin-fd)."""
+    r, w = os.pipe()
+    os.write(w, PIN.encode())
+    os.close(w)
+    try:
+        return subprocess.run([CACMAIL, "login", "--reader", R1, "--pin-fd", str(r)],
+                              pass_fds=(r,), env=env, capture_output=True, text=True,
+                              timeout=120)
+    finally:
+        os.close(r)
+
+
+def password_prompts(tb, seen):
+    """Thunderbird's windows other than the main one, by name, into @seen; returns those that
+    ask for a password (a password field, or a name or text about the password or a failed
+    login)."""
+    asking = []
+    for w in tb.windows():
+        try:
+            name = w.name or ""
+            if name.endswith("Mozilla Thunderbird"):
+                continue
+            seen.add(name)
+            text = tb.text(w)
+            if tb.find_all(w, role="password text", limit=1) or \
+                    re.search(r"(?i)password|login .*failed", name + "\n" + text):
+                asking.append(f"{name}: {text[:300]}")
+        except Exception:  # it went away while we looked
+            continue
+    return asking
+
+
+def tb_steps(t, tmp, tb_env_, profile, princ):
+    before = gss_logins()
+    tb = tbgui.Thunderbird(tmp, tb_env_, profile, log_name="tb.log", private_x11=True)
+    seen, asked = set(), set()
+    try:
+        tb.__enter__()
+        tb.wait_main(timeout=90)
+        end = time.time() + 60
+        while gss_logins() == before and time.time() < end and not asked:
+            asked.update(password_prompts(tb, seen))
+            if not tb.running():
+                raise AssertionError("Thunderbird exited: " + tb.read_log()[-2000:])
+            time.sleep(0.3)
+        asked.update(password_prompts(tb, seen))
+        with open(os.environ["CACMAIL_IMAP_LOG"]) as f:
+            log = f.read()[-3000:]
+        t.ok(gss_logins() > before, "Thunderbird logs in to Dovecot with the card's ticket "
+             "(method=GSSAPI, the card's user)", "windows: %s\n--- Dovecot's log (tail):\n%s\n"
+             "--- Thunderbird's output (tail):\n%s" % (sorted(seen), log, tb.read_log()[-3000:]))
+        tickets = subprocess.run(["klist"], env=tb_env_, capture_output=True, text=True).stdout
+        t.ok(f"Default principal: {princ}" in tickets and
+             f"imap/localhost@{os.environ['CACMAIL_KRB5_REALM']}" in tickets,
+             "... with the card principal's ticket from its KRB5CCNAME (it now also holds a "
+             "ticket for imap/localhost)", tickets)
+        t.ok(not asked, "... and Thunderbird asked for no password",
+             "\n".join(sorted(asked)) + f"\nwindows: {sorted(seen)}")
+    finally:
+        tb.close()
+
+
+class Checks(Tap):
+    """Checks kept (for the parent's TAP) instead of printed."""
+
+    def __init__(self):
+        super().__init__()
+        self.items = []
+
+    def ok(self, cond, name, detail=None):
+        self.items.append([bool(cond), name, None if detail is None else str(detail)])
+        return cond
+
+
+def inside_tb(tmp, princ, out):
+    """The Thunderbird part; its checks go to @out (JSON) for the parent's TAP."""
+    t = Checks()
+    ccache = "FILE:" + os.path.join(tmp, "tb-ccache")
+    env = tb_env(tmp, ccache)
+    try:
+        profile = tb_profile(tmp)
+        p = card_login(env)
+        t.ok(p.returncode == 0 and klist_principal(ccache) == princ,
+             "Thunderbird part: `cacmail login --pin-fd` makes a ticket with the contractor's "
+             "card in the test's own KRB5CCNAME", p.stdout + p.stderr)
+        p = subprocess.run([CACMAIL, "thunderbird", "login", "--method", "kerberos",
+                            "--profile", profile], env=env, capture_output=True, text=True,
+                           timeout=120)
+        t.ok(p.returncode == 0 and read_prefs(profile).get("mail.server.server1.authMethod") == 5,
+             "`cacmail thunderbird login --method kerberos` sets the closed profile's IMAP server "
+             "to Kerberos / GSSAPI (authMethod 5 in prefs.js)", p.stdout + p.stderr)
+        tb_steps(t, tmp, env, profile, princ)
+    except Exception as e:
+        t.ok(False, "the Thunderbird steps ran to the end", f"{type(e).__name__}: {e}")
+    with open(out, "w") as f:
+        json.dump(t.items, f)
+
+
+def thunderbird_part(t, tmp, princ):
+    out = os.path.join(tmp, "tb-checks.json")
+    try:
+        p = subprocess.run([sys.executable, os.path.abspath(__file__), "--inside-tb", tmp,
+                            princ, out], capture_output=True, text=True, timeout=240)
+    except subprocess.TimeoutExpired as e:
+        p = subprocess.CompletedProcess(e.cmd, -1, f"timed out after {e.timeout} s", "")
+    items = []
+    if os.path.exists(out):
+        with open(out) as f:
+            items = json.load(f)
+    for cond, name, detail in items:
+        t.ok(cond, name, detail)
+    t.ok(p.returncode == 0 and len(items) >= 5, "the Thunderbird part ran to the end",
+         (p.stdout + p.stderr)[-3000:])
+
+
 def inside(tmp):
     t = Tap()
     ccache = "FILE:" + os.path.join(tmp, "ccache")
     home, env = make_env(tmp, ccache)
+    princ = card_principal()
     evo = evogui.Evolution(tmp, env, private_x11=True)
     try:
         evo.__enter__()
-        steps(t, evo, home, ccache)
+        steps(t, evo, home, ccache, princ)
     except Exception as e:
         detail = [f"{type(e).__name__}: {e}"]
         try:
@@ -273,11 +458,14 @@ def inside(tmp):
         t.ok(False, "the GUI steps ran to the end", "\n".join(detail))
     finally:
         evo.close()
+    thunderbird_part(t, tmp, princ)
     t.done()
 
 
 if __name__ == "__main__":
-    if "--inside" in sys.argv:
+    if "--inside-tb" in sys.argv:
+        inside_tb(*sys.argv[sys.argv.index("--inside-tb") + 1:][:3])
+    elif "--inside" in sys.argv:
         inside(sys.argv[sys.argv.index("--inside") + 1])
     else:
         outside()
