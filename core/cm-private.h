@@ -50,6 +50,11 @@ G_GNUC_INTERNAL gboolean cm_nss_ready (GError **error);
  * (cm-select.c) shows it without the fix that follows, which its hint gives. */
 #define CM_PCSCD_NOT_RUNNING_TEXT "pcscd is not running"
 
+/* Write all @len bytes of @data to @fd, again after EINTR and short writes (cm-secret.c; exported
+ * like the secrets below, for cacmail's own libraries and plugins). FALSE with errno set when a
+ * write fails (EIO when it writes nothing). */
+gboolean cm_write_all (int fd, const void *data, gsize len);
+
 /* ---- secrets (cm-secret.c) ----
  * Exported (not G_GNUC_INTERNAL) for libcacmail-ldap and the CLI, but not part of the installed
  * API: every PIN and password cacmail reads goes through these. */

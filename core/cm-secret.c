@@ -11,6 +11,28 @@
 #include <termios.h>
 #include <unistd.h>
 
+gboolean
+cm_write_all (int fd, const void *data, gsize len)
+{
+  const char *p = data;
+
+  while (len > 0)
+    {
+      ssize_t n = write (fd, p, len);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        {
+          if (n == 0)
+            errno = EIO;
+          return FALSE;
+        }
+      p += n;
+      len -= (gsize)n;
+    }
+  return TRUE;
+}
+
 void
 cm_secret_free (char *secret)
 {

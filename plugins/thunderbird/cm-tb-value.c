@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cm-tb-value.c: pref values and changes, and writing a profile file safely. */
 #include "cm-tb-private.h"
+#include "cm-private.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -164,22 +165,6 @@ cm_tb_sha256_hex (const void *data, gsize len)
   return g_compute_checksum_for_data (G_CHECKSUM_SHA256, data, len);
 }
 
-static gboolean
-write_all (int fd, const char *data, gsize len)
-{
-  while (len > 0)
-    {
-      ssize_t n = write (fd, data, len);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        return FALSE;
-      data += n;
-      len -= (gsize)n;
-    }
-  return TRUE;
-}
-
 /* The file a path names, following symlinks (a user may link prefs.js elsewhere). */
 static char *
 real_target (const char *path)
@@ -214,7 +199,7 @@ cm_tb_write_file_atomic (const char *path, const char *data, gsize len, GError *
                    dir, g_strerror (errno));
       return FALSE;
     }
-  if (!write_all (fd, data, len) || fchmod (fd, had ? (st.st_mode & 07777) : 0600) != 0
+  if (!cm_write_all (fd, data, len) || fchmod (fd, had ? (st.st_mode & 07777) : 0600) != 0
       || (had && geteuid () == 0 && fchown (fd, st.st_uid, st.st_gid) != 0) || fsync (fd) != 0)
     goto fail;
   if (close (fd) != 0)

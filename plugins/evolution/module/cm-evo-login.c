@@ -9,6 +9,7 @@
  * an alert in the window. */
 #include "cm-evo-login-action.h"
 #include "cm-evo-module.h"
+#include "cm-private.h"
 #include <cm-evo-login.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -299,22 +300,6 @@ error_line (const char *err, int status)
   return g_string_free (line, FALSE);
 }
 
-static gboolean
-write_all (int fd, const char *data, gsize len)
-{
-  while (len > 0)
-    {
-      ssize_t n = write (fd, data, len);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        return FALSE;
-      data += n;
-      len -= (gsize)n;
-    }
-  return TRUE;
-}
-
 /* A pipe whose read end holds @pin and a newline, the write end closed (the PIN fits in the
  * pipe's buffer: at most CM_SECRET_LINE_MAX bytes). The read end, or -1. */
 static int
@@ -325,7 +310,7 @@ pin_pipe (const char *pin, GError **error)
 
   if (!g_unix_open_pipe (fds, FD_CLOEXEC, error))
     return -1;
-  ok = write_all (fds[1], pin, strlen (pin)) && write_all (fds[1], "\n", 1);
+  ok = cm_write_all (fds[1], pin, strlen (pin)) && cm_write_all (fds[1], "\n", 1);
   close (fds[1]);
   if (!ok)
     {

@@ -2,6 +2,7 @@
 /* cm-native-frame.c: native messaging frames, a 4-byte length in native byte order followed by
  * that many bytes of UTF-8 JSON. */
 #include "cm-native.h"
+#include "cm-private.h"
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -83,23 +84,14 @@ cm_native_read_frame (int fd, char **payload, guint32 *size, GError **error)
 static gboolean
 write_full (int fd, const char *buf, gsize len, GError **error)
 {
-  while (len > 0)
-    {
-      ssize_t n = write (fd, buf, len);
+  int e;
 
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        {
-          int e = errno;
-          g_set_error (error, G_IO_ERROR, g_io_error_from_errno (e),
-                       "cannot write to Thunderbird: %s", g_strerror (e));
-          return FALSE;
-        }
-      buf += n;
-      len -= (gsize)n;
-    }
-  return TRUE;
+  if (cm_write_all (fd, buf, len))
+    return TRUE;
+  e = errno;
+  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (e), "cannot write to Thunderbird: %s",
+               g_strerror (e));
+  return FALSE;
 }
 
 gboolean
