@@ -30,19 +30,8 @@ card_modules (CmNssDb *db)
 {
   g_autoptr (GPtrArray) mods = cm_nssdb_list_modules (db, NULL);
   gboolean kit_has_opensc = cm_nssdb_p11kit_has_opensc (NULL);
-  int n = 0;
 
-  if (mods == NULL)
-    return -1;
-  for (guint i = 0; i < mods->len; i++)
-    {
-      CmNssdbModule *m = g_ptr_array_index (mods, i);
-      if (m->library_exists
-          && (m->kind == CM_NSSDB_MODULE_OPENSC
-              || (m->kind == CM_NSSDB_MODULE_P11KIT_PROXY && kit_has_opensc)))
-        n++;
-    }
-  return n;
+  return mods ? (int)cm_nssdb_count_card_entries (mods, kit_has_opensc) : -1;
 }
 
 static void

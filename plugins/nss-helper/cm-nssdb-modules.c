@@ -252,10 +252,8 @@ make_friendly (CmNssDb *db, CmNssdbModule *m, char **report, GError **error)
   return TRUE;
 }
 
-/* How many entries reach the card (as `cacmail doctor` counts them): OpenSC, and the p11-kit
- * proxy when p11-kit loads OpenSC, whose library is there. */
-static guint
-card_entries (GPtrArray *mods, gboolean p11kit_opensc)
+guint
+cm_nssdb_count_card_entries (GPtrArray *mods, gboolean p11kit_opensc)
 {
   guint n = 0;
 
@@ -335,7 +333,7 @@ cm_nssdb_register_card_sync (CmNssDb *db, CmNssdbModuleKind kind, char **report,
   *report = NULL;
   if (mods == NULL || g_cancellable_set_error_if_cancelled (cancellable, error))
     return FALSE;
-  reach = card_entries (mods, p11kit_opensc);
+  reach = cm_nssdb_count_card_entries (mods, p11kit_opensc);
   if (reach <= 1 && (there = find_entry (mods, CM_NSSDB_MODULE_OPENSC, NULL)))
     {
       if (!there->friendly)
@@ -369,7 +367,7 @@ cm_nssdb_register_card_sync (CmNssDb *db, CmNssdbModuleKind kind, char **report,
   after = cm_nssdb_list_modules (db, error);
   if (after == NULL)
     return FALSE;
-  if (!has_entry (after, kind, lib) || card_entries (after, p11kit_opensc) > 1)
+  if (!has_entry (after, kind, lib) || cm_nssdb_count_card_entries (after, p11kit_opensc) > 1)
     {
       g_set_error (error, CM_ERROR, CM_ERROR_ENVIRONMENT,
                    "NSS did not keep the module once in %s/pkcs11.txt: check that the file is "

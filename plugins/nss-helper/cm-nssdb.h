@@ -86,6 +86,11 @@ char *cm_nssdb_find_p11kit_proxy (void);
  * .module file that says so (caller frees). */
 gboolean cm_nssdb_p11kit_has_opensc (char **where);
 
+/* How many of @mods (from cm_nssdb_list_modules) reach the card: OpenSC, and the p11-kit proxy
+ * when @p11kit_opensc (cm_nssdb_p11kit_has_opensc); only entries whose library is there count.
+ * More than one means the card shows twice. */
+guint cm_nssdb_count_card_entries (GPtrArray *mods, gboolean p11kit_opensc);
+
 /* Register the card module in @db unless a module that already reaches the card is there:
  * @kind CM_NSSDB_MODULE_OTHER picks the p11-kit proxy when p11-kit has OpenSC, else OpenSC.
  * When several entries reach the card (it shows twice), they are all removed and one is added
