@@ -96,7 +96,8 @@ with tmpdir() as tmp:
 # States, not crashes.
 rep = status([])
 t.ok(all(r["card"] is None for r in rep["readers"]) and
-     "no-card" in {p["code"] for p in rep["problems"]}, "no card: reported as a state")
+     "no-card" in {p["code"] for p in rep["problems"]}, "no card: reported as a state",
+     json.dumps({"readers": rep["readers"], "problems": rep["problems"]}))
 # An empty reader says it is empty, with no PIN figure (it used to print "no card, 0 PIN tries
 # left"); the card in the other reader keeps its PIN figure (--all asks the card).
 p = subprocess.run([HARNESS, "--card", d46, "--", CACMAIL, "status", "--all", "--at", AT],
